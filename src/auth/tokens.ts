@@ -1,0 +1,70 @@
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { GatewayError } from '../errors.js';
+
+export interface TokenVerifier {
+  /** Resolves the user id (`sub`) of a valid token; throws a 401 GatewayError otherwise. */
+  verify(token: string): Promise<string>;
+}
+
+export interface TokenIssuer {
+  /** Signs an HS256 token whose `sub` is the user id. */
+  issue(userId: string, options?: { expiresInSeconds?: number }): Promise<string>;
+}
+
+/** User ids are also Redis channel suffixes and DB keys: keep them short and printable. */
+export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+const ALGORITHM = 'HS256';
+
+function secretKey(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret);
+}
+
+/**
+ * @example
+ * const verifier = createTokenVerifier({ secret: process.env.GATEWAY_JWT_SECRET! });
+ * const userId = await verifier.verify(bearerToken);
+ */
+export function createTokenVerifier(options: { secret: string; clockToleranceSeconds?: number }): TokenVerifier {
+  const key = secretKey(options.secret);
+  const clockTolerance = options.clockToleranceSeconds ?? 5;
+  return {
+    async verify(token) {
+      let subject: unknown;
+      try {
+        const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], clockTolerance });
+        subject = payload.sub;
+      } catch (error) {
+        if (error instanceof joseErrors.JWTExpired) {
+          throw new GatewayError('token_expired', 'The access token has expired.', { status: 401, cause: error });
+        }
+        throw new GatewayError('invalid_token', 'The access token is not valid.', { status: 401, cause: error });
+      }
+      if (typeof subject !== 'string' || !USER_ID_PATTERN.test(subject)) {
+        throw new GatewayError('invalid_token', 'The access token has no usable `sub` (user id).', { status: 401 });
+      }
+      return subject;
+    },
+  };
+}
+
+/**
+ * @example
+ * const issuer = createTokenIssuer({ secret });
+ * const token = await issuer.issue('alice', { expiresInSeconds: 3600 });
+ */
+export function createTokenIssuer(options: { secret: string }): TokenIssuer {
+  const key = secretKey(options.secret);
+  return {
+    async issue(userId, issueOptions = {}) {
+      if (!USER_ID_PATTERN.test(userId)) {
+        throw new GatewayError('invalid_user_id', `User id must match ${USER_ID_PATTERN}.`, { status: 400 });
+      }
+      const jwt = new SignJWT({}).setProtectedHeader({ alg: ALGORITHM }).setSubject(userId).setIssuedAt();
+      if (issueOptions.expiresInSeconds !== undefined) {
+        jwt.setExpirationTime(Math.floor(Date.now() / 1000) + issueOptions.expiresInSeconds);
+      }
+      return jwt.sign(key);
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * The wake-up signal between processes. It carries no message data: a wake means "this user's
+ * mailbox may have changed, read the store again". Losing a wake delays delivery (the held poll
+ * re-reads on its timeout or on the bus's `resync`), it never loses a message.
+ */
+export type WakeListener = () => void;
+export type Unsubscribe = () => void;
+
+export interface Bus {
+  /**
+   * Registers a listener for a user's wake-ups. Resolves once the subscription is active (a wake
+   * published after that is seen), or at once when the bus is down, so a poll never hangs on it.
+   * Subscriptions are reference-counted: one channel subscription per user however many listeners.
+   */
+  subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe>;
+  /** Best effort: rejects when the bus is unreachable (the message is already stored). */
+  wake(userIds: readonly string[]): Promise<void>;
+  /**
+   * Called after the bus (re)connects: wakes published while it was away are lost, so every
+   * listener should re-read the store.
+   */
+  onResync(listener: () => void): Unsubscribe;
+  /** False while the bus cannot deliver wakes; the engine then re-reads the store on a timer. */
+  readonly healthy: boolean;
+  /** Number of users with an active channel subscription (for tests and metrics). */
+  readonly subscribedUsers: number;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,45 @@
+import type Koa from 'koa';
+import getRawBody from 'raw-body';
+import { GatewayError } from '../errors.js';
+
+/**
+ * text/plain is accepted because old browsers' cross-origin requests (XDomainRequest, "simple"
+ * CORS requests) cannot send application/json without a preflight.
+ */
+const ACCEPTED_TYPES = ['application/json', 'text/plain'];
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads and parses a JSON request body with a byte limit. The limit is enforced while streaming
+ * (and up front from Content-Length), so an oversize body is never buffered whole.
+ */
+export async function readJsonBody(ctx: Koa.Context, limitBytes: number): Promise<unknown> {
+  const mediaType = (ctx.get('Content-Type').split(';')[0] ?? '').trim().toLowerCase();
+  if (!ACCEPTED_TYPES.includes(mediaType)) {
+    throw new GatewayError('unsupported_media_type', 'Send the body as application/json (or text/plain containing JSON).', {
+      status: 415,
+    });
+  }
+  let raw: Buffer;
+  try {
+    raw = await getRawBody(ctx.req, { limit: limitBytes, length: ctx.get('Content-Length') || undefined });
+  } catch (error) {
+    const type = (error as { type?: unknown }).type;
+    if (type === 'entity.too.large') {
+      throw new GatewayError('payload_too_large', `The request body exceeds ${limitBytes} bytes.`, { status: 413 });
+    }
+    throw new GatewayError('invalid_body', 'The request body could not be read.', { status: 400, cause: error });
+  }
+  let text: string;
+  try {
+    text = strictUtf8.decode(raw);
+  } catch {
+    throw new GatewayError('invalid_json', 'The request body is not valid UTF-8.', { status: 400 });
+  }
+  if (text.trim() === '') throw new GatewayError('invalid_json', 'The request body is empty; expected JSON.', { status: 400 });
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new GatewayError('invalid_json', 'The request body is not valid JSON.', { status: 400 });
+  }
+}

@@ -1,0 +1,78 @@
+import type Router from '@koa/router';
+import type Koa from 'koa';
+import { z } from 'zod';
+import type { Engine } from '../../core/engine.js';
+import type { StoredMessage } from '../../store/types.js';
+import { assertOwnMailbox } from '../auth.js';
+import { readJsonBody } from '../body.js';
+import { cursorSchema, integerQuery, optionalStringQuery, parseOrThrow, userIdSchema } from '../validation.js';
+
+export interface PollRouteOptions {
+  pollWaitDefaultSeconds: number;
+  pollWaitMaxSeconds: number;
+  pollLimitDefault: number;
+  pollLimitMax: number;
+}
+
+/**
+ * Proxies and old browsers cache GETs unless told not to in every dialect; nginx buffers a held
+ * response unless told not to.
+ */
+function setNoCacheHeaders(ctx: Koa.Context): void {
+  ctx.set('Cache-Control', 'no-store, no-cache, must-revalidate');
+  ctx.set('Pragma', 'no-cache');
+  ctx.set('Expires', '0');
+  ctx.set('X-Accel-Buffering', 'no');
+}
+
+/**
+ * Message bodies are stored as validated JSON text; splicing them in avoids a parse and a
+ * re-stringify of every body on the hottest path.
+ */
+function messagesJson(messages: StoredMessage[]): string {
+  return `[${messages
+    .map(
+      (message) =>
+        `{"id":${message.id},"from":${JSON.stringify(message.senderId)},"body":${message.body},"createdAt":"${new Date(message.createdAt).toISOString()}"}`,
+    )
+    .join(',')}]`;
+}
+
+const ackSchema = z.strictObject({ cursor: cursorSchema, user: userIdSchema.optional() });
+
+export function registerPollRoutes(router: Router, engine: Engine, options: PollRouteOptions): void {
+  router.get('/v1/poll', async function holdPollRequest(ctx) {
+    assertOwnMailbox(ctx, optionalStringQuery(ctx, 'user', 'invalid_request'));
+    const cursor = integerQuery(ctx, 'cursor', { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0, code: 'invalid_cursor' });
+    const waitSeconds = integerQuery(ctx, 'wait', {
+      min: 0,
+      max: options.pollWaitMaxSeconds,
+      fallback: options.pollWaitDefaultSeconds,
+      code: 'invalid_wait',
+    });
+    const limit = integerQuery(ctx, 'limit', { min: 1, max: options.pollLimitMax, fallback: options.pollLimitDefault, code: 'invalid_limit' });
+
+    // 'close' on the response fires when the client goes away before we answer: release the
+    // waiter now instead of holding a dead poll until its timeout.
+    const disconnect = new AbortController();
+    const onClose = () => disconnect.abort();
+    ctx.res.once('close', onClose);
+    try {
+      const result = await engine.holdPoll(ctx.state.userId, { cursor, waitMs: waitSeconds * 1000, limit, signal: disconnect.signal });
+      setNoCacheHeaders(ctx);
+      ctx.set('X-Poll-Wait-Max', String(options.pollWaitMaxSeconds));
+      ctx.type = 'application/json';
+      ctx.body = `{"messages":${messagesJson(result.messages)},"cursor":${result.cursor}${result.superseded ? ',"superseded":true' : ''}}`;
+    } finally {
+      ctx.res.off('close', onClose);
+    }
+  });
+
+  router.post('/v1/ack', async function acknowledge(ctx) {
+    const input = parseOrThrow(ackSchema, await readJsonBody(ctx, 1024));
+    assertOwnMailbox(ctx, input.user);
+    const acked = await engine.ackThrough(ctx.state.userId, input.cursor);
+    setNoCacheHeaders(ctx);
+    ctx.body = { acked, cursor: input.cursor };
+  });
+}

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Koa from 'koa';
+import { pino, type Logger } from 'pino';
+import { createTokenIssuer, createTokenVerifier } from './auth/tokens.js';
+import { createMemoryBus } from './bus/memory-bus.js';
+import { createRedisBus } from './bus/redis-bus.js';
+import type { Bus } from './bus/types.js';
+import { loadConfig, type GatewayConfig } from './config.js';
+import { createEngine, type Engine } from './core/engine.js';
+import { createApp } from './http/app.js';
+import { createKnex, createKnexStore } from './store/knex-store.js';
+import type { MessageStore } from './store/types.js';
+
+/** The one place that picks implementations from configuration. */
+
+export interface RunningGateway {
+  url: string;
+  config: GatewayConfig;
+  server: Server;
+  engine: Engine;
+  store: MessageStore;
+  bus: Bus;
+  logger: Logger;
+  issueToken(userId: string, options?: { expiresInSeconds?: number }): Promise<string>;
+  /** Graceful: stop accepting, answer held polls empty, finish in-flight requests, close pools. */
+  close(): Promise<void>;
+}
+
+const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), existsSync(join(dirname(fileURLToPath(import.meta.url)), '../package.json')) ? '..' : '../..');
+
+/**
+ * Without GATEWAY_JWT_SECRET the gateway is not open: it makes a random development secret, keeps
+ * it next to the SQLite file (so `token` mints tokens this gateway accepts) and says so loudly.
+ */
+export function resolveJwtSecret(config: GatewayConfig, logger?: Logger): string {
+  if (config.jwtSecret) return config.jwtSecret;
+  if (process.env.NODE_ENV === 'production') {
+    throw new Error('GATEWAY_JWT_SECRET must be set when NODE_ENV=production');
+  }
+  if (config.sqliteFile === ':memory:') return randomBytes(32).toString('hex');
+  const secretFile = join(dirname(resolve(config.sqliteFile)), 'dev-jwt-secret');
+  if (!existsSync(secretFile)) {
+    mkdirSync(dirname(secretFile), { recursive: true });
+    writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  }
+  logger?.warn(
+    { secretFile },
+    'GATEWAY_JWT_SECRET is not set: using a generated development secret. Mint tokens with `npm run token -- <user>`; set GATEWAY_JWT_SECRET in production.',
+  );
+  return readFileSync(secretFile, 'utf8').trim();
+}
+
+export function createLogger(config: GatewayConfig): Logger {
+  return pino({
+    level: config.logLevel,
+    // Belt and braces: tokens and bodies are never logged on purpose, but redact them if they are.
+    redact: ['req.headers.authorization', 'authorization', 'token', 'body'],
+  });
+}
+
+/**
+ * Builds and starts a gateway from an env-like record.
+ *
+ * @example
+ * const gateway = await startGateway({ PORT: '0', SQLITE_FILE: ':memory:', GATEWAY_JWT_SECRET: secret });
+ * console.log(gateway.url);
+ * await gateway.close();
+ */
+export async function startGateway(env: Record<string, string | undefined> = process.env): Promise<RunningGateway> {
+  const config = loadConfig(env);
+  const logger = createLogger(config);
+  const secret = resolveJwtSecret(config, logger);
+  const issuer = createTokenIssuer({ secret });
+
+  const store = await createKnexStore({ knex: createKnex(config) });
+  let bus: Bus;
+  try {
+    bus = config.redisUrl
+      ? await createRedisBus({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          onError: (error) => logger.warn({ err: error }, 'redis bus error'),
+        })
+      : createMemoryBus();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const engine = createEngine(
+    { store, bus },
+    {
+      maxPollsPerUser: config.pollMaxPerUser,
+      maxHeldPolls: config.maxHeldPolls,
+      onError: (error, context) => logger.warn({ err: error, context }, 'engine background error'),
+    },
+  );
+
+  let draining = false;
+  const extraMiddleware: Koa.Middleware[] = [];
+  if (config.demo) {
+    // Loaded only when enabled: production gateways never carry the demo's routes.
+    const { createDemoMiddleware } = await import('./http/demo.js');
+    extraMiddleware.push(
+      createDemoMiddleware({
+        demoDir: join(PACKAGE_ROOT, 'demo'),
+        legacyBundlePath: join(PACKAGE_ROOT, 'dist/client/longpoll.legacy.js'),
+        issueToken: (userId: string) => issuer.issue(userId, { expiresInSeconds: 24 * 3600 }),
+      }),
+    );
+  }
+  const app = createApp(
+    {
+      engine,
+      verifier: createTokenVerifier({ secret }),
+      readiness: [
+        { name: 'store', check: () => store.ping() },
+        { name: 'bus', check: () => bus.ping() },
+      ],
+      logger,
+      isDraining: () => draining,
+    },
+    { ...config, extraMiddleware },
+  );
+
+  const server = createServer(app.callback());
+  // A held poll lasts up to POLL_WAIT_MAX_S: the request timeout must outlast it, while headers
+  // still have to arrive promptly so slow-loris clients cannot pin sockets.
+  server.requestTimeout = (config.pollWaitMaxSeconds + 30) * 1000;
+  server.headersTimeout = 15_000;
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(config.port, config.host, () => {
+      server.off('error', rejectListen);
+      resolveListen();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+
+  let closing: Promise<void> | undefined;
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      draining = true;
+      const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+      engine.drain();
+      server.closeIdleConnections();
+      const grace = new Promise<void>((resolveGrace) => setTimeout(resolveGrace, config.shutdownGraceMs).unref());
+      await Promise.race([closed, grace]);
+      server.closeAllConnections();
+      await bus.close();
+      await store.close();
+    })();
+    return closing;
+  }
+
+  return {
+    url,
+    config,
+    server,
+    engine,
+    store,
+    bus,
+    logger,
+    issueToken: (userId, options) => issuer.issue(userId, options),
+    close,
+  };
+}

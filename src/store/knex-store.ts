@@ -1,0 +1,239 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { IdempotencyConflictError, StoreUnavailableError } from '../errors.js';
+import { migrateToLatest } from './migrations.js';
+import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore, type StoredMessage } from './types.js';
+
+const TABLE = 'messages';
+const MESSAGE_COLUMNS = ['id', 'user_id', 'sender_id', 'client_msg_id', 'body', 'created_at'] as const;
+
+interface MessageRow {
+  id: number | string;
+  user_id: string;
+  sender_id: string;
+  client_msg_id: string | null;
+  body: string;
+  created_at: number | string;
+}
+
+export type DatabaseDialect = 'mysql' | 'sqlite';
+
+export interface KnexConnectionOptions {
+  mysqlUrl?: string | undefined;
+  mysqlPoolMax?: number;
+  sqliteFile?: string;
+}
+
+/**
+ * @example
+ * const knex = createKnex({ mysqlUrl: process.env.MYSQL_URL, sqliteFile: './data/gateway.sqlite' });
+ */
+export function createKnex(options: KnexConnectionOptions): Knex {
+  if (options.mysqlUrl) {
+    return knexFactory({
+      client: 'mysql2',
+      connection: options.mysqlUrl,
+      pool: { min: 0, max: options.mysqlPoolMax ?? 20 },
+      // Fail fast instead of queueing behind a dead server: callers answer 503 + Retry-After.
+      acquireConnectionTimeout: 5_000,
+    });
+  }
+  const filename = options.sqliteFile ?? ':memory:';
+  if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true });
+  return knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename },
+    useNullAsDefault: true,
+    pool: {
+      // WAL lets readers proceed during a write; busy_timeout waits for another process's lock.
+      afterCreate: (connection: { pragma(sql: string): unknown }, done: (error: Error | null, connection: unknown) => void) => {
+        try {
+          if (filename !== ':memory:') connection.pragma('journal_mode = WAL');
+          connection.pragma('busy_timeout = 5000');
+          done(null, connection);
+        } catch (error) {
+          done(error as Error, connection);
+        }
+      },
+    },
+  });
+}
+
+export function dialectOf(knex: Knex): DatabaseDialect {
+  return knex.client.config.client === 'mysql2' ? 'mysql' : 'sqlite';
+}
+
+/**
+ * The hot read of a poll. Exported so the MySQL plan test EXPLAINs exactly what runs.
+ * One status at a time keeps ORDER BY id served by the (user_id, status) index: an IN over two
+ * statuses would need a filesort to merge them.
+ */
+export function unackedByStatusQuery(
+  db: Knex | Knex.Transaction,
+  userId: string,
+  status: 'pending' | 'delivered',
+  limit: number,
+): Knex.QueryBuilder {
+  return db(TABLE).select(MESSAGE_COLUMNS).where({ user_id: userId, status }).orderBy('id', 'asc').limit(limit);
+}
+
+function toStoredMessage(row: MessageRow): StoredMessage {
+  return {
+    id: Number(row.id),
+    userId: row.user_id,
+    senderId: row.sender_id,
+    clientMessageId: row.client_msg_id,
+    body: row.body,
+    createdAt: Number(row.created_at),
+  };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'SQLITE_BUSY',
+]);
+
+/** Connection-level failures are retryable (503); anything else is a bug and stays a 500. */
+function classifyStoreError(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const name = (error as { name?: unknown } | null)?.name;
+  const fatal = (error as { fatal?: unknown } | null)?.fatal;
+  if ((typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || name === 'KnexTimeoutError' || fatal === true) {
+    return new StoreUnavailableError(error);
+  }
+  return error;
+}
+
+async function guarded<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw classifyStoreError(error);
+  }
+}
+
+export interface KnexStoreOptions {
+  /** Run migrations before first use (default true). */
+  migrate?: boolean;
+}
+
+/**
+ * MessageStore on knex, for MySQL/MariaDB (production) and SQLite (embedded default).
+ *
+ * @example
+ * const store = await createKnexStore({ knex: createKnex({ sqliteFile: ':memory:' }) });
+ * const { id } = await store.insertMessage({ userId: 'bob', senderId: 'alice', body: '"hi"' });
+ */
+export async function createKnexStore(
+  dependencies: { knex: Knex; clock?: Clock },
+  options: KnexStoreOptions = {},
+): Promise<MessageStore & { readonly knex: Knex }> {
+  const { knex } = dependencies;
+  const clock = dependencies.clock ?? systemClock;
+  if (options.migrate ?? true) await guarded(() => migrateToLatest(knex));
+
+  async function findByClientId(senderId: string, clientMessageId: string): Promise<(MessageRow & { user_id: string }) | undefined> {
+    return knex(TABLE).select(MESSAGE_COLUMNS).where({ sender_id: senderId, client_msg_id: clientMessageId }).first();
+  }
+
+  async function insertMessage(draft: MessageDraft): Promise<InsertResult> {
+    const clientMessageId = draft.clientMessageId ?? null;
+    return guarded(async () => {
+      try {
+        const [id] = await knex(TABLE).insert({
+          user_id: draft.userId,
+          sender_id: draft.senderId,
+          client_msg_id: clientMessageId,
+          body: draft.body,
+          status: 'pending',
+          created_at: clock.now(),
+        });
+        return { id: Number(id), duplicate: false };
+      } catch (error) {
+        // The unique index decides between concurrent identical publishes; the loser reads the
+        // winner's row. A read-then-insert check would let both through.
+        if (clientMessageId === null || !isUniqueViolation(error)) throw error;
+        const existing = await findByClientId(draft.senderId, clientMessageId);
+        if (!existing) throw error;
+        if (existing.user_id !== draft.userId || existing.body !== draft.body) {
+          throw new IdempotencyConflictError(clientMessageId);
+        }
+        return { id: Number(existing.id), duplicate: true };
+      }
+    });
+  }
+
+  async function ackThrough(userId: string, cursor: number): Promise<number> {
+    if (cursor <= 0) return 0;
+    return guarded(() =>
+      knex(TABLE)
+        .where({ user_id: userId, status: 'delivered' })
+        .andWhere('delivery_cursor', '<=', cursor)
+        .update({ status: 'acked', acked_at: clock.now() }),
+    );
+  }
+
+  async function deliverPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
+    return guarded(() =>
+      knex.transaction(async (trx) => {
+        const [redeliveries, fresh] = await Promise.all([
+          unackedByStatusQuery(trx, userId, 'delivered', limit),
+          unackedByStatusQuery(trx, userId, 'pending', limit),
+        ]);
+        const rows = ([...redeliveries, ...fresh] as MessageRow[])
+          .map(toStoredMessage)
+          .sort((a, b) => a.id - b.id)
+          .slice(0, limit);
+        if (rows.length === 0) return { messages: [], cursor };
+
+        const stampRow = (await trx(TABLE)
+          .where({ user_id: userId, status: 'delivered' })
+          .max({ highest: 'delivery_cursor' })
+          .first()) as { highest: number | string | null } | undefined;
+        const highestStamp = Number(stampRow?.highest ?? 0);
+        const highestId = rows[rows.length - 1]!.id;
+        // Strictly above every earlier stamp: a response that was lost cannot share a stamp with
+        // one the client did receive, so acking the received cursor never acks unseen rows.
+        const nextCursor = Math.max(cursor + 1, highestId, highestStamp + 1);
+
+        await trx(TABLE)
+          .where({ user_id: userId })
+          .whereIn('status', ['pending', 'delivered'])
+          .whereIn(
+            'id',
+            rows.map((row) => row.id),
+          )
+          .update({ status: 'delivered', delivery_cursor: nextCursor });
+        return { messages: rows, cursor: nextCursor };
+      }),
+    );
+  }
+
+  return {
+    knex,
+    insertMessage,
+    ackThrough,
+    deliverPending,
+    async ping() {
+      await guarded(() => knex.raw('select 1'));
+    },
+    async close() {
+      await knex.destroy();
+    },
+  };
+}

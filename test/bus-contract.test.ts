@@ -1,0 +1,120 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Bus } from '../src/bus/types.js';
+import { backendCases, type Backend } from './support/backends.js';
+
+/** Subscribes, and resolves `woken` on the first wake; `ready` resolves when subscribe did. */
+function nextWake(bus: Bus, userId: string): { ready: Promise<unknown>; woken: Promise<void> } {
+  let markWoken!: () => void;
+  const woken = new Promise<void>((resolve) => (markWoken = resolve));
+  const ready = bus.subscribe(userId, () => markWoken());
+  return { ready, woken: woken.then(async () => (await ready as () => void)()) };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe.each(backendCases('bus contract'))('Bus contract on $name', ({ make }) => {
+  let backend: Backend;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    backend = make();
+    bus = await backend.createBus();
+  });
+  afterAll(async () => {
+    await backend.cleanup();
+  });
+
+  it('delivers a wake published after subscribe resolved', async () => {
+    let woken = 0;
+    const unsubscribe = await bus.subscribe('alice', () => {
+      woken += 1;
+    });
+    await bus.wake(['alice']);
+    await waitFor(() => woken === 1);
+    unsubscribe();
+  });
+
+  it('wakes only the named users', async () => {
+    const woken: string[] = [];
+    const offs = await Promise.all(['u1', 'u2', 'u3'].map((u) => bus.subscribe(u, () => woken.push(u))));
+    await bus.wake(['u1', 'u3']);
+    await waitFor(() => woken.length === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(woken.sort()).toEqual(['u1', 'u3']);
+    offs.forEach((off) => off());
+  });
+
+  it('reference-counts subscriptions per user and stops waking after the last unsubscribe', async () => {
+    const before = bus.subscribedUsers;
+    let woken = 0;
+    const first = await bus.subscribe('carol', () => (woken += 1));
+    const second = await bus.subscribe('carol', () => (woken += 1));
+    expect(bus.subscribedUsers).toBe(before + 1);
+    first();
+    first(); // idempotent
+    expect(bus.subscribedUsers).toBe(before + 1);
+    await bus.wake(['carol']);
+    await waitFor(() => woken === 1);
+    second();
+    expect(bus.subscribedUsers).toBe(before);
+    await bus.wake(['carol']);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(woken).toBe(1);
+  });
+
+  it('survives subscribe → unsubscribe → subscribe of one user in quick succession', async () => {
+    const off1 = await bus.subscribe('dave', () => {});
+    off1();
+    const { ready, woken } = nextWake(bus, 'dave');
+    await ready;
+    await bus.wake(['dave']);
+    await expect(woken).resolves.toBeUndefined();
+  });
+
+  it('answers ping and reports healthy', async () => {
+    await expect(bus.ping()).resolves.toBeUndefined();
+    expect(bus.healthy).toBe(true);
+  });
+});
+
+const redisCases = backendCases('Redis reconnect').filter((c) => c.name === 'mysql+redis');
+
+describe.skipIf(redisCases.length === 0)('Redis bus reconnect', () => {
+  let backend: Backend;
+  let bus: Bus;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    backend = redisCases[0]!.make();
+    bus = await backend.createBus();
+    admin = new Redis(process.env.REDIS_URL!);
+  });
+  afterAll(async () => {
+    admin.disconnect();
+    await backend.cleanup();
+  });
+
+  it('re-subscribes after the subscriber connection is killed and signals a resync', async () => {
+    let woken = 0;
+    let resyncs = 0;
+    bus.onResync(() => (resyncs += 1));
+    const unsubscribe = await bus.subscribe('erin', () => (woken += 1));
+    const killed = await admin.client('KILL', 'TYPE', 'pubsub');
+    expect(Number(killed)).toBeGreaterThanOrEqual(1);
+    await waitFor(() => resyncs === 1 && bus.healthy, 5_000);
+    // After the resync the channel is subscribed again: a wake gets through.
+    await waitFor(() => {
+      void bus.wake(['erin']).catch(() => {});
+      return woken > 0;
+    }, 5_000);
+    expect(woken).toBeGreaterThan(0);
+    unsubscribe();
+  });
+});

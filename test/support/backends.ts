@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import knexFactory from 'knex';
+import { createMemoryBus } from '../../src/bus/memory-bus.js';
+import { createRedisBus } from '../../src/bus/redis-bus.js';
+import type { Bus } from '../../src/bus/types.js';
+import { createKnex, createKnexStore } from '../../src/store/knex-store.js';
+import type { Clock, MessageStore } from '../../src/store/types.js';
+import type { Knex } from 'knex';
+
+/**
+ * Every storage and bus suite runs against both the embedded defaults (SQLite + in-process bus)
+ * and the real servers (MariaDB + Redis from MYSQL_URL / REDIS_URL). With CI=true a missing real
+ * server fails the run; locally the real variant is skipped, loudly.
+ */
+export interface Backend {
+  name: 'embedded' | 'mysql+redis';
+  real: boolean;
+  /** A fresh, isolated store (own database / in-memory file); closed by `cleanup`. */
+  createStore(clock?: Clock): Promise<MessageStore & { knex: Knex }>;
+  /** A bus with a prefix unique to this call, so parallel suites never hear each other. */
+  createBus(prefix?: string): Promise<Bus>;
+  /** Env for startGateway sharing one database + prefix (for multi-process tests). */
+  gatewayEnv(): Promise<Record<string, string>>;
+  cleanup(): Promise<void>;
+}
+
+export const TEST_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
+
+export function realServersConfigured(): boolean {
+  return Boolean(process.env.MYSQL_URL && process.env.REDIS_URL);
+}
+
+let warned = false;
+export function requireRealServersOrWarn(what: string): boolean {
+  if (realServersConfigured()) return true;
+  if (process.env.CI === 'true') {
+    throw new Error(`CI=true but MYSQL_URL / REDIS_URL are not set: ${what} cannot run. Start them with scripts/services.sh up.`);
+  }
+  if (!warned) {
+    warned = true;
+    console.warn(
+      `\n!!! SKIPPED real-server variants (${what}): MYSQL_URL / REDIS_URL not set.\n!!! Run: eval "$(bash scripts/services.sh up)" && npm test\n`,
+    );
+  }
+  return false;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+function embeddedBackend(): Backend {
+  const stores: MessageStore[] = [];
+  const buses: Bus[] = [];
+  return {
+    name: 'embedded',
+    real: false,
+    async createStore(clock) {
+      const store = await createKnexStore({ knex: createKnex({ sqliteFile: ':memory:' }), ...(clock ? { clock } : {}) });
+      stores.push(store);
+      return store;
+    },
+    async createBus() {
+      const bus = createMemoryBus();
+      buses.push(bus);
+      return bus;
+    },
+    async gatewayEnv() {
+      return { SQLITE_FILE: ':memory:', GATEWAY_JWT_SECRET: TEST_SECRET };
+    },
+    async cleanup() {
+      await Promise.all([...stores.map((s) => s.close()), ...buses.map((b) => b.close())]);
+    },
+  };
+}
+
+function realBackend(): Backend {
+  const mysqlUrl = process.env.MYSQL_URL!;
+  const redisUrl = process.env.REDIS_URL!;
+  const databases: string[] = [];
+  const stores: MessageStore[] = [];
+  const buses: Bus[] = [];
+
+  async function createDatabase(): Promise<string> {
+    const name = uniqueName('lpg_test_');
+    const admin = knexFactory({ client: 'mysql2', connection: mysqlUrl, pool: { min: 0, max: 1 } });
+    try {
+      await admin.raw('CREATE DATABASE ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_bin', [name]);
+    } finally {
+      await admin.destroy();
+    }
+    databases.push(name);
+    const url = new URL(mysqlUrl);
+    url.pathname = `/${name}`;
+    return url.toString();
+  }
+
+  return {
+    name: 'mysql+redis',
+    real: true,
+    async createStore(clock) {
+      const store = await createKnexStore({ knex: createKnex({ mysqlUrl: await createDatabase() }), ...(clock ? { clock } : {}) });
+      stores.push(store);
+      return store;
+    },
+    async createBus(prefix) {
+      const bus = await createRedisBus({ url: redisUrl, prefix: prefix ?? `${uniqueName('t')}:` });
+      buses.push(bus);
+      return bus;
+    },
+    async gatewayEnv() {
+      return {
+        MYSQL_URL: await createDatabase(),
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: `${uniqueName('t')}:`,
+        GATEWAY_JWT_SECRET: TEST_SECRET,
+      };
+    },
+    async cleanup() {
+      await Promise.all([...stores.map((s) => s.close()), ...buses.map((b) => b.close())]);
+      if (databases.length === 0) return;
+      const admin = knexFactory({ client: 'mysql2', connection: mysqlUrl, pool: { min: 0, max: 1 } });
+      try {
+        for (const name of databases) await admin.raw('DROP DATABASE IF EXISTS ??', [name]);
+      } finally {
+        await admin.destroy();
+      }
+    },
+  };
+}
+
+/**
+ * Cases for `describe.each(backendCases('...'))('$name', ({ make }) => …)`: embedded always,
+ * mysql+redis when configured (required in CI).
+ */
+export function backendCases(what: string): Array<{ name: Backend['name']; make: () => Backend }> {
+  const cases: Array<{ name: Backend['name']; make: () => Backend }> = [{ name: 'embedded', make: embeddedBackend }];
+  if (requireRealServersOrWarn(what)) cases.push({ name: 'mysql+redis', make: realBackend });
+  return cases;
+}
