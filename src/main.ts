@@ -136,7 +136,8 @@ export async function startGateway(env: Record<string, string | undefined> = pro
 
   await new Promise<void>((resolveListen, rejectListen) => {
     server.once('error', rejectListen);
-    server.listen(config.port, config.host, () => {
+    // A large backlog: thousands of clients reconnect at once after a restart or a network blip.
+    server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
       server.off('error', rejectListen);
       resolveListen();
     });
@@ -151,9 +152,16 @@ export async function startGateway(env: Record<string, string | undefined> = pro
       draining = true;
       const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
       engine.drain();
+      // Sockets become idle as their held polls are answered; close them as they do.
       server.closeIdleConnections();
-      const grace = new Promise<void>((resolveGrace) => setTimeout(resolveGrace, config.shutdownGraceMs).unref());
+      const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+      let graceTimer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolveGrace) => {
+        graceTimer = setTimeout(resolveGrace, config.shutdownGraceMs);
+      });
       await Promise.race([closed, grace]);
+      clearInterval(sweeper);
+      clearTimeout(graceTimer);
       server.closeAllConnections();
       await bus.close();
       await store.close();

@@ -30,6 +30,7 @@ describe.skipIf(mysqlCases.length === 0)('on real MariaDB', () => {
     const [plan] = (await store.knex.raw(`EXPLAIN ${query.sql}`, query.bindings)) as [Array<Record<string, unknown>>];
     expect(plan).toHaveLength(1);
     expect(plan[0]!.key).toBe('idx_messages_user_status');
+    expect(plan[0]!.type).toMatch(/^(ref|range)$/);
     expect(String(plan[0]!.Extra ?? '')).not.toMatch(/filesort/i);
   });
 

@@ -74,6 +74,22 @@ export function createEngine(
     for (const waiters of waitersByUser.values()) for (const waiter of waiters) waiter.wake();
   });
 
+  /**
+   * One delivery per user at a time in this process: two polls of the same user woken together
+   * would otherwise read the same rows and race to stamp them with different cursors.
+   */
+  const deliveryTails = new Map<string, Promise<unknown>>();
+  function deliverInTurn(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
+    const previous = deliveryTails.get(userId) ?? Promise.resolve();
+    const delivery = previous.then(() => store.deliverPending(userId, cursor, limit));
+    const tail = delivery.catch(() => {});
+    deliveryTails.set(userId, tail);
+    void tail.then(() => {
+      if (deliveryTails.get(userId) === tail) deliveryTails.delete(userId);
+    });
+    return delivery;
+  }
+
   function register(userId: string): Waiter {
     const waiter = new Waiter(userId);
     let waiters = waitersByUser.get(userId);
@@ -124,7 +140,7 @@ export function createEngine(
   async function holdPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
     if (cursor > 0) await store.ackThrough(userId, cursor);
-    if (request.waitMs <= 0 || draining) return store.deliverPending(userId, cursor, limit);
+    if (request.waitMs <= 0 || draining) return deliverInTurn(userId, cursor, limit);
     if (heldPolls >= maxHeldPolls) {
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', {
         status: 503,
@@ -144,7 +160,7 @@ export function createEngine(
       unsubscribe = await bus.subscribe(userId, waiter.wake);
       for (;;) {
         waiter.woken = false;
-        const batch = await store.deliverPending(userId, cursor, limit);
+        const batch = await deliverInTurn(userId, cursor, limit);
         if (batch.messages.length > 0) return batch;
         if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
         const remaining = deadline - clock.now();

@@ -50,6 +50,8 @@ export function createApp(
     try {
       await next();
     } finally {
+      // While draining, don't let a keep-alive socket outlive its last response.
+      if (dependencies.isDraining()) ctx.set('Connection', 'close');
       // ctx.path, never ctx.url: the query may hold an access token.
       logger.info(
         { requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },

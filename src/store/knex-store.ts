@@ -3,13 +3,18 @@ import { dirname } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { IdempotencyConflictError, StoreUnavailableError } from '../errors.js';
 import { migrateToLatest } from './migrations.js';
+import { createProbeBatcher } from './probe-batcher.js';
 import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore, type StoredMessage } from './types.js';
 
 const TABLE = 'messages';
+type UnackedStatus = 'pending' | 'delivered';
+const UNACKED: UnackedStatus[] = ['pending', 'delivered'];
 const MESSAGE_COLUMNS = ['id', 'user_id', 'sender_id', 'client_msg_id', 'body', 'created_at'] as const;
 
 interface MessageRow {
   id: number | string;
+  status?: string;
+  delivery_cursor?: number | string | null;
   user_id: string;
   sender_id: string;
   client_msg_id: string | null;
@@ -34,7 +39,22 @@ export function createKnex(options: KnexConnectionOptions): Knex {
     return knexFactory({
       client: 'mysql2',
       connection: options.mysqlUrl,
-      pool: { min: 0, max: options.mysqlPoolMax ?? 20 },
+      pool: {
+        min: 0,
+        max: options.mysqlPoolMax ?? 20,
+        // READ COMMITTED: under REPEATABLE READ every poll's UPDATE takes next-key (gap) locks on
+        // the (user_id, status) index, and publishes to neighbouring user ids queue behind them.
+        // A short lock wait turns any remaining contention into a fast, retryable 503.
+        afterCreate: (
+          connection: { query(sql: string, callback: (error: Error | null) => void): void },
+          done: (error: Error | null, connection: unknown) => void,
+        ) => {
+          connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (isolationError) => {
+            if (isolationError) return done(isolationError, connection);
+            connection.query('SET SESSION innodb_lock_wait_timeout = 5', (timeoutError) => done(timeoutError, connection));
+          });
+        },
+      },
       // Fail fast instead of queueing behind a dead server: callers answer 503 + Retry-After.
       acquireConnectionTimeout: 5_000,
     });
@@ -65,17 +85,16 @@ export function dialectOf(knex: Knex): DatabaseDialect {
 }
 
 /**
- * The hot read of a poll. Exported so the MySQL plan test EXPLAINs exactly what runs.
- * One status at a time keeps ORDER BY id served by the (user_id, status) index: an IN over two
- * statuses would need a filesort to merge them.
+ * The hot read of a poll: a user's unacked messages of one status, in id order. Exported so the
+ * MySQL plan test EXPLAINs exactly what runs. One status per query keeps ORDER BY id served by
+ * the (user_id, status) index; an IN over both statuses would need a filesort to merge them.
  */
-export function unackedByStatusQuery(
-  db: Knex | Knex.Transaction,
-  userId: string,
-  status: 'pending' | 'delivered',
-  limit: number,
-): Knex.QueryBuilder {
-  return db(TABLE).select(MESSAGE_COLUMNS).where({ user_id: userId, status }).orderBy('id', 'asc').limit(limit);
+export function unackedByStatusQuery(db: Knex, userId: string, status: UnackedStatus, limit: number): Knex.QueryBuilder {
+  return db(TABLE)
+    .select([...MESSAGE_COLUMNS, 'status', 'delivery_cursor'])
+    .where({ user_id: userId, status })
+    .orderBy('id', 'asc')
+    .limit(limit);
 }
 
 function toStoredMessage(row: MessageRow): StoredMessage {
@@ -147,6 +166,17 @@ export async function createKnexStore(
   const clock = dependencies.clock ?? systemClock;
   if (options.migrate ?? true) await guarded(() => migrateToLatest(knex));
 
+  /** Which unacked statuses each user has: one covering-index query for a whole tick of polls. */
+  const unackedStatusesOf = createProbeBatcher(async (userIds) => {
+    const rows = (await knex(TABLE).distinct('user_id', 'status').whereIn('user_id', userIds).whereIn('status', UNACKED)) as Array<{
+      user_id: string;
+      status: UnackedStatus;
+    }>;
+    const found = new Map<string, UnackedStatus[]>();
+    for (const row of rows) found.set(row.user_id, [...(found.get(row.user_id) ?? []), row.status]);
+    return found;
+  });
+
   async function findByClientId(senderId: string, clientMessageId: string): Promise<(MessageRow & { user_id: string }) | undefined> {
     return knex(TABLE).select(MESSAGE_COLUMNS).where({ sender_id: senderId, client_msg_id: clientMessageId }).first();
   }
@@ -188,40 +218,49 @@ export async function createKnexStore(
     );
   }
 
+  /**
+   * Without a transaction on purpose: REPEATABLE READ without locking reads would not make the
+   * read-then-update atomic anyway. What keeps it safe is that the UPDATE only touches rows that
+   * are still unacked, and the engine runs one delivery per user at a time in a process.
+   */
   async function deliverPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
-    return guarded(() =>
-      knex.transaction(async (trx) => {
-        const [redeliveries, fresh] = await Promise.all([
-          unackedByStatusQuery(trx, userId, 'delivered', limit),
-          unackedByStatusQuery(trx, userId, 'pending', limit),
-        ]);
-        const rows = ([...redeliveries, ...fresh] as MessageRow[])
-          .map(toStoredMessage)
-          .sort((a, b) => a.id - b.id)
-          .slice(0, limit);
-        if (rows.length === 0) return { messages: [], cursor };
+    return guarded(async () => {
+      // Most reads by a held poll find nothing. A batched index probe answers that for many users
+      // in one query, which keeps a burst of thousands of new polls from queueing on the pool.
+      const statuses = await unackedStatusesOf(userId);
+      if (statuses.length === 0) return { messages: [], cursor };
+      const fetched: MessageRow[] = [];
+      for (const status of statuses) fetched.push(...((await unackedByStatusQuery(knex, userId, status, limit)) as MessageRow[]));
+      const redeliveries = fetched.filter((row) => row.status === 'delivered');
+      const rows = fetched
+        .map(toStoredMessage)
+        .sort((a, b) => a.id - b.id)
+        .slice(0, limit);
+      if (rows.length === 0) return { messages: [], cursor };
 
-        const stampRow = (await trx(TABLE)
-          .where({ user_id: userId, status: 'delivered' })
-          .max({ highest: 'delivery_cursor' })
-          .first()) as { highest: number | string | null } | undefined;
-        const highestStamp = Number(stampRow?.highest ?? 0);
-        const highestId = rows[rows.length - 1]!.id;
-        // Strictly above every earlier stamp: a response that was lost cannot share a stamp with
-        // one the client did receive, so acking the received cursor never acks unseen rows.
-        const nextCursor = Math.max(cursor + 1, highestId, highestStamp + 1);
+      let highestStamp = Math.max(0, ...redeliveries.map((row) => Number(row.delivery_cursor ?? 0)));
+      if (redeliveries.length >= limit) {
+        // More redeliveries than we read: an unread one may carry a higher stamp.
+        const stampRow = (await knex(TABLE).where({ user_id: userId, status: 'delivered' }).max({ highest: 'delivery_cursor' }).first()) as
+          | { highest: number | string | null }
+          | undefined;
+        highestStamp = Math.max(highestStamp, Number(stampRow?.highest ?? 0));
+      }
+      const highestId = rows[rows.length - 1]!.id;
+      // Strictly above every earlier stamp: a response that was lost cannot share a stamp with
+      // one the client did receive, so acking the received cursor never acks unseen rows.
+      const nextCursor = Math.max(cursor + 1, highestId, highestStamp + 1);
 
-        await trx(TABLE)
-          .where({ user_id: userId })
-          .whereIn('status', ['pending', 'delivered'])
-          .whereIn(
-            'id',
-            rows.map((row) => row.id),
-          )
-          .update({ status: 'delivered', delivery_cursor: nextCursor });
-        return { messages: rows, cursor: nextCursor };
-      }),
-    );
+      await knex(TABLE)
+        .where({ user_id: userId })
+        .whereIn('status', UNACKED)
+        .whereIn(
+          'id',
+          rows.map((row) => row.id),
+        )
+        .update({ status: 'delivered', delivery_cursor: nextCursor });
+      return { messages: rows, cursor: nextCursor };
+    });
   }
 
   return {

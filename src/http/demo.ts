@@ -1,0 +1,106 @@
+import { readFile } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import type Koa from 'koa';
+
+/**
+ * Serves the customer-service chat demo (only mounted when GATEWAY_DEMO=1): the static files in
+ * `demoDir`, the legacy client bundle it runs on, and tokens for `demo-*` users so the page needs
+ * no login. Minting tokens on request is exactly what makes this unfit for production.
+ */
+export interface DemoMiddlewareOptions {
+  /** Folder with index.html, demo.js, demo.css; only files directly inside it are served. */
+  demoDir: string;
+  /** dist/client/longpoll.legacy.js, served at /client/longpoll.legacy.js. */
+  legacyBundlePath: string;
+  issueToken: (userId: string) => Promise<string>;
+}
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'application/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** A bare file name: no separators, no leading dot, no `%` escapes, so nothing can leave demoDir. */
+const SAFE_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9]+)+$/;
+const DEMO_USER_ID = /^demo-[A-Za-z0-9._:@-]{1,123}$/;
+const LEGACY_BUNDLE_PATH = '/client/longpoll.legacy.js';
+
+/**
+ * @example
+ * app.use(createDemoMiddleware({ demoDir: 'demo', legacyBundlePath: 'dist/client/longpoll.legacy.js', issueToken }));
+ * // then open http://127.0.0.1:8080/demo/?role=customer and /demo/?role=agent
+ */
+export function createDemoMiddleware(options: { demoDir: string; legacyBundlePath: string; issueToken: (userId: string) => Promise<string> }): Koa.Middleware {
+  const { demoDir, legacyBundlePath, issueToken } = options;
+
+  return async function serveDemo(ctx, next) {
+    const path = ctx.path;
+    if (path === '/demo') {
+      // Relative asset URLs in index.html resolve against /demo/, so insist on the slash.
+      ctx.redirect(`/demo/${ctx.search}`);
+      return;
+    }
+    if (path !== LEGACY_BUNDLE_PATH && !path.startsWith('/demo/')) {
+      await next();
+      return;
+    }
+    ctx.set('Cache-Control', 'no-store');
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      ctx.set('Allow', 'GET, HEAD');
+      respondWithError(ctx, 405, 'method_not_allowed', `${ctx.method} is not supported here.`);
+      return;
+    }
+    if (path === LEGACY_BUNDLE_PATH) {
+      await sendFile(ctx, legacyBundlePath, CONTENT_TYPES['.js']!, 'The legacy client is not built; run `npm run build:legacy`.');
+      return;
+    }
+    const name = path.slice('/demo/'.length);
+    if (name === 'token') {
+      await sendToken(ctx, issueToken);
+      return;
+    }
+    const fileName = name === '' ? 'index.html' : name;
+    const contentType = CONTENT_TYPES[extname(fileName).toLowerCase()];
+    if (!SAFE_FILE_NAME.test(fileName) || contentType === undefined) {
+      respondWithError(ctx, 404, 'not_found', 'No such demo file.');
+      return;
+    }
+    await sendFile(ctx, join(demoDir, fileName), contentType, 'No such demo file.');
+  };
+}
+
+async function sendToken(ctx: Koa.Context, issueToken: (userId: string) => Promise<string>): Promise<void> {
+  const user = ctx.query.user;
+  if (typeof user !== 'string' || !DEMO_USER_ID.test(user)) {
+    respondWithError(ctx, 400, 'invalid_demo_user', 'Query `user` must be a user id starting with "demo-" (e.g. demo-customer).');
+    return;
+  }
+  ctx.body = { token: await issueToken(user) };
+}
+
+async function sendFile(ctx: Koa.Context, file: string, contentType: string, missingMessage: string): Promise<void> {
+  let content: Buffer;
+  try {
+    content = await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') {
+      respondWithError(ctx, 404, 'not_found', missingMessage);
+      return;
+    }
+    throw error;
+  }
+  ctx.type = contentType;
+  ctx.body = content;
+}
+
+function respondWithError(ctx: Koa.Context, status: number, code: string, message: string): void {
+  ctx.status = status;
+  ctx.body = { error: { code, message } };
+}
