@@ -106,7 +106,7 @@ describe.skipIf(redisCases.length === 0)('Redis bus reconnect', () => {
     let resyncs = 0;
     bus.onResync(() => (resyncs += 1));
     const unsubscribe = await bus.subscribe('erin', () => (woken += 1));
-    const killed = await admin.client('KILL', 'TYPE', 'pubsub');
+    const killed = await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     expect(Number(killed)).toBeGreaterThanOrEqual(1);
     await waitFor(() => resyncs === 1 && bus.healthy, 5_000);
     // After the resync the channel is subscribed again: a wake gets through.

@@ -12,7 +12,7 @@ interface BadInputCase {
 }
 
 const raw = (gw: TestGateway, path: string, init: RequestInit) => fetch(`${gw.url}${path}`, init);
-const post = (gw: TestGateway, path: string, token: string, body: string | Uint8Array, type = 'application/json') =>
+const post = (gw: TestGateway, path: string, token: string, body: string | Blob, type = 'application/json') =>
   raw(gw, path, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': type }, body });
 const get = (gw: TestGateway, path: string, token?: string) =>
   raw(gw, path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
@@ -29,7 +29,7 @@ const MAX_MESSAGE_BYTES = 1024;
 const cases: BadInputCase[] = [
   { name: 'malformed JSON', status: 400, code: 'invalid_json', send: ({ gw, alice }) => post(gw, '/v1/messages', alice, '{"to": "bob", ') },
   { name: 'empty body', status: 400, code: 'invalid_json', send: ({ gw, alice }) => post(gw, '/v1/messages', alice, '') },
-  { name: 'invalid UTF-8', status: 400, code: 'invalid_json', send: ({ gw, alice }) => post(gw, '/v1/messages', alice, new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])) },
+  { name: 'invalid UTF-8', status: 400, code: 'invalid_json', send: ({ gw, alice }) => post(gw, '/v1/messages', alice, new Blob([new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])])) },
   { name: 'JSON that is not an object', status: 400, code: 'invalid_request', send: ({ gw, alice }) => post(gw, '/v1/messages', alice, '[1,2]') },
   { name: 'wrong type for `to`', status: 400, code: 'invalid_request', send: ({ gw, alice }) => post(gw, '/v1/messages', alice, '{"to":5,"body":1}') },
   { name: 'recipient id with spaces', status: 400, code: 'invalid_request', send: ({ gw, alice }) => post(gw, '/v1/messages', alice, '{"to":"bob smith","body":1}') },
@@ -101,6 +101,12 @@ describe.each(backendCases('bad input'))('bad input on $name', ({ make }) => {
     expect(body.error.message.length).toBeGreaterThan(0);
     expect(await snapshot()).toEqual(before);
     expect(before.some((row) => row.status === 'delivered')).toBe(true);
+  });
+
+  it('tells a client whose wait was refused the maximum it may use', async () => {
+    const response = await get(gw, '/v1/poll?wait=99', alice);
+    expect(response.status).toBe(400);
+    expect(response.headers.get('x-poll-wait-max')).toBe('10');
   });
 
   it('still accepts a good request afterwards (the table is not passing because everything fails)', async () => {

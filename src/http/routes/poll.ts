@@ -43,6 +43,8 @@ const ackSchema = z.strictObject({ cursor: cursorSchema, user: userIdSchema.opti
 export function registerPollRoutes(router: Router, engine: Engine, options: PollRouteOptions): void {
   router.get('/v1/poll', async function holdPollRequest(ctx) {
     assertOwnMailbox(ctx, optionalStringQuery(ctx, 'user', 'invalid_request'));
+    // Sent on every answer, errors included: a client whose `wait` was refused learns the limit.
+    ctx.set('X-Poll-Wait-Max', String(options.pollWaitMaxSeconds));
     const cursor = integerQuery(ctx, 'cursor', { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0, code: 'invalid_cursor' });
     const waitSeconds = integerQuery(ctx, 'wait', {
       min: 0,
@@ -60,7 +62,6 @@ export function registerPollRoutes(router: Router, engine: Engine, options: Poll
     try {
       const result = await engine.holdPoll(ctx.state.userId, { cursor, waitMs: waitSeconds * 1000, limit, signal: disconnect.signal });
       setNoCacheHeaders(ctx);
-      ctx.set('X-Poll-Wait-Max', String(options.pollWaitMaxSeconds));
       ctx.type = 'application/json';
       ctx.body = `{"messages":${messagesJson(result.messages)},"cursor":${result.cursor}${result.superseded ? ',"superseded":true' : ''}}`;
     } finally {

@@ -1,0 +1,35 @@
+/**
+ * One message as the gateway delivers it.
+ *
+ * @example
+ * const onMessages = (messages: PollMessage<{ text: string }>[]) => messages.forEach((m) => show(m.from, m.body.text));
+ */
+export interface PollMessage<Body = unknown> {
+  /** Server-assigned, unique per message; the key for de-duplication. */
+  id: number;
+  /** User id of the sender. */
+  from: string;
+  body: Body;
+  /** ISO timestamp of when the gateway stored the message. */
+  createdAt: string;
+}
+
+/**
+ * The parsed body of `GET /v1/poll` (pollers handle it for you; exported for custom loops).
+ *
+ * @example
+ * const page: PollResponse = { messages: [], cursor: 42, superseded: false };
+ */
+export interface PollResponse<Body = unknown> {
+  messages: PollMessage<Body>[];
+  cursor: number;
+  superseded: boolean;
+}
+
+/**
+ * The subset of `fetch` the client uses, so tests and other runtimes can inject their own.
+ *
+ * @example
+ * const loggingFetch: FetchLike = (url, init) => { console.debug(init.method, url); return fetch(url, init); };
+ */
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;

@@ -1,0 +1,158 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from '../../src/main.js';
+import { ensureLegacyBundle } from './support/legacy-bundle.js';
+
+/**
+ * The demo chat end to end in Debian's chromium, with fetch, WebSocket, EventSource and Promise
+ * removed from `window` before any page script runs, so only the legacy client can make it work.
+ *
+ * The harness never evaluates code in the page's main world (where Promise is gone and Playwright's
+ * evaluate plumbing would depend on what it finds there): it reads the DOM through locators, which
+ * run in Playwright's isolated world with its own intact built-ins. Nothing is stashed for it, and
+ * an attribute written at DOMContentLoaded proves the globals were still missing after the page's
+ * scripts ran.
+ */
+function findChromium(): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const chromiumPath = findChromium();
+const requireBrowser = process.env.CI === 'true';
+if (!chromiumPath && !requireBrowser) {
+  console.warn('browser-demo.test.ts: SKIPPED, chromium is not installed (run `bash scripts/browser.sh`).');
+}
+
+const REMOVED_GLOBALS = ['fetch', 'WebSocket', 'EventSource', 'Promise'];
+
+/** Runs in the page before its scripts; also records, at DOMContentLoaded, which globals are really gone. */
+function removeModernGlobals(names: string[]): void {
+  const page = window as unknown as Record<string, unknown>;
+  for (const name of names) {
+    try {
+      delete page[name];
+    } catch {
+      // Non-configurable in some engine: shadow it below instead.
+    }
+    if (typeof page[name] !== 'undefined') Object.defineProperty(window, name, { value: undefined, configurable: true, writable: true });
+  }
+  document.addEventListener('DOMContentLoaded', () => {
+    document.documentElement.setAttribute('data-missing-globals', names.filter((name) => typeof page[name] === 'undefined').join(','));
+  });
+}
+
+type Gateway = Awaited<ReturnType<typeof startGateway>>;
+
+describe.skipIf(!chromiumPath && !requireBrowser)('demo chat in a browser without fetch/Promise/WebSocket/EventSource', () => {
+  let gateway: Gateway;
+  let context: BrowserContext;
+  let userDataDir: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!chromiumPath) throw new Error('CI=true but chromium is not installed: run `bash scripts/browser.sh` first.');
+    ensureLegacyBundle();
+    gateway = await startGateway({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      SQLITE_FILE: ':memory:',
+      GATEWAY_JWT_SECRET: 'test-secret-0123456789abcdef0123456789',
+      GATEWAY_DEMO: '1',
+      LOG_LEVEL: 'silent',
+    });
+    userDataDir = mkdtempSync(join(tmpdir(), 'demo-chromium-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: chromiumPath,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    });
+    await context.addInitScript(removeModernGlobals, REMOVED_GLOBALS);
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await gateway?.close();
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  async function open(role: 'customer' | 'agent'): Promise<Page> {
+    const page = context.pages().find((candidate) => candidate.url() === 'about:blank') ?? (await context.newPage());
+    page.on('pageerror', (error) => pageErrors.push(`${role}: ${error.message}`));
+    await page.goto(`${gateway.url}/demo/?role=${role}`);
+    expect(await page.locator('html').getAttribute('data-missing-globals')).toBe(REMOVED_GLOBALS.join(','));
+    return page;
+  }
+
+  const transcript = (page: Page) => page.locator('#transcript .message .text').allTextContents();
+  const pending = (page: Page) => page.locator('#transcript .message.mine:not(.sent)').count();
+
+  async function say(page: Page, text: string): Promise<void> {
+    await page.locator('#text').fill(text);
+    await page.locator('#send').click();
+  }
+
+  async function expectBoth(customer: Page, agent: Page, expected: string[]): Promise<void> {
+    await expect.poll(() => transcript(customer), { timeout: 15_000 }).toEqual(expected);
+    await expect.poll(() => transcript(agent), { timeout: 15_000 }).toEqual(expected);
+  }
+
+  it('shows every message exactly once and in order on both sides, across a reload', async () => {
+    const customer = await open('customer');
+    const agent = await open('agent');
+    const conversation: string[] = [];
+
+    await say(customer, 'Hi, my parcel has not arrived.');
+    conversation.push('Hi, my parcel has not arrived.');
+    await expectBoth(customer, agent, conversation);
+
+    await say(agent, 'Sorry to hear that! What is the order number?');
+    conversation.push('Sorry to hear that! What is the order number?');
+    await expectBoth(customer, agent, conversation);
+
+    // Two in a row: the outbox publishes them one after the other, so they arrive in order.
+    await say(customer, 'It is 4711.');
+    await say(customer, 'Ordered last Monday.');
+    conversation.push('It is 4711.', 'Ordered last Monday.');
+    await expectBoth(customer, agent, conversation);
+
+    // The agent reloads while the customer keeps typing: the message sent meanwhile must show once,
+    // and nothing from before the reload may repeat.
+    const reloading = agent.reload();
+    await say(customer, 'Are you still there?');
+    conversation.push('Are you still there?');
+    await reloading;
+    expect(await agent.locator('html').getAttribute('data-missing-globals')).toBe(REMOVED_GLOBALS.join(','));
+    await expectBoth(customer, agent, conversation);
+
+    await say(agent, 'Yes! It ships today, tracking follows by mail.');
+    conversation.push('Yes! It ships today, tracking follows by mail.');
+    await expectBoth(customer, agent, conversation);
+
+    // And the customer side survives a reload too.
+    await customer.reload();
+    await say(customer, 'Thanks!');
+    conversation.push('Thanks!');
+    await expectBoth(customer, agent, conversation);
+
+    await expect.poll(() => pending(customer), { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => pending(agent), { timeout: 10_000 }).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 90_000);
+});

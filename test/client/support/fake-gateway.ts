@@ -1,0 +1,128 @@
+import type { FetchLike, PollMessage } from '../../../src/client/index.js';
+
+/**
+ * An in-memory stand-in for the gateway's HTTP API, served through an injected `fetch`: one
+ * mailbox, cumulative acknowledgement by cursor (cursor = highest id delivered), long polls held
+ * until a message arrives or `holdMs` passes, and a queue of scripted faults.
+ */
+export interface RecordedRequest {
+  method: string;
+  url: URL;
+  headers: Headers;
+  body: unknown;
+  at: number;
+  signal: AbortSignal | undefined;
+}
+
+/** Returns a Response to answer with, 'lose-response' to process normally but fail the fetch, or throws. */
+export type Fault = (request: RecordedRequest) => Response | 'lose-response' | Promise<Response | 'lose-response'>;
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } });
+}
+
+export function errorResponse(status: number, code: string, headers: Record<string, string> = {}): Response {
+  return jsonResponse(status, { error: { code, message: `fake ${code}` } }, headers);
+}
+
+export function createFakeGateway(options: { holdMs?: number; waitMax?: number; waitMaxOnErrors?: boolean } = {}) {
+  const holdMs = options.holdMs ?? 200;
+  const waitMax = options.waitMax ?? 30;
+  const messages: PollMessage[] = [];
+  const requests: RecordedRequest[] = [];
+  const faults: Fault[] = [];
+  const waiters = new Set<() => void>();
+  let acknowledged = 0;
+  let nextId = 1;
+
+  function deliver(body: unknown, from = 'alice'): number {
+    const id = nextId++;
+    messages.push({ id, from, body, createdAt: new Date().toISOString() });
+    for (const wake of [...waiters]) wake();
+    return id;
+  }
+
+  function pending(limit: number): PollMessage[] {
+    return messages.filter((message) => message.id > acknowledged).slice(0, limit);
+  }
+
+  async function poll(request: RecordedRequest): Promise<Response> {
+    const cursor = Number(request.url.searchParams.get('cursor'));
+    const wait = Number(request.url.searchParams.get('wait'));
+    const limit = Number(request.url.searchParams.get('limit'));
+    if (!Number.isInteger(wait) || wait < 0 || wait > waitMax) {
+      return errorResponse(400, 'invalid_wait', options.waitMaxOnErrors === false ? {} : { 'X-Poll-Wait-Max': String(waitMax) });
+    }
+    acknowledged = Math.max(acknowledged, cursor);
+    if (pending(limit).length === 0 && wait > 0) {
+      await new Promise<void>((resolve, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(done);
+          request.signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          clearTimeout(timer);
+          waiters.delete(done);
+          reject(request.signal?.reason);
+        };
+        const timer = setTimeout(done, holdMs);
+        waiters.add(done);
+        request.signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    const batch = pending(limit);
+    const nextCursor = batch.length > 0 ? batch[batch.length - 1]!.id : cursor;
+    return jsonResponse(200, { messages: batch, cursor: nextCursor }, { 'X-Poll-Wait-Max': String(waitMax) });
+  }
+
+  const fetch: FetchLike = async (input, init) => {
+    const request: RecordedRequest = {
+      method: init.method ?? 'GET',
+      url: new URL(input),
+      headers: new Headers(init.headers),
+      body: typeof init.body === 'string' ? JSON.parse(init.body) : undefined,
+      at: Date.now(),
+      signal: init.signal ?? undefined,
+    };
+    requests.push(request);
+    if (request.signal?.aborted) throw request.signal.reason;
+    const fault = faults.shift();
+    let lose = false;
+    if (fault) {
+      const outcome = await fault(request);
+      if (outcome !== 'lose-response') return outcome;
+      lose = true;
+    }
+    const response = request.url.pathname.endsWith('/v1/poll') ? await poll(request) : errorResponse(404, 'not_found');
+    if (lose) throw new TypeError('fetch failed');
+    return response;
+  };
+
+  return {
+    fetch,
+    deliver,
+    requests,
+    /** Requests to /v1/poll, in order. */
+    polls: () => requests.filter((request) => request.url.pathname.endsWith('/v1/poll')),
+    /** Queue faults for the next requests, one per request. */
+    failNext(...next: Fault[]) {
+      faults.push(...next);
+    },
+    get acknowledged() {
+      return acknowledged;
+    },
+  };
+}
+
+/** Resolves once `predicate` holds, polling every few ms; fails the test after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+export const FAST_BACKOFF = { minDelayMs: 1, maxDelayMs: 4, factor: 2, jitter: 0.5 } as const;
