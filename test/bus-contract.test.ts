@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../src/bus/types.js';
 import { backendCases, type Backend } from './support/backends.js';
+import { waitFor } from './support/wait.js';
 
 /** Subscribes, and resolves `woken` on the first wake; `ready` resolves when subscribe did. */
 function nextWake(bus: Bus, userId: string): { ready: Promise<unknown>; woken: Promise<void> } {
@@ -11,13 +12,6 @@ function nextWake(bus: Bus, userId: string): { ready: Promise<unknown>; woken: P
   return { ready, woken: woken.then(async () => (await ready as () => void)()) };
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe.each(backendCases('bus contract'))('Bus contract on $name', ({ make }) => {
   let backend: Backend;

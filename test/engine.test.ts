@@ -3,16 +3,9 @@ import type { Bus } from '../src/bus/types.js';
 import { createEngine, type Engine } from '../src/core/engine.js';
 import type { MessageStore } from '../src/store/types.js';
 import { backendCases, type Backend } from './support/backends.js';
+import { sleep, waitFor } from './support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(condition: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await sleep(5);
-  }
-}
 
 describe.each(backendCases('poll engine'))('poll engine on $name', ({ make }) => {
   let backend: Backend;

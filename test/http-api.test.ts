@@ -1,14 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendCases, type Backend } from './support/backends.js';
+import { waitFor } from './support/wait.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 
-async function waitFor(condition: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe.each(backendCases('HTTP API'))('HTTP API v1 on $name', ({ make }) => {
   let backend: Backend;
