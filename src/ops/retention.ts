@@ -1,0 +1,107 @@
+import { systemClock, type Clock, type RetentionStore } from '../store/types.js';
+
+export interface RetentionOptions {
+  /** Acked messages older than this many milliseconds (since their ack) are deleted. */
+  maxAckedAgeMs: number;
+  /** Rows per DELETE statement. */
+  batchSize: number;
+  /** Pause between runs. */
+  intervalMs: number;
+  /**
+   * Statements per run, so one run after a long outage cannot monopolise the database; what is
+   * left is picked up by the next run. Default 100.
+   */
+  maxBatchesPerRun?: number;
+  /** Pause between statements of a run, letting polls and publishes in between. Default 50 ms. */
+  pauseBetweenBatchesMs?: number;
+  /** Deleted rows per run (for metrics and logs). */
+  onPurged?: (count: number) => void;
+  /** A failed run is reported and retried at the next interval, never thrown. */
+  onError?: (error: unknown) => void;
+}
+
+export interface Retention {
+  /** One run: bounded batches until a batch comes back short or the per-run cap is reached. */
+  runOnce(): Promise<number>;
+  /** Stops the timer and waits for a run in progress to finish its current statement. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Purges acked messages on a timer. Several processes may run it at once: each DELETE is bounded
+ * and idempotent, so they only share the work.
+ *
+ * @example
+ * const retention = startRetention({ store }, { maxAckedAgeMs: 24 * 3600_000, batchSize: 1000, intervalMs: 300_000 });
+ * await retention.stop();
+ */
+export function startRetention(dependencies: { store: RetentionStore; clock?: Clock }, options: RetentionOptions): Retention {
+  const { store } = dependencies;
+  const clock = dependencies.clock ?? systemClock;
+  const maxBatchesPerRun = options.maxBatchesPerRun ?? 100;
+  const pauseMs = options.pauseBetweenBatchesMs ?? 50;
+  if (!(Number.isFinite(options.maxAckedAgeMs) && options.maxAckedAgeMs >= 0)) throw new TypeError('Expected `maxAckedAgeMs` to be a non-negative number');
+  if (!(Number.isInteger(options.batchSize) && options.batchSize >= 1)) throw new TypeError('Expected `batchSize` to be a positive integer');
+  if (!(Number.isFinite(options.intervalMs) && options.intervalMs >= 1)) throw new TypeError('Expected `intervalMs` to be a positive number');
+
+  let stopped = false;
+  let current: Promise<number> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let wakePause: (() => void) | undefined;
+
+  async function purge(): Promise<number> {
+    // One cut-off per run: rows acked while the run goes on wait for the next one.
+    const ackedBefore = clock.now() - options.maxAckedAgeMs;
+    let total = 0;
+    for (let batch = 0; batch < maxBatchesPerRun && !stopped; batch += 1) {
+      const deleted = await store.purgeAcked(ackedBefore, options.batchSize);
+      total += deleted;
+      if (deleted < options.batchSize) break;
+      if (pauseMs > 0) {
+        await new Promise<void>((resolve) => {
+          const pause = setTimeout(resolve, pauseMs);
+          wakePause = () => {
+            clearTimeout(pause);
+            resolve();
+          };
+        });
+        wakePause = undefined;
+      }
+    }
+    return total;
+  }
+
+  function runOnce(): Promise<number> {
+    current ??= purge()
+      .then((count) => {
+        options.onPurged?.(count);
+        return count;
+      })
+      .finally(() => {
+        current = undefined;
+      });
+    return current;
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      runOnce()
+        .catch((error: unknown) => options.onError?.(error))
+        .finally(schedule);
+    }, options.intervalMs);
+    // Retention alone must never keep a process alive.
+    timer.unref();
+  }
+  schedule();
+
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      wakePause?.();
+      await current?.catch(() => {});
+    },
+  };
+}
