@@ -1,0 +1,121 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { assertBuilt, BIN } from '../support/process.js';
+
+export interface WorkersProcess {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  /** Pids of the primary's live children (the workers). */
+  workerPids(): number[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `longpoll-gateway start --workers N` (the built CLI) and waits for the primary's banner. */
+export async function spawnWorkers(workers: number, env: Record<string, string>, timeoutMs = 30_000): Promise<WorkersProcess> {
+  assertBuilt();
+  const child = spawn(process.execPath, [BIN, 'start', '--workers', String(workers)], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '3000', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  child.once('exit', () => process.off('exit', killChild));
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const check = () => {
+      const match = /listening on (http:\/\/[\d.:]+) \(\d+ workers/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening:\n${output}`));
+    });
+  });
+  return {
+    url,
+    child,
+    output: () => output,
+    workerPids() {
+      try {
+        return execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+      } catch {
+        return []; // pgrep exits 1 when there are none
+      }
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface RawResponse {
+  status: number;
+  worker: string | undefined;
+  body: string;
+}
+
+/**
+ * One request on a fresh TCP connection (no keep-alive pool), so node:cluster hands each request
+ * to the next worker instead of the one that owns a pooled socket.
+ */
+export function freshRequest(url: string, init: { method?: string; token?: string; json?: unknown; agent?: http.Agent } = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const body = init.json === undefined ? undefined : JSON.stringify(init.json);
+    const request = http.request(
+      url,
+      {
+        method: init.method ?? 'GET',
+        agent: init.agent ?? false,
+        headers: {
+          ...(init.agent ? {} : { Connection: 'close' }),
+          ...(init.token ? { Authorization: `Bearer ${init.token}` } : {}),
+          ...(body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {}),
+        },
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, worker: response.headers['x-gateway-worker'] as string | undefined, body: text }));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * One keep-alive connection per worker: node:cluster gives a connection to one worker for its
+ * lifetime, so requests on a pinned agent always reach the same worker. Opens connections until
+ * `count` different workers answered (bounded), which does not depend on how the primary happens
+ * to spread a burst of connections on a busy machine.
+ */
+export async function pinOneConnectionPerWorker(url: string, count: number, attempts = 40): Promise<Map<string, http.Agent>> {
+  const pinned = new Map<string, http.Agent>();
+  for (let attempt = 0; attempt < attempts && pinned.size < count; attempt += 1) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const answer = await freshRequest(`${url}/healthz`, { agent });
+    if (answer.worker !== undefined && !pinned.has(answer.worker)) pinned.set(answer.worker, agent);
+    else agent.destroy();
+  }
+  if (pinned.size < count) throw new Error(`only ${pinned.size} of ${count} workers answered in ${attempts} connections`);
+  return pinned;
+}
