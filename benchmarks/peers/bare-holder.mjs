@@ -1,0 +1,54 @@
+/**
+ * Peer for the benchmarks: the gateway's poll/publish API on bare node:http (no framework, no
+ * database, no bus). `node benchmarks/peers/bare-holder.mjs [port]` prints its URL.
+ */
+import http from 'node:http';
+import { createMailboxes, empty, userOf } from './mailbox.mjs';
+
+const mailboxes = createMailboxes();
+
+function send(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/healthz') return send(res, 200, '{"status":"ok"}');
+  const user = userOf(req.headers.authorization);
+  if (!user) return send(res, 401, '{"error":{"code":"missing_token","message":"no token"}}');
+  if (req.method === 'GET' && url.pathname === '/v1/poll') {
+    const cursor = Number(url.searchParams.get('cursor') ?? 0);
+    const wait = Number(url.searchParams.get('wait') ?? 25);
+    const ready = mailboxes.read(user, cursor);
+    if (ready || wait === 0) return send(res, 200, ready ?? empty(cursor));
+    let timer;
+    const finish = () => {
+      clearTimeout(timer);
+      unsubscribe();
+      res.off('close', finish);
+      if (!res.writableEnded && !res.destroyed) send(res, 200, mailboxes.read(user, cursor) ?? empty(cursor));
+    };
+    const unsubscribe = mailboxes.wait(user, finish);
+    timer = setTimeout(finish, wait * 1000);
+    res.on('close', finish);
+    return;
+  }
+  if (req.method === 'POST' && url.pathname === '/v1/messages') {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => (text += chunk));
+    req.on('end', () => {
+      const input = JSON.parse(text);
+      const result = mailboxes.publish(user, input.to, input.id, input.body);
+      send(res, result.duplicate ? 200 : 201, JSON.stringify(result));
+    });
+    return;
+  }
+  send(res, 404, '{"error":{"code":"not_found","message":"no route"}}');
+});
+server.keepAliveTimeout = 5_000;
+server.requestTimeout = 0;
+server.listen({ port: Number(process.argv[2] ?? 0), host: '127.0.0.1', backlog: 4096 }, () => {
+  process.stdout.write(`listening on http://127.0.0.1:${server.address().port}\n`);
+});

@@ -1,0 +1,295 @@
+import { setMaxListeners } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DeliveryLedger, type LedgerTotals } from './ledger.js';
+import type { ModeSpec } from './options.js';
+import { ProcSampler } from './proc.js';
+import { publishSchedule, ratio, summarizeLatencies, type LatencySummary } from './stats.js';
+import { BenchRequestError, type BenchTarget } from './target.js';
+
+export interface ModeRunOptions {
+  clients: number;
+  rate: number;
+  durationS: number;
+  drainTimeoutS: number;
+  maxRequests: number;
+  seed: number;
+  publishConnections: number;
+  /** Process to sample for CPU and RSS (the gateway, when local). */
+  serverPid: number | undefined;
+  /** Called about 4 times a second with the mode's live counters. */
+  onProgress?: (progress: ModeProgress) => void;
+}
+
+export interface ModeProgress {
+  mode: string;
+  phase: 'publishing' | 'draining';
+  elapsedS: number;
+  durationS: number;
+  published: number;
+  scheduled: number;
+  delivered: number;
+  requests: number;
+  errors: number;
+}
+
+export interface ModeResult extends LedgerTotals {
+  mode: string;
+  kind: ModeSpec['kind'];
+  intervalMs: number | null;
+  waitS: number | null;
+  clients: number;
+  rate: number;
+  durationS: number;
+  wallSeconds: number;
+  /** From the first publish to the last publish answered: delivered / this = achieved throughput. */
+  publishSeconds: number;
+  /** From the first publish to the last new message received. */
+  deliverySeconds: number;
+  /** Stopped by --max-requests or the drain timeout before every message arrived. */
+  truncated: string | null;
+  latencyMs: LatencySummary;
+  pollRequests: number;
+  emptyResponses: number;
+  supersededResponses: number;
+  errors: number;
+  errorsByLabel: Record<string, number>;
+  publishErrors: number;
+  responseBytes: number;
+  requestsPerMessage: number | null;
+  bytesPerMessage: number | null;
+  /** How late the publisher was against the schedule, before any wait for the server (below). */
+  publishLagMaxMs: number;
+  /** Publishes that waited because the server had 4 × --publish-connections unanswered: server-bound. */
+  backpressureWaits: number;
+  server: { pid: number; cpuSeconds: number; cpuSecondsPer1000Messages: number | null; peakRssMiB: number; error?: string } | null;
+  loadGenerator: { cpuSeconds: number; cpuShareOfOneCore: number; eventLoopDelayP99Ms: number };
+  /** The load generator, not the server, may have limited the figures. */
+  loadGeneratorBound: boolean;
+}
+
+/** Above this share of one core the load generator's own event loop adds latency to what it measures. */
+export const BOTTLENECK_CPU_SHARE = 0.8;
+
+/**
+ * Clears what earlier modes (or runs) left in the mailboxes, so a mode's accounting starts empty:
+ * short polls with each client's cursor until an answer is empty. Not counted in any mode.
+ */
+export async function settleMailboxes(target: BenchTarget, cursors: number[], concurrency = 64): Promise<void> {
+  let next = 0;
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  async function worker() {
+    while (next < cursors.length) {
+      const client = next++;
+      for (let round = 0; round < 50; round += 1) {
+        const outcome = await target.poll(client, cursors[client]!, 0, controller.signal);
+        cursors[client] = outcome.cursor;
+        if (outcome.messages.length === 0) break;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, cursors.length) }, worker));
+}
+
+export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: string, cursors: number[], options: ModeRunOptions): Promise<ModeResult> {
+  const { clients } = options;
+  const ledger = new DeliveryLedger(clients);
+  const schedule = publishSchedule({ rate: options.rate, durationS: options.durationS, clients, seed: options.seed });
+  const stopController = new AbortController();
+  const stopSignal = stopController.signal;
+  // Every client's request and sleep listens for the stop: thousands of listeners are expected.
+  setMaxListeners(0, stopSignal);
+  let truncated: string | null = null;
+  let requests = 0;
+  let pollRequests = 0;
+  let emptyResponses = 0;
+  let supersededResponses = 0;
+  let errors = 0;
+  let publishErrors = 0;
+  let responseBytes = 0;
+  let publishLagMaxMs = 0;
+  let backpressureWaits = 0;
+  let phase: ModeProgress['phase'] = 'publishing';
+  let lastReceiptAt = 0;
+  const errorsByLabel = new Map<string, number>();
+  const countError = (label: string) => {
+    errors += 1;
+    errorsByLabel.set(label, (errorsByLabel.get(label) ?? 0) + 1);
+  };
+  const takeRequest = (): boolean => {
+    if (requests >= options.maxRequests) {
+      truncated ??= `--max-requests ${options.maxRequests} reached`;
+      stopController.abort();
+      return false;
+    }
+    requests += 1;
+    return true;
+  };
+
+  const sampler = options.serverPid === undefined ? undefined : new ProcSampler(options.serverPid);
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const cpuStart = process.cpuUsage();
+  const started = performance.now();
+
+  async function clientLoop(client: number): Promise<void> {
+    const waitS = mode.kind === 'long' ? mode.waitS : 0;
+    const intervalMs = mode.kind === 'short' ? mode.intervalMs : 0;
+    // Short pollers start spread over one interval, as real clients that loaded at different times.
+    let nextAt = performance.now() + (mode.kind === 'short' ? ((client * 7919) % 1000) / 1000 * intervalMs : 0);
+    let failures = 0;
+    while (!stopSignal.aborted) {
+      if (mode.kind === 'short') {
+        const delay = nextAt - performance.now();
+        if (delay > 0) await sleep(delay, undefined, { signal: stopSignal }).catch(() => {});
+        if (stopSignal.aborted) break;
+        nextAt = Math.max(nextAt + intervalMs, performance.now());
+      }
+      if (!takeRequest()) break;
+      try {
+        const outcome = await target.poll(client, cursors[client]!, waitS, stopSignal);
+        const at = performance.now();
+        pollRequests += 1;
+        responseBytes += outcome.bytes;
+        if (outcome.messages.length === 0) emptyResponses += 1;
+        if (outcome.superseded) supersededResponses += 1;
+        for (const message of outcome.messages) if (ledger.receive(client, message.serverId, message.seq, at) === 'new') lastReceiptAt = at;
+        cursors[client] = outcome.cursor;
+        failures = 0;
+      } catch (error) {
+        if (stopSignal.aborted) break;
+        pollRequests += 1;
+        countError(error instanceof BenchRequestError ? error.label : (error as Error).name);
+        failures += 1;
+        // Back off like a polite client, so an overloaded server is measured, not hammered.
+        await sleep(Math.min(2_000, 100 * 2 ** Math.min(failures, 5)), undefined, { signal: stopSignal }).catch(() => {});
+      }
+    }
+  }
+
+  const inFlight = new Set<Promise<void>>();
+  const maxInFlight = options.publishConnections * 4;
+  async function publishOne(seq: number, client: number): Promise<void> {
+    const key = `${runTag}-${seq}`;
+    for (let attempt = 1; ; attempt += 1) {
+      if (!takeRequest()) {
+        ledger.publishFailedFor(seq);
+        return;
+      }
+      try {
+        await target.publish(client, key, { run: runTag, seq });
+        ledger.acceptedAs(seq);
+        return;
+      } catch (error) {
+        countError(`publish ${error instanceof BenchRequestError ? error.label : (error as Error).name}`);
+        publishErrors += 1;
+        const retryable = !(error instanceof BenchRequestError) || error.retryable;
+        if (!retryable || attempt >= 4 || stopSignal.aborted) {
+          ledger.publishFailedFor(seq);
+          return;
+        }
+        await sleep(100 * attempt);
+      }
+    }
+  }
+
+  async function publisher(): Promise<void> {
+    const publishStarted = performance.now();
+    for (const item of schedule) {
+      if (stopSignal.aborted) break;
+      const due = publishStarted + item.atMs;
+      const delay = due - performance.now();
+      if (delay > 1) await sleep(delay);
+      // Lag is measured before waiting for the in-flight cap: a slow server making the publisher
+      // wait is backpressure, not the load generator falling behind.
+      publishLagMaxMs = Math.max(publishLagMaxMs, performance.now() - due);
+      if (inFlight.size >= maxInFlight) backpressureWaits += 1;
+      while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      const now = performance.now();
+      ledger.publishing(item.seq, item.client, now);
+      const request = publishOne(item.seq, item.client).finally(() => inFlight.delete(request));
+      inFlight.add(request);
+    }
+    await Promise.all(inFlight);
+  }
+
+  const progressTimer = options.onProgress
+    ? setInterval(() => {
+        const totals = ledger.totals();
+        options.onProgress!({
+          mode: mode.label,
+          phase,
+          elapsedS: (performance.now() - started) / 1000,
+          durationS: options.durationS,
+          published: totals.published,
+          scheduled: schedule.length,
+          delivered: totals.delivered,
+          requests,
+          errors,
+        });
+      }, 250)
+    : undefined;
+
+  const clientLoops = Array.from({ length: clients }, (_, client) => clientLoop(client));
+  // Long pollers should be held before the first publish, as they would be in steady state.
+  if (mode.kind === 'long') await sleep(Math.min(2_000, 200 + clients / 10));
+  const publishStarted = performance.now();
+  lastReceiptAt = publishStarted;
+  await publisher();
+  const publishSeconds = (performance.now() - publishStarted) / 1000;
+  phase = 'draining';
+  const drainDeadline = performance.now() + options.drainTimeoutS * 1000;
+  while (ledger.outstanding > 0 && !stopSignal.aborted && performance.now() < drainDeadline) await sleep(10);
+  if (ledger.outstanding > 0 && !stopSignal.aborted) truncated ??= `drain timeout (${options.drainTimeoutS} s) with ${ledger.outstanding} messages undelivered`;
+  stopController.abort();
+  await Promise.all(clientLoops);
+  if (progressTimer) clearInterval(progressTimer);
+
+  const wallSeconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  loopDelay.disable();
+  const generatorCpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const totals = ledger.totals();
+  const serverStats = sampler?.stop();
+  const cpuShare = generatorCpuSeconds / wallSeconds;
+  return {
+    mode: mode.label,
+    kind: mode.kind,
+    intervalMs: mode.kind === 'short' ? mode.intervalMs : null,
+    waitS: mode.kind === 'long' ? mode.waitS : null,
+    clients,
+    rate: options.rate,
+    durationS: options.durationS,
+    wallSeconds,
+    publishSeconds,
+    deliverySeconds: (lastReceiptAt - publishStarted) / 1000,
+    truncated,
+    ...totals,
+    latencyMs: summarizeLatencies(ledger.latenciesMs),
+    pollRequests,
+    emptyResponses,
+    supersededResponses,
+    errors,
+    errorsByLabel: Object.fromEntries(errorsByLabel),
+    publishErrors,
+    responseBytes,
+    requestsPerMessage: ratio(pollRequests, totals.delivered),
+    bytesPerMessage: ratio(responseBytes, totals.delivered),
+    publishLagMaxMs,
+    backpressureWaits,
+    server:
+      serverStats && options.serverPid !== undefined
+        ? {
+            pid: options.serverPid,
+            cpuSeconds: serverStats.cpuSeconds,
+            cpuSecondsPer1000Messages: ratio(serverStats.cpuSeconds * 1000, totals.delivered),
+            peakRssMiB: serverStats.peakRssKiB / 1024,
+            ...(sampler!.error ? { error: sampler!.error } : {}),
+          }
+        : null,
+    loadGenerator: { cpuSeconds: generatorCpuSeconds, cpuShareOfOneCore: cpuShare, eventLoopDelayP99Ms: loopDelay.percentile(99) / 1e6 },
+    // Publish lag counts only when the server never pushed back: otherwise the server set the pace.
+    loadGeneratorBound: cpuShare >= BOTTLENECK_CPU_SHARE || (publishLagMaxMs > 250 && backpressureWaits === 0),
+  };
+}

@@ -1,0 +1,145 @@
+import { Pool } from 'undici';
+
+/** One message as the load generator sees it in a poll response. */
+export interface ReceivedMessage {
+  serverId: number;
+  /** The publish sequence number from the body, when the body is one of this run's. */
+  seq: number | undefined;
+}
+
+export interface PollOutcome {
+  messages: ReceivedMessage[];
+  cursor: number;
+  /** Status line + headers + body, as received. */
+  bytes: number;
+  superseded: boolean;
+}
+
+/** What the load generator needs from a server: anything that can poll a mailbox and publish to one. */
+export interface BenchTarget {
+  poll(client: number, cursor: number, waitS: number, signal: AbortSignal): Promise<PollOutcome>;
+  /** Idempotent under `key`: a retry after a lost answer must not store the message twice. */
+  publish(client: number, key: string, body: { run: string; seq: number }): Promise<void>;
+  /** The server's largest accepted `wait`, when it says (gateway: `X-Poll-Wait-Max`). */
+  readonly pollWaitMaxS: number | undefined;
+  close(): Promise<void>;
+}
+
+/** A non-2xx answer or a transport failure, with a short stable label for the report. */
+export class BenchRequestError extends Error {
+  override name = 'BenchRequestError';
+  constructor(
+    readonly label: string,
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export interface GatewayTargetOptions {
+  url: URL;
+  publisherToken: string;
+  clientTokens: string[];
+  clientUserIds: string[];
+  publishConnections: number;
+  /** Matches the `run` field of published bodies; others are reported as unknown. */
+  runTag: () => string;
+}
+
+function headerBytes(statusCode: number, headers: Record<string, string | string[] | undefined>): number {
+  let bytes = `HTTP/1.1 ${statusCode} OK\r\n\r\n`.length;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const single of Array.isArray(value) ? value : [value ?? '']) bytes += name.length + 4 + Buffer.byteLength(single);
+  }
+  return bytes;
+}
+
+function transportError(error: unknown): BenchRequestError {
+  const code = (error as { code?: unknown }).code;
+  const label = typeof code === 'string' ? code : (error as Error).name ?? 'Error';
+  return new BenchRequestError(label, (error as Error).message, true);
+}
+
+/**
+ * The gateway's HTTP API v1 through undici connection pools: one pool sized for every client's
+ * held poll (a held poll occupies its connection), one small pool for the publisher. Reusing
+ * keep-alive connections is what keeps the load generator from becoming the bottleneck.
+ */
+export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget {
+  const base = options.url.pathname.replace(/\/+$/, '');
+  const origin = options.url.origin;
+  const pollPool = new Pool(origin, { connections: options.clientTokens.length + 4, pipelining: 1, keepAliveTimeoutThreshold: 1_000 });
+  const publishPool = new Pool(origin, { connections: options.publishConnections, pipelining: 1, keepAliveTimeoutThreshold: 1_000 });
+  const pollHeaders = options.clientTokens.map((token) => ({ authorization: `Bearer ${token}` }));
+  const publishHeaders = { authorization: `Bearer ${options.publisherToken}`, 'content-type': 'application/json' };
+  let pollWaitMaxS: number | undefined;
+
+  return {
+    get pollWaitMaxS() {
+      return pollWaitMaxS;
+    },
+    async poll(client, cursor, waitS, signal) {
+      let response;
+      try {
+        response = await pollPool.request({
+          method: 'GET',
+          path: `${base}/v1/poll?cursor=${cursor}&wait=${waitS}`,
+          headers: pollHeaders[client],
+          signal,
+          headersTimeout: (waitS + 30) * 1000,
+          bodyTimeout: 30_000,
+        });
+      } catch (error) {
+        throw transportError(error);
+      }
+      const text = await response.body.text();
+      const waitMax = Number(response.headers['x-poll-wait-max']);
+      if (Number.isFinite(waitMax)) pollWaitMaxS = waitMax;
+      if (response.statusCode !== 200) throw statusError(response.statusCode, text);
+      const parsed = JSON.parse(text) as { messages: Array<{ id: number; body: unknown }>; cursor: number; superseded?: boolean };
+      const tag = options.runTag();
+      return {
+        messages: parsed.messages.map((message) => {
+          const body = message.body as { run?: unknown; seq?: unknown } | null;
+          const ours = typeof body === 'object' && body !== null && body.run === tag && typeof body.seq === 'number';
+          return { serverId: message.id, seq: ours ? (body.seq as number) : undefined };
+        }),
+        cursor: parsed.cursor,
+        bytes: headerBytes(response.statusCode, response.headers) + Buffer.byteLength(text),
+        superseded: parsed.superseded === true,
+      };
+    },
+    async publish(client, key, body) {
+      let response;
+      try {
+        response = await publishPool.request({
+          method: 'POST',
+          path: `${base}/v1/messages`,
+          headers: publishHeaders,
+          body: JSON.stringify({ to: options.clientUserIds[client], id: key, body }),
+          headersTimeout: 30_000,
+          bodyTimeout: 30_000,
+        });
+      } catch (error) {
+        throw transportError(error);
+      }
+      const text = await response.body.text();
+      if (response.statusCode !== 201 && response.statusCode !== 200) throw statusError(response.statusCode, text);
+    },
+    async close() {
+      await Promise.all([pollPool.close(), publishPool.close()]);
+    },
+  };
+}
+
+function statusError(status: number, text: string): BenchRequestError {
+  let code = '';
+  try {
+    code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? '';
+  } catch {
+    // Not the gateway's JSON error shape (a proxy's HTML page, say): the status says enough.
+  }
+  const retryable = status >= 500 || status === 429 || status === 408;
+  return new BenchRequestError(code ? `${status} ${code}` : String(status), `HTTP ${status}: ${text.slice(0, 200)}`, retryable);
+}

@@ -1,0 +1,85 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBench, type BenchReport } from '../../src/bench/command.js';
+import { parseBenchArgs } from '../../src/bench/options.js';
+import { backendCases, TEST_SECRET, type Backend } from '../support/backends.js';
+import { startTestGateway } from '../support/gateway.js';
+import { runCli, spawnGateway, type GatewayProcess } from '../support/process.js';
+
+const quiet = { stdout: { write: () => true }, stderr: { write: () => true } };
+
+describe.each(backendCases('bench end to end'))('longpoll-gateway bench against a real gateway on $name', ({ make }) => {
+  let backend: Backend;
+  let gateway: GatewayProcess;
+  let dir: string;
+
+  beforeAll(async () => {
+    backend = make();
+    dir = mkdtempSync(join(tmpdir(), 'lpg-bench-'));
+    gateway = await spawnGateway({ ...(await backend.gatewayEnv()), LOG_LEVEL: 'warn' });
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+    await backend?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs a short and a long polling mode with nothing lost or duplicated, and writes JSON and SVG', async () => {
+    const out = join(dir, 'run');
+    const result = await runCli(
+      ['bench', '--url', gateway.url, '--secret', TEST_SECRET, '--clients', '20', '--rate', '20', '--duration', '2', '--short', '500', '--long', '2', '--out', out, '--no-progress'],
+      {},
+    );
+    expect(result.stderr).not.toMatch(/LOST|DUPLICATED|wrong mailbox/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/short 500ms\s+40\s/);
+    expect(result.stdout).toMatch(/long wait=2s\s+40\s/);
+    const report = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as BenchReport;
+    expect(report.modes.map((mode) => mode.mode)).toEqual(['short 500ms', 'long wait=2s']);
+    for (const mode of report.modes) {
+      expect(mode).toMatchObject({ published: 40, delivered: 40, lost: 0, duplicated: 0, misrouted: 0, unknown: 0, truncated: null });
+      expect(mode.latencyMs.count).toBe(40);
+      expect(mode.latencyMs.p50).toBeGreaterThan(0);
+      expect(mode.latencyMs.max).toBeGreaterThanOrEqual(mode.latencyMs.p99);
+      // The server was found by its listening port: the spawned gateway, not this process.
+      expect(mode.server?.pid).toBe(gateway.child.pid);
+      expect(mode.server?.peakRssMiB).toBeGreaterThan(10);
+    }
+    const [short, long] = report.modes;
+    // Polling every 500 ms costs empty answers; a held poll answers when there is something.
+    expect(short!.emptyResponses).toBeGreaterThan(long!.emptyResponses);
+    expect(readFileSync(`${out}.svg`, 'utf8')).toContain('long wait=2s');
+  });
+
+  it('reads tokens from a file (publisher first) and refuses a file with too few', async () => {
+    const users = ['tf-publisher', 'tf-0', 'tf-1', 'tf-2'];
+    const issuer = await startTestGateway(backend);
+    let tokensFile: string;
+    try {
+      tokensFile = join(dir, 'tokens.txt');
+      writeFileSync(tokensFile, `${(await Promise.all(users.map((user) => issuer.tokenFor(user)))).join('\n')}\n`);
+    } finally {
+      await issuer.close();
+    }
+    const options = parseBenchArgs(['--url', gateway.url, '--tokens', tokensFile, '--clients', '3', '--rate', '10', '--duration', '1', '--short', 'none', '--long', '1', '--no-progress', '--server-pid', 'none']);
+    const report = await runBench(options, quiet);
+    expect(report.modes[0]).toMatchObject({ published: 10, delivered: 10, lost: 0, duplicated: 0, server: null });
+    await expect(runBench({ ...options, clients: 4 }, quiet)).rejects.toThrow(/has 4 tokens; 4 clients need 5/);
+  });
+});
+
+describe('bench safety', () => {
+  it('refuses a non-loopback target without --allow-remote (exit 2, nothing sent)', async () => {
+    const result = await runCli(['bench', '--url', 'http://192.0.2.1:8080', '--secret', TEST_SECRET, '--no-progress'], {});
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/Refusing to load-test 192\.0\.2\.1:8080.*--allow-remote/);
+  });
+
+  it('prints its usage with --help', async () => {
+    const result = await runCli(['bench', '--help'], {});
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('--allow-remote');
+  });
+});

@@ -1,0 +1,63 @@
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { requireRealServersOrWarn } from '../support/backends.js';
+import { assertBuilt, ROOT } from '../support/process.js';
+
+/**
+ * Every benchmark keeps working: each runs its `--smoke` variant (seconds, tiny counts) and must
+ * exit 0 and end with its JSON line. No figure is checked: timings belong to benchmarks/RESULTS.md.
+ */
+function runBenchmark(script: string, args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', `benchmarks/${script}`, '--smoke', ...args], {
+      cwd: ROOT,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function lastJson(stdout: string): Record<string, unknown> {
+  const line = stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+const real = requireRealServersOrWarn('benchmark smoke runs');
+
+describe('benchmarks still run (--smoke)', () => {
+  it.each([
+    ['capacity.ts', 'capacity', []],
+    ['latency-under-load.ts', 'latency-under-load', []],
+    ['short-vs-long.ts', 'short-vs-long', []],
+    ['side-by-side.ts', 'side-by-side', ['--peers', 'gateway,socketio,bare']],
+    ['heap-per-poll.ts', 'heap-per-poll', []],
+    ['cpu-profile.ts', 'cpu-profile', []],
+  ])('%s', async (script, name, args) => {
+    assertBuilt();
+    const result = await runBenchmark(script, args);
+    expect(result.stderr).not.toMatch(/Error: |LOST|DUPLICATED/);
+    expect(result.code).toBe(0);
+    const json = lastJson(result.stdout);
+    expect(json.benchmark).toBe(name);
+    expect(JSON.stringify(json)).not.toContain('"lost":1');
+  }, 120_000);
+
+  it.runIf(real)('throughput.ts (needs MariaDB)', async () => {
+    assertBuilt();
+    const result = await runBenchmark('throughput.ts');
+    expect(result.code).toBe(0);
+    const json = lastJson(result.stdout) as { benchmark: string; results: Array<{ result: { delivered: number; lost: number } }> };
+    expect(json.benchmark).toBe('throughput');
+    expect(json.results.map((row) => row.result.lost)).toEqual([0, 0]);
+    expect(json.results.every((row) => row.result.delivered === 200)).toBe(true);
+  }, 120_000);
+});
