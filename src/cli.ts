@@ -2,26 +2,34 @@ import { parseArgs } from 'node:util';
 import { createTokenIssuer } from './auth/tokens.js';
 import { ConfigError, loadConfig } from './config.js';
 import { resolveJwtSecret, startGateway } from './main.js';
+import { WorkersConfigError } from './cluster/plan.js';
+import { startClustered } from './cluster/start.js';
 import { createKnex } from './store/knex-store.js';
 import { migrateToLatest } from './store/migrations.js';
+import { BENCH_USAGE, BenchUsageError } from './bench/options.js';
 
 const USAGE = `longpoll-gateway <command>
 
 Commands:
-  start                 run the gateway (configuration from environment variables; see README)
+  start [--workers N|auto]
+                        run the gateway (configuration from environment variables; see README);
+                        --workers: processes sharing the port (default auto = one per core with
+                        MYSQL_URL + REDIS_URL/REDIS_CLUSTER_NODES, else 1)
   token <user> [--expires <seconds>]
                         print a JWT for <user> signed with this gateway's secret
   migrate               bring the database schema up to date and exit
+  bench [options]       load-test a gateway: short vs long polling (longpoll-gateway bench --help)
 `;
 
-async function runStart(): Promise<void> {
+async function runStart(args: string[]): Promise<void> {
+  if (await startClustered(args)) return;
   const gateway = await startGateway(process.env);
   const { config, logger } = gateway;
   logger.info(
     {
       url: gateway.url,
       store: config.mysqlUrl ? 'mysql' : `sqlite (${config.sqliteFile})`,
-      bus: config.redisUrl ? 'redis' : 'in-process',
+      bus: config.redisClusterNodes ? 'redis-cluster' : config.redisUrl ? 'redis' : 'in-process',
     },
     `longpoll-gateway listening on ${gateway.url}`,
   );
@@ -66,6 +74,16 @@ async function runMigrate(): Promise<void> {
   }
 }
 
+async function runBench(args: string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(BENCH_USAGE);
+    return;
+  }
+  // Loaded on demand: the gateway itself never needs the load tester's modules.
+  const { runBenchCommand } = await import('./bench/command.js');
+  process.exitCode = await runBenchCommand(args, process.env, { stdout: process.stdout, stderr: process.stderr });
+}
+
 class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<void> {
@@ -73,11 +91,13 @@ export async function main(argv: string[]): Promise<void> {
   try {
     switch (command) {
       case 'start':
-        return await runStart();
+        return await runStart(rest);
       case 'token':
         return await runToken(rest);
       case 'migrate':
         return await runMigrate();
+      case 'bench':
+        return await runBench(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -87,7 +107,7 @@ export async function main(argv: string[]): Promise<void> {
         throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
     }
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof UsageError) {
+    if (error instanceof ConfigError || error instanceof UsageError || error instanceof WorkersConfigError || error instanceof BenchUsageError) {
       process.stderr.write(`longpoll-gateway: ${error.message}\n`);
       process.exit(2);
     }

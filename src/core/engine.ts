@@ -1,6 +1,6 @@
 import type { Bus, Unsubscribe } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
-import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore } from '../store/types.js';
+import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore, type StoredMessage } from '../store/types.js';
 import { Waiter } from './waiter.js';
 
 export interface EngineOptions {
@@ -12,6 +12,23 @@ export interface EngineOptions {
   busDownRecheckMs?: number;
   /** Reports background failures (a wake that could not be published); never thrown to callers. */
   onError?: (error: unknown, context: string) => void;
+  /** Told about publishes and finished polls (metrics); must not throw. */
+  observer?: EngineObserver;
+}
+
+/**
+ * How a poll ended: `messages` (answered with messages), `timeout` (empty: the wait ran out, or a
+ * short poll found nothing), `superseded`, `aborted` (the client went away), `drained` (answered
+ * empty on shutdown), `error` (store failure or a refused poll).
+ */
+export type PollOutcome = 'messages' | 'timeout' | 'superseded' | 'aborted' | 'drained' | 'error';
+
+/** What the engine reports, so core never depends on a metrics library. */
+export interface EngineObserver {
+  /** After the store answered a publish: `stored` new rows, `duplicates` idempotent repeats. */
+  published?(stored: number, duplicates: number): void;
+  /** Once per poll, with the messages it answered with (empty unless outcome is `messages`). */
+  pollEnded?(outcome: PollOutcome, messages: readonly StoredMessage[]): void;
 }
 
 export interface PollRequest {
@@ -57,6 +74,7 @@ export function createEngine(
   const maxHeldPolls = options.maxHeldPolls ?? 50_000;
   const busDownRecheckMs = options.busDownRecheckMs ?? 1_000;
   const onError = options.onError ?? (() => {});
+  const observer = options.observer ?? {};
   if (!Number.isInteger(maxPollsPerUser) || maxPollsPerUser < 1) {
     throw new TypeError('Expected `maxPollsPerUser` to be a positive integer');
   }
@@ -123,6 +141,7 @@ export function createEngine(
 
   async function publish(draft: MessageDraft): Promise<InsertResult> {
     const result = await store.insertMessage(draft);
+    observer.published?.(result.duplicate ? 0 : 1, result.duplicate ? 1 : 0);
     // Woken on duplicates too: if the first attempt stored the row and died before waking, the
     // client's retry is what delivers the wake.
     await wakeRecipients([draft.userId]);
@@ -130,14 +149,37 @@ export function createEngine(
   }
 
   async function publishMany(drafts: readonly MessageDraft[]): Promise<InsertResult[]> {
-    const results: InsertResult[] = [];
+    let results: InsertResult[] = [];
+    if (store.insertMessages) results = await store.insertMessages(drafts);
     // Sequential on purpose: one sender's messages get ids in the order they were given.
-    for (const draft of drafts) results.push(await store.insertMessage(draft));
+    else for (const draft of drafts) results.push(await store.insertMessage(draft));
+    const duplicates = results.filter((result) => result.duplicate).length;
+    observer.published?.(results.length - duplicates, duplicates);
     await wakeRecipients(drafts.map((draft) => draft.userId));
     return results;
   }
 
   async function holdPoll(userId: string, request: PollRequest): Promise<PollResult> {
+    if (!observer.pollEnded) return answerPoll(userId, request);
+    let result: PollResult;
+    try {
+      result = await answerPoll(userId, request);
+    } catch (error) {
+      observer.pollEnded('error', []);
+      throw error;
+    }
+    observer.pollEnded(outcomeOf(result, request.signal), result.messages);
+    return result;
+  }
+
+  function outcomeOf(result: PollResult, signal: AbortSignal | undefined): PollOutcome {
+    if (result.messages.length > 0) return 'messages';
+    if (result.superseded) return 'superseded';
+    if (signal?.aborted) return 'aborted';
+    return draining ? 'drained' : 'timeout';
+  }
+
+  async function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
     if (cursor > 0) await store.ackThrough(userId, cursor);
     if (request.waitMs <= 0 || draining) return deliverInTurn(userId, cursor, limit);
@@ -166,6 +208,10 @@ export function createEngine(
         const remaining = deadline - clock.now();
         if (remaining <= 0) return batch;
         await waiter.sleep(bus.healthy ? remaining : Math.min(remaining, busDownRecheckMs));
+        // Ended while asleep (drain, superseded, client gone): answer without another store read.
+        // A drain of thousands of held polls would otherwise queue that many reads, and on a busy
+        // machine run past SHUTDOWN_GRACE_MS, cutting the connections still waiting.
+        if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);

@@ -3,10 +3,15 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Engine } from '../core/engine.js';
+import { GatewayError } from '../errors.js';
 import { authenticate } from './auth.js';
+import { corsAllowList } from './compat/cors.js';
+import { jsonpPolling } from './compat/jsonp.js';
+import { methodOverride, routerMethods } from './compat/method-override.js';
 import { respondWithErrors } from './error-responses.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes/health.js';
-import { registerMessageRoutes, type MessageRouteOptions } from './routes/messages.js';
+import { registerMessageRoutes, type MessageRouteOptions, type PublishAdmission } from './routes/messages.js';
+import { registerMetricsRoute, type MetricsEndpoint } from './routes/metrics.js';
 import { registerPollRoutes, type PollRouteOptions } from './routes/poll.js';
 
 export interface AppLogger {
@@ -17,6 +22,24 @@ export interface AppLogger {
 export interface AppOptions extends MessageRouteOptions, PollRouteOptions {
   /** Extra middleware mounted before the API (e.g. the demo pages). */
   extraMiddleware?: Koa.Middleware[];
+  /** Bearer token required on GET /metrics; unset = open (bind to a private address). */
+  metricsToken?: string | undefined;
+  /** CORS allow-list (`CORS_ORIGINS`); empty = same origin only. */
+  corsOrigins?: string[];
+  corsMaxAgeSeconds?: number;
+}
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * The router answers a method it has never heard of (TRACE, PRI, made-up ones) with a bare 501: a
+ * 5xx that blames the server for a client's request. Refuse them as a 405 like any other method.
+ */
+async function refuseUnknownMethods(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+  if (!KNOWN_METHODS.has(ctx.method)) {
+    throw new GatewayError('method_not_allowed', 'This method is not supported.', { status: 405 });
+  }
+  await next();
 }
 
 /**
@@ -34,6 +57,10 @@ export function createApp(
     readiness: ReadinessCheck[];
     logger: AppLogger;
     isDraining: () => boolean;
+    /** Serves GET /metrics when given. */
+    metrics?: MetricsEndpoint;
+    /** Publish rate limits; none when absent. */
+    publishAdmission?: PublishAdmission;
   },
   options: AppOptions,
 ): Koa {
@@ -60,17 +87,25 @@ export function createApp(
     }
   });
   app.use(respondWithErrors(logger));
+  app.use(refuseUnknownMethods);
+  // Legacy and proxy compatibility: CORS headers go on error answers too; the method override runs
+  // before routing; JSONP marks requests whose errors respondWithErrors must render as script.
+  const apiMethods = () => routerMethods([apiRoutes]);
+  app.use(corsAllowList({ origins: options.corsOrigins ?? [], maxAgeSeconds: options.corsMaxAgeSeconds ?? 600, allowedMethods: apiMethods }));
+  app.use(methodOverride({ allowedMethods: apiMethods }));
+  app.use(jsonpPolling({ paths: ['/v1/poll'] }));
 
   for (const middleware of options.extraMiddleware ?? []) app.use(middleware);
 
   const publicRoutes = new Router();
   registerHealthRoutes(publicRoutes, dependencies.readiness, dependencies.isDraining);
+  if (dependencies.metrics) registerMetricsRoute(publicRoutes, dependencies.metrics, options.metricsToken);
   app.use(publicRoutes.routes());
   app.use(publicRoutes.allowedMethods());
 
   const apiRoutes = new Router();
   apiRoutes.use('/v1', authenticate(verifier));
-  registerMessageRoutes(apiRoutes, engine, options);
+  registerMessageRoutes(apiRoutes, engine, options, dependencies.publishAdmission);
   registerPollRoutes(apiRoutes, engine, options);
   app.use(apiRoutes.routes());
   app.use(apiRoutes.allowedMethods());

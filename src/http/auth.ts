@@ -40,7 +40,9 @@ export function authenticate(verifier: TokenVerifier): Koa.Middleware {
       ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
       throw error;
     }
-    await next();
+    // Returned, not awaited: this frame then ends here instead of staying suspended for as long
+    // as a poll is held (tens of thousands of them; each suspended async frame costs memory).
+    return next();
   };
 }
 

@@ -1,5 +1,6 @@
 import type Koa from 'koa';
 import { isGatewayError } from '../errors.js';
+import { jsonpCallbackOf, renderJsonpError } from './compat/jsonp.js';
 
 export interface ErrorLogger {
   error(object: object, message: string): void;
@@ -52,6 +53,12 @@ export function respondWithErrors(logger: ErrorLogger): Koa.Middleware {
       }
       if (status >= 500) {
         logger.error({ err: error, requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, code }, 'request failed');
+      }
+      // A script tag cannot see a status: JSONP errors are a 200 whose body carries it.
+      const callback = jsonpCallbackOf(ctx);
+      if (callback !== undefined) {
+        renderJsonpError(ctx, callback, { status, code, message });
+        return;
       }
       ctx.status = status;
       ctx.type = 'application/json';

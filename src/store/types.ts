@@ -42,6 +42,11 @@ export interface DeliveryBatch {
 export interface MessageStore {
   /** Race-safe idempotent insert: two concurrent identical drafts store one row. */
   insertMessage(draft: MessageDraft): Promise<InsertResult>;
+  /**
+   * Inserts a batch atomically, in order: if any draft fails (an idempotency conflict), none is
+   * stored. Optional for test doubles; without it the engine inserts one by one.
+   */
+  insertMessages?(drafts: readonly MessageDraft[]): Promise<InsertResult[]>;
   /** Marks as acked every `delivered` row of the user whose delivery stamp is ≤ cursor. */
   ackThrough(userId: string, cursor: number): Promise<number>;
   /**
@@ -52,6 +57,15 @@ export interface MessageStore {
   /** Throws when the database cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Kept apart from MessageStore: only the retention timer needs it, and test doubles need not. */
+export interface RetentionStore {
+  /**
+   * Deletes at most `limit` acked messages whose `acked_at` is before `ackedBefore` (epoch ms),
+   * oldest ack first, and returns how many. Bounded so each statement holds its row locks briefly.
+   */
+  purgeAcked(ackedBefore: number, limit: number): Promise<number>;
 }
 
 export interface Clock {

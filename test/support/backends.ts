@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import knexFactory from 'knex';
 import { createMemoryBus } from '../../src/bus/memory-bus.js';
 import { createRedisBus } from '../../src/bus/redis-bus.js';
+import { createRedisClusterBus } from '../../src/bus/redis-cluster-bus.js';
+import { parseClusterNodes } from '../../src/config.js';
 import type { Bus } from '../../src/bus/types.js';
 import { createKnex, createKnexStore } from '../../src/store/knex-store.js';
 import type { Clock, MessageStore } from '../../src/store/types.js';
@@ -13,7 +15,7 @@ import type { Knex } from 'knex';
  * server fails the run; locally the real variant is skipped, loudly.
  */
 export interface Backend {
-  name: 'embedded' | 'mysql+redis';
+  name: 'embedded' | 'mysql+redis' | 'mysql+redis-cluster';
   real: boolean;
   /** A fresh, isolated store (own database / in-memory file); closed by `cleanup`. */
   createStore(clock?: Clock): Promise<MessageStore & { knex: Knex }>;
@@ -74,9 +76,10 @@ function embeddedBackend(): Backend {
   };
 }
 
-function realBackend(): Backend {
+function realBackend(bus: 'redis' | 'redis-cluster' = 'redis'): Backend {
   const mysqlUrl = process.env.MYSQL_URL!;
   const redisUrl = process.env.REDIS_URL!;
+  const clusterNodes = process.env.REDIS_CLUSTER_NODES ?? '';
   const databases: string[] = [];
   const stores: MessageStore[] = [];
   const buses: Bus[] = [];
@@ -96,7 +99,7 @@ function realBackend(): Backend {
   }
 
   return {
-    name: 'mysql+redis',
+    name: bus === 'redis' ? 'mysql+redis' : 'mysql+redis-cluster',
     real: true,
     async createStore(clock) {
       const store = await createKnexStore({ knex: createKnex({ mysqlUrl: await createDatabase() }), ...(clock ? { clock } : {}) });
@@ -104,14 +107,17 @@ function realBackend(): Backend {
       return store;
     },
     async createBus(prefix) {
-      const bus = await createRedisBus({ url: redisUrl, prefix: prefix ?? `${uniqueName('t')}:` });
-      buses.push(bus);
-      return bus;
+      const created =
+        bus === 'redis'
+          ? await createRedisBus({ url: redisUrl, prefix: prefix ?? `${uniqueName('t')}:` })
+          : await createRedisClusterBus({ nodes: parseClusterNodes(clusterNodes), prefix: prefix ?? `${uniqueName('t')}:` });
+      buses.push(created);
+      return created;
     },
     async gatewayEnv() {
       return {
         MYSQL_URL: await createDatabase(),
-        REDIS_URL: redisUrl,
+        ...(bus === 'redis' ? { REDIS_URL: redisUrl } : { REDIS_CLUSTER_NODES: clusterNodes }),
         REDIS_PREFIX: `${uniqueName('t')}:`,
         GATEWAY_JWT_SECRET: TEST_SECRET,
       };
@@ -137,4 +143,21 @@ export function backendCases(what: string): Array<{ name: Backend['name']; make:
   const cases: Array<{ name: Backend['name']; make: () => Backend }> = [{ name: 'embedded', make: embeddedBackend }];
   if (requireRealServersOrWarn(what)) cases.push({ name: 'mysql+redis', make: realBackend });
   return cases;
+}
+
+/**
+ * The Redis Cluster variant (MariaDB + sharded pub/sub on REDIS_CLUSTER_NODES, from
+ * `scripts/redis-cluster.sh up`), for the bus contract and the scale-out suites only. Empty
+ * locally without the cluster (loudly); with CI=true a missing cluster fails the run.
+ */
+export function redisClusterCases(what: string): Array<{ name: Backend['name']; make: () => Backend }> {
+  if (!requireRealServersOrWarn(what)) return [];
+  if (!process.env.REDIS_CLUSTER_NODES) {
+    if (process.env.CI === 'true') {
+      throw new Error(`CI=true but REDIS_CLUSTER_NODES is not set: ${what} cannot run. Start it with scripts/redis-cluster.sh up.`);
+    }
+    console.warn(`\n!!! SKIPPED Redis Cluster variant (${what}): REDIS_CLUSTER_NODES not set.\n!!! Run: eval "$(bash scripts/redis-cluster.sh up)"\n`);
+    return [];
+  }
+  return [{ name: 'mysql+redis-cluster', make: () => realBackend('redis-cluster') }];
 }

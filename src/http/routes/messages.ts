@@ -11,6 +11,21 @@ export interface MessageRouteOptions {
   maxBatchMessages: number;
 }
 
+/** Decides whether a sender (and its address) may publish `messages` more now; undefined = yes. */
+export interface PublishAdmission {
+  admit(userId: string, ip: string, messages: number): { scope: 'user' | 'ip'; retryAfterSeconds: number } | undefined;
+}
+
+function admitOrThrow(admission: PublishAdmission | undefined, ctx: { state: { userId: string }; ip: string }, messages: number): void {
+  const refusal = admission?.admit(ctx.state.userId, ctx.ip, messages);
+  if (!refusal) return;
+  const who = refusal.scope === 'user' ? 'this sender' : 'this address';
+  throw new GatewayError('rate_limited', `Too many messages from ${who}; retry after ${refusal.retryAfterSeconds} s.`, {
+    status: 429,
+    retryAfterSeconds: refusal.retryAfterSeconds,
+  });
+}
+
 const clientMessageIdSchema = z.string().min(1).max(128);
 const publishSchema = z.strictObject({
   to: userIdSchema,
@@ -26,7 +41,7 @@ const ENVELOPE_BYTES = 4 * 1024;
  * POST /v1/messages {to, id?, body} and POST /v1/messages/batch {messages: [...]}.
  * The sender is always the token's subject, never a field of the request.
  */
-export function registerMessageRoutes(router: Router, engine: Engine, options: MessageRouteOptions): void {
+export function registerMessageRoutes(router: Router, engine: Engine, options: MessageRouteOptions, admission?: PublishAdmission): void {
   const batchSchema = z.strictObject({ messages: z.array(publishSchema).min(1).max(options.maxBatchMessages) });
 
   function toDraft(senderId: string, input: PublishInput, index?: number): MessageDraft {
@@ -40,7 +55,9 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
 
   router.post('/v1/messages', async function publishMessage(ctx) {
     const input = parseOrThrow(publishSchema, await readJsonBody(ctx, options.maxMessageBytes + ENVELOPE_BYTES));
-    const result = await engine.publish(toDraft(ctx.state.userId, input));
+    const draft = toDraft(ctx.state.userId, input);
+    admitOrThrow(admission, ctx, 1);
+    const result = await engine.publish(draft);
     ctx.status = result.duplicate ? 200 : 201;
     ctx.body = { id: result.id, duplicate: result.duplicate };
   });
@@ -50,6 +67,7 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
     const input = parseOrThrow(batchSchema, await readJsonBody(ctx, limit));
     // Validate every item before storing any, so a bad item never leaves a half-stored batch.
     const drafts = input.messages.map((message, index) => toDraft(ctx.state.userId, message, index));
+    admitOrThrow(admission, ctx, drafts.length);
     const results = await engine.publishMany(drafts);
     ctx.status = results.every((result) => result.duplicate) ? 200 : 201;
     ctx.body = { results: results.map((result) => ({ id: result.id, duplicate: result.duplicate })) };
