@@ -130,6 +130,7 @@ const envSchema = z.object({
   MAX_MESSAGE_BYTES: integer('MAX_MESSAGE_BYTES', 16, 16 * 1024 * 1024, 64 * 1024),
   MAX_BATCH_MESSAGES: integer('MAX_BATCH_MESSAGES', 1, 10_000, 100),
   SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
+  HEADERS_TIMEOUT_MS: integer('HEADERS_TIMEOUT_MS', 500, 600_000, 15_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
   CORS_ORIGINS: corsOrigins,
   CORS_MAX_AGE_S: integer('CORS_MAX_AGE_S', 0, 86_400, 600),
@@ -174,6 +175,8 @@ export interface GatewayConfig {
   maxMessageBytes: number;
   maxBatchMessages: number;
   shutdownGraceMs: number;
+  /** How long a client may take to send its request headers (slow-loris guard). */
+  headersTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Origins allowed cross-origin (listed ones with credentials); `*` = any, without credentials. */
   corsOrigins: string[];
@@ -252,6 +255,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     maxBatchMessages: e.MAX_BATCH_MESSAGES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
     corsMaxAgeSeconds: e.CORS_MAX_AGE_S,

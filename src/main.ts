@@ -193,6 +193,9 @@ export async function startGateway(
   // poll may land on any worker, and this is how operators and tests can see which one did.
   const workerHeader = options.workerId === undefined ? undefined : String(options.workerId);
   const server = createServer(
+    // Node enforces headersTimeout only when it sweeps its connections; its 30 s default sweep
+    // would let a slow-loris socket live up to 30 s past the limit.
+    { connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(config.headersTimeoutMs / 2))) },
     workerHeader === undefined
       ? handleRequest
       : (request, response) => {
@@ -200,10 +203,10 @@ export async function startGateway(
           return handleRequest(request, response);
         },
   );
-  // A held poll lasts up to POLL_WAIT_MAX_S: the request timeout must outlast it, while headers
-  // still have to arrive promptly so slow-loris clients cannot pin sockets.
+  // requestTimeout bounds receiving the request, not holding the response, so held polls are not
+  // cut by it; headers must still arrive promptly so slow-loris clients cannot pin sockets.
   server.requestTimeout = (config.pollWaitMaxSeconds + 30) * 1000;
-  server.headersTimeout = 15_000;
+  server.headersTimeout = config.headersTimeoutMs;
   server.keepAliveTimeout = 5_000;
   // Node hands CONNECT to a 'connect' listener and, without one, drops the socket unanswered;
   // this is not a proxy, so say so like any other refused method.
