@@ -121,6 +121,7 @@ const envSchema = z.object({
   GATEWAY_WORKERS: integer('GATEWAY_WORKERS', 0, 1024, 0),
   GATEWAY_JWT_SECRET: z.string().min(32, 'GATEWAY_JWT_SECRET must be at least 32 characters').optional(),
   GATEWAY_DEMO: flag(false),
+  TRUST_PROXY: flag(false),
   POLL_WAIT_DEFAULT_S: integer('POLL_WAIT_DEFAULT_S', 0, 3600, 25),
   POLL_WAIT_MAX_S: integer('POLL_WAIT_MAX_S', 0, 3600, 25),
   POLL_LIMIT_DEFAULT: integer('POLL_LIMIT_DEFAULT', 1, 10000, 100),
@@ -166,6 +167,8 @@ export interface GatewayConfig {
   /** Undefined means "development secret": generated and kept in the data directory, loudly. */
   jwtSecret: string | undefined;
   demo: boolean;
+  /** Take the client address from the last X-Forwarded-For hop (set by our own reverse proxy). */
+  trustProxy: boolean;
   pollWaitDefaultSeconds: number;
   pollWaitMaxSeconds: number;
   pollLimitDefault: number;
@@ -246,6 +249,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     workers: e.GATEWAY_WORKERS,
     jwtSecret: e.GATEWAY_JWT_SECRET,
     demo: e.GATEWAY_DEMO,
+    trustProxy: e.TRUST_PROXY,
     pollWaitDefaultSeconds: e.POLL_WAIT_DEFAULT_S,
     pollWaitMaxSeconds: e.POLL_WAIT_MAX_S,
     pollLimitDefault: e.POLL_LIMIT_DEFAULT,

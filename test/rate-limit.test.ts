@@ -133,3 +133,45 @@ describe.each(backendCases('publish rate limits'))('publish rate limits over HTT
     expect(metrics).toMatch(/lpg_publish_rate_limited_total\{scope="ip"\} [1-9]/);
   });
 });
+
+describe.each(backendCases('per-IP limit behind a proxy'))('per-IP publish limit and TRUST_PROXY on $name', ({ make }) => {
+  const publishFrom = (gw: TestGateway, token: string, forwardedFor: string, n: number) =>
+    gw.request('/v1/messages', {
+      method: 'POST',
+      token,
+      json: { to: 'xff-bob', id: `xff-${forwardedFor}-${n}`, body: n },
+      headers: { 'X-Forwarded-For': forwardedFor },
+    });
+  const limits = { PUBLISH_RATE_PER_USER: '0', PUBLISH_RATE_PER_IP: '1', PUBLISH_BURST_PER_IP: '2' };
+
+  it('keys the bucket on the last X-Forwarded-For hop when TRUST_PROXY is on', async () => {
+    const backend = make();
+    const gw = await startTestGateway(backend, { ...limits, TRUST_PROXY: 'true' });
+    try {
+      const token = await gw.tokenFor('xff-alice');
+      const statuses = [];
+      for (let n = 0; n < 3; n += 1) statuses.push((await publishFrom(gw, token, '203.0.113.7', n)).status);
+      // A client-supplied first hop does not escape the bucket: only the proxy's last hop counts.
+      statuses.push((await publishFrom(gw, token, '198.51.100.1, 203.0.113.7', 3)).status);
+      statuses.push((await publishFrom(gw, token, '203.0.113.8', 4)).status);
+      expect(statuses).toEqual([201, 201, 429, 429, 201]);
+    } finally {
+      await gw.close();
+      await backend.cleanup();
+    }
+  });
+
+  it('ignores X-Forwarded-For when TRUST_PROXY is off', async () => {
+    const backend = make();
+    const gw = await startTestGateway(backend, limits);
+    try {
+      const token = await gw.tokenFor('xff-alice');
+      const statuses = [];
+      for (let n = 0; n < 3; n += 1) statuses.push((await publishFrom(gw, token, `203.0.113.${n}`, n)).status);
+      expect(statuses).toEqual([201, 201, 429]);
+    } finally {
+      await gw.close();
+      await backend.cleanup();
+    }
+  });
+});

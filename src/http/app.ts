@@ -27,6 +27,8 @@ export interface AppOptions extends MessageRouteOptions, PollRouteOptions {
   /** CORS allow-list (`CORS_ORIGINS`); empty = same origin only. */
   corsOrigins?: string[];
   corsMaxAgeSeconds?: number;
+  /** TRUST_PROXY: read the client address from X-Forwarded-For (last hop only). */
+  trustProxy?: boolean;
 }
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -35,11 +37,11 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
  * The router answers a method it has never heard of (TRACE, PRI, made-up ones) with a bare 501: a
  * 5xx that blames the server for a client's request. Refuse them as a 405 like any other method.
  */
-async function refuseUnknownMethods(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+function refuseUnknownMethods(ctx: Koa.Context, next: Koa.Next): Promise<void> {
   if (!KNOWN_METHODS.has(ctx.method)) {
     throw new GatewayError('method_not_allowed', 'This method is not supported.', { status: 405 });
   }
-  await next();
+  return next();
 }
 
 /**
@@ -65,7 +67,10 @@ export function createApp(
   options: AppOptions,
 ): Koa {
   const { engine, verifier, logger } = dependencies;
-  const app = new Koa({ proxy: false });
+  // Behind our own reverse proxy every request comes from the proxy's address, which would make the
+  // per-IP publish limit one bucket for everybody. Only the last X-Forwarded-For hop is trusted: it
+  // is the one our proxy appended; earlier hops are whatever the client claimed.
+  const app = new Koa({ proxy: options.trustProxy ?? false, maxIpsCount: 1 });
   // Errors are logged by respondWithErrors; Koa's default handler would print them again.
   app.silent = true;
 

@@ -47,8 +47,7 @@ export function createDemoMiddleware(options: { demoDir: string; legacyBundlePat
       return;
     }
     if (path !== LEGACY_BUNDLE_PATH && !path.startsWith('/demo/')) {
-      await next();
-      return;
+      return next();
     }
     ctx.set('Cache-Control', 'no-store');
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {

@@ -39,8 +39,7 @@ export function corsAllowList(options: CorsOptions): Koa.Middleware {
 
   return async function corsAllowListMiddleware(ctx, next) {
     if (!enabled) {
-      await next();
-      return;
+      return next();
     }
     // Answers differ per Origin, so shared caches must key on it (even when no Origin was sent).
     if (listed.size > 0) ctx.vary('Origin');
@@ -68,7 +67,8 @@ export function corsAllowList(options: CorsOptions): Koa.Middleware {
       if (grant.credentials) ctx.set('Access-Control-Allow-Credentials', 'true');
       ctx.set('Access-Control-Expose-Headers', EXPOSED_HEADERS.join(', '));
     }
-    await next();
+    // Returned, not awaited: a held poll then keeps no suspended frame of this middleware.
+    return next();
   };
 }
 

@@ -81,8 +81,7 @@ export function jsonpPolling(options: JsonpOptions): Koa.Middleware {
   const paths = new Set(options.paths);
   return async function jsonpPollingMiddleware(ctx, next) {
     if (!(ctx.method === 'GET' || ctx.method === 'HEAD') || !paths.has(ctx.path) || !('callback' in ctx.query)) {
-      await next();
-      return;
+      return next();
     }
     // Also on the JSON 400 below: a browser must not run an error document as script.
     ctx.set('X-Content-Type-Options', 'nosniff');

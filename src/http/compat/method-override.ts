@@ -40,8 +40,7 @@ export function methodOverride(options: MethodOverrideOptions): Koa.Middleware {
   return async function methodOverrideMiddleware(ctx, next) {
     const method = requestedOverride(ctx);
     if (method === undefined) {
-      await next();
-      return;
+      return next();
     }
     if (ctx.method !== 'POST') {
       throw new GatewayError('invalid_method_override', 'Only a POST request may override its method.', { status: 400 });
@@ -58,7 +57,7 @@ export function methodOverride(options: MethodOverrideOptions): Koa.Middleware {
       );
     }
     ctx.method = method;
-    await next();
+    return next();
   };
 }
 
