@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import { userChannel, userFromChannel } from './channels.js';
 import { ListenerRegistry } from './listener-registry.js';
-import type { Bus, Unsubscribe, WakeListener } from './types.js';
+import { createRefCountedSubscriptions } from './ref-counted-subscriptions.js';
+import type { Bus } from './types.js';
 
 export interface RedisBusOptions {
   url: string;
@@ -41,7 +42,6 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   subscriber.on('error', reportError);
 
   const registry = new ListenerRegistry();
-  const subscriptionByUser = new Map<string, Promise<void>>();
   const resyncListeners = new Set<() => void>();
   let closed = false;
   let everReady = false;
@@ -57,34 +57,17 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
 
   await Promise.all([publisher.connect(), subscriber.connect()]);
 
+  const subscribe = createRefCountedSubscriptions(registry, {
+    subscribe: (userId) => subscriber.subscribe(userChannel(prefix, userId)),
+    unsubscribe: (userId) => subscriber.unsubscribe(userChannel(prefix, userId)),
+    // ioredis queues a SUBSCRIBE sent while disconnected and sends it on reconnect.
+    canAwaitSubscribe: () => subscriber.status === 'ready',
+    isClosed: () => closed,
+    reportError,
+  });
+
   return {
-    async subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe> {
-      const { first } = registry.add(userId, listener);
-      let active = true;
-      const unsubscribe = () => {
-        if (!active) return;
-        active = false;
-        if (registry.remove(userId, listener).last && !closed) {
-          subscriptionByUser.delete(userId);
-          subscriber.unsubscribe(userChannel(prefix, userId)).catch(reportError);
-        }
-      };
-      // Commands on one connection run in order, so SUBSCRIBE → UNSUBSCRIBE → SUBSCRIBE for the
-      // same user ends subscribed. Later listeners await the first one's SUBSCRIBE, which makes
-      // "resolved" mean "the server has the subscription" for everyone.
-      let subscribed = subscriptionByUser.get(userId);
-      if (first || !subscribed) {
-        subscribed = subscriber.subscribe(userChannel(prefix, userId)).then(
-          () => undefined,
-          (error: unknown) => reportError(error),
-        );
-        subscriptionByUser.set(userId, subscribed);
-      }
-      // While Redis is down don't hold the poll hostage: the engine falls back to timed re-reads,
-      // and ioredis sends the queued SUBSCRIBE once it reconnects.
-      if (subscriber.status === 'ready') await subscribed;
-      return unsubscribe;
-    },
+    subscribe,
     async wake(userIds) {
       if (userIds.length === 0) return;
       if (userIds.length === 1) {

@@ -1,7 +1,8 @@
 import { Cluster } from 'ioredis';
 import { userChannel, userFromChannel } from './channels.js';
 import { ListenerRegistry } from './listener-registry.js';
-import type { Bus, Unsubscribe, WakeListener } from './types.js';
+import { createRefCountedSubscriptions } from './ref-counted-subscriptions.js';
+import type { Bus } from './types.js';
 
 export interface ClusterNode {
   host: string;
@@ -66,7 +67,6 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   subscriber.on('node error', reportError);
 
   const registry = new ListenerRegistry();
-  const subscriptionByUser = new Map<string, Promise<void>>();
   const resyncListeners = new Set<() => void>();
   let closed = false;
   let connected = false;
@@ -145,33 +145,17 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   }
   connected = true;
 
+  const subscribe = createRefCountedSubscriptions(registry, {
+    // Each user's SSUBSCRIBE and SUNSUBSCRIBE go to the one shard connection that owns its slot.
+    subscribe: (userId) => subscriber.ssubscribe(userChannel(prefix, userId)),
+    unsubscribe: (userId) => subscriber.sunsubscribe(userChannel(prefix, userId)),
+    canAwaitSubscribe: () => subscriber.status === 'ready' && !resubscribing,
+    isClosed: () => closed,
+    reportError,
+  });
+
   return {
-    async subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe> {
-      const { first } = registry.add(userId, listener);
-      let active = true;
-      const unsubscribe = () => {
-        if (!active) return;
-        active = false;
-        if (registry.remove(userId, listener).last && !closed) {
-          subscriptionByUser.delete(userId);
-          subscriber.sunsubscribe(userChannel(prefix, userId)).catch(reportError);
-        }
-      };
-      // Same ordering argument as the single-node bus: one user's SSUBSCRIBE and SUNSUBSCRIBE go to
-      // the one shard connection that owns the channel's slot, and run there in order.
-      let subscribed = subscriptionByUser.get(userId);
-      if (first || !subscribed) {
-        subscribed = subscriber.ssubscribe(userChannel(prefix, userId)).then(
-          () => undefined,
-          (error: unknown) => reportError(error),
-        );
-        subscriptionByUser.set(userId, subscribed);
-      }
-      // While the cluster is unreachable don't hold the poll hostage: the engine falls back to
-      // timed re-reads, and the subscription is made again when the cluster is back.
-      if (subscriber.status === 'ready' && !resubscribing) await subscribed;
-      return unsubscribe;
-    },
+    subscribe,
     async wake(userIds) {
       if (userIds.length === 0) return;
       // Channels of different users hash to different slots, so they cannot share one pipeline;

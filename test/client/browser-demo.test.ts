@@ -1,11 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/main.js';
 import { ensureLegacyBundle } from './support/legacy-bundle.js';
+import { browserTestsEnabled, launchChromium } from '../support/chromium.js';
 
 /**
  * The demo chat end to end in Debian's chromium, with fetch, WebSocket, EventSource and Promise
@@ -17,20 +14,6 @@ import { ensureLegacyBundle } from './support/legacy-bundle.js';
  * an attribute written at DOMContentLoaded proves the globals were still missing after the page's
  * scripts ran.
  */
-function findChromium(): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const chromiumPath = findChromium();
-const requireBrowser = process.env.CI === 'true';
-if (!chromiumPath && !requireBrowser) {
-  console.warn('browser-demo.test.ts: SKIPPED, chromium is not installed (run `bash scripts/browser.sh`).');
-}
-
 const REMOVED_GLOBALS = ['fetch', 'WebSocket', 'EventSource', 'Promise'];
 
 /** Runs in the page before its scripts; also records, at DOMContentLoaded, which globals are really gone. */
@@ -51,14 +34,13 @@ function removeModernGlobals(names: string[]): void {
 
 type Gateway = Awaited<ReturnType<typeof startGateway>>;
 
-describe.skipIf(!chromiumPath && !requireBrowser)('demo chat in a browser without fetch/Promise/WebSocket/EventSource', () => {
+describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a browser without fetch/Promise/WebSocket/EventSource', () => {
   let gateway: Gateway;
   let context: BrowserContext;
-  let userDataDir: string;
+  let closeBrowser: (() => Promise<void>) | undefined;
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!chromiumPath) throw new Error('CI=true but chromium is not installed: run `bash scripts/browser.sh` first.');
     ensureLegacyBundle();
     gateway = await startGateway({
       PORT: '0',
@@ -68,28 +50,13 @@ describe.skipIf(!chromiumPath && !requireBrowser)('demo chat in a browser withou
       GATEWAY_DEMO: '1',
       LOG_LEVEL: 'silent',
     });
-    userDataDir = mkdtempSync(join(tmpdir(), 'demo-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    });
+    ({ context, close: closeBrowser } = await launchChromium('demo-chromium-'));
     await context.addInitScript(removeModernGlobals, REMOVED_GLOBALS);
   }, 60_000);
 
   afterAll(async () => {
-    await context?.close();
+    await closeBrowser?.();
     await gateway?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   async function open(role: 'customer' | 'agent'): Promise<Page> {

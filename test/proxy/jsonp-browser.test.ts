@@ -1,12 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendCases, type Backend } from '../support/backends.js';
+import { browserTestsEnabled, launchChromium } from '../support/chromium.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 
 /**
@@ -14,20 +11,6 @@ import { startTestGateway, type TestGateway } from '../support/gateway.js';
  * `<script>` tags, the only cross-origin channel the oldest browsers have. Valid callbacks round-trip
  * (messages, a held poll woken by a publish, errors in the body); hostile ones never run.
  */
-function findChromium(): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const chromiumPath = findChromium();
-const requireBrowser = process.env.CI === 'true';
-if (!chromiumPath && !requireBrowser) {
-  console.warn('jsonp-browser.test.ts: SKIPPED, chromium is not installed (run `bash scripts/browser.sh`).');
-}
-
 /**
  * The test page: `lp.inbox.receive` records what it is called with; `loadScript` adds a script tag
  * and records whether it loaded or failed. Everything lands in the DOM for the test to read.
@@ -59,19 +42,18 @@ interface Payload {
   status?: number;
 }
 
-describe.skipIf(!chromiumPath && !requireBrowser).each(backendCases('JSONP in a browser'))('JSONP through <script> tags in chromium on $name', ({ make }) => {
+describe.runIf(browserTestsEnabled('jsonp-browser.test.ts')).each(backendCases('JSONP in a browser'))('JSONP through <script> tags in chromium on $name', ({ make }) => {
   let backend: Backend;
   let gw: TestGateway;
   let pageServer: Server;
   let pageUrl: string;
   let context: BrowserContext;
-  let userDataDir: string;
+  let closeBrowser: (() => Promise<void>) | undefined;
   let page: Page;
   const dialogs: string[] = [];
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!chromiumPath) throw new Error('CI=true but chromium is not installed: run `bash scripts/browser.sh` first.');
     backend = make();
     gw = await startTestGateway(backend, { POLL_WAIT_MAX_S: '5' });
     pageServer = createServer((_request, response) => {
@@ -80,12 +62,7 @@ describe.skipIf(!chromiumPath && !requireBrowser).each(backendCases('JSONP in a 
     });
     await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
     pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/jsonp.html`;
-    userDataDir = mkdtempSync(join(tmpdir(), 'jsonp-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    ({ context, close: closeBrowser } = await launchChromium('jsonp-chromium-'));
     page = context.pages()[0] ?? (await context.newPage());
     page.on('dialog', (dialog) => {
       dialogs.push(dialog.message());
@@ -96,8 +73,7 @@ describe.skipIf(!chromiumPath && !requireBrowser).each(backendCases('JSONP in a 
   }, 60_000);
 
   afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    await closeBrowser?.();
     await new Promise((resolve) => (pageServer ? pageServer.close(resolve) : resolve(undefined)));
     await gw?.close();
     await backend?.cleanup();

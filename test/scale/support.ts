@@ -1,6 +1,6 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { assertBuilt, BIN } from '../support/process.js';
+import { spawnGateway } from '../support/process.js';
 
 export interface WorkersProcess {
   url: string;
@@ -13,47 +13,18 @@ export interface WorkersProcess {
 
 /** Runs `longpoll-gateway start --workers N` (the built CLI) and waits for the primary's banner. */
 export async function spawnWorkers(workers: number, env: Record<string, string>, timeoutMs = 30_000): Promise<WorkersProcess> {
-  assertBuilt();
-  const child = spawn(process.execPath, [BIN, 'start', '--workers', String(workers)], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '3000', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const killChild = () => child.kill('SIGKILL');
-  process.once('exit', killChild);
-  child.once('exit', () => process.off('exit', killChild));
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
-    const check = () => {
-      const match = /listening on (http:\/\/[\d.:]+) \(\d+ workers/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before listening:\n${output}`));
-    });
-  });
+  const gateway = await spawnGateway(
+    { SHUTDOWN_GRACE_MS: '3000', ...env }, // --workers wins over the GATEWAY_WORKERS=1 spawnGateway sets
+    { args: ['--workers', String(workers)], timeoutMs, listening: /listening on (http:\/\/[\d.:]+) \(\d+ workers/ },
+  );
   return {
-    url,
-    child,
-    output: () => output,
+    ...gateway,
     workerPids() {
       try {
-        return execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+        return execFileSync('pgrep', ['-P', String(gateway.child.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
       } catch {
         return []; // pgrep exits 1 when there are none
       }
-    },
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
     },
   };
 }

@@ -19,10 +19,20 @@ export function assertBuilt(): void {
   }
 }
 
+export interface SpawnOptions {
+  /** Extra arguments after `start` (e.g. `--workers 2`). */
+  args?: string[];
+  timeoutMs?: number;
+  /** The banner that says the gateway is ready; its first group is the URL. */
+  listening?: RegExp;
+}
+
 /** Runs the real CLI (`longpoll-gateway start`) as a child process and waits for its URL. */
-export async function spawnGateway(env: Record<string, string>, timeoutMs = 20_000): Promise<GatewayProcess> {
+export async function spawnGateway(env: Record<string, string>, options: SpawnOptions = {}): Promise<GatewayProcess> {
   assertBuilt();
-  const child = spawn(process.execPath, [BIN, 'start'], {
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const listening = options.listening ?? /listening on (http:\/\/[\d.:]+)/;
+  const child = spawn(process.execPath, [BIN, 'start', ...(options.args ?? [])], {
     // One process unless a test asks for workers: `start` otherwise forks one per core on MySQL + Redis.
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', GATEWAY_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,7 +48,7 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 20_0
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
     const check = () => {
-      const match = /listening on (http:\/\/[\d.:]+)/.exec(output);
+      const match = listening.exec(output);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
