@@ -149,9 +149,10 @@ export function createEngine(
   }
 
   async function publishMany(drafts: readonly MessageDraft[]): Promise<InsertResult[]> {
+    // All or nothing where the store offers it (one transaction); otherwise one at a time. Either
+    // way in the given order, so one sender's messages get ids in the order they were given.
     let results: InsertResult[] = [];
     if (store.insertMessages) results = await store.insertMessages(drafts);
-    // Sequential on purpose: one sender's messages get ids in the order they were given.
     else for (const draft of drafts) results.push(await store.insertMessage(draft));
     const duplicates = results.filter((result) => result.duplicate).length;
     observer.published?.(results.length - duplicates, duplicates);
