@@ -2,14 +2,13 @@
  * Shared plumbing of the benchmarks: peers (the gateway, bare node:http and minimal Koa holders,
  * Nchan), an isolated MariaDB database + Redis prefix per run, /proc sampling, tables and JSON.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import knexFactory from 'knex';
 import { formatTable } from '../src/bench/report.js';
-import { BIN, spawnGateway } from '../test/support/process.js';
+import { spawnGateway, spawnNodeUntilListening } from '../test/support/process.js';
 import { startNchan } from './peers/nchan.js';
 
 // Ctrl-C or a timeout's SIGTERM must still run the 'exit' handlers that kill the peers we spawned.
@@ -88,29 +87,14 @@ export async function benchDatabase(): Promise<{ env: Record<string, string>; my
 const PEER_DIR = fileURLToPath(new URL('./peers/', import.meta.url));
 
 async function spawnNodePeer(kind: 'bare' | 'koa' | 'socketio'): Promise<Peer> {
-  const child = spawn(process.execPath, [`${PEER_DIR}${kind}-holder.mjs`, '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const killChild = () => child.kill('SIGKILL');
-  process.once('exit', killChild);
-  let output = '';
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[\d.:]+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then(() => reject(new Error(`${kind} holder exited: ${output}`)));
-  });
+  const peer = await spawnNodeUntilListening([`${PEER_DIR}${kind}-holder.mjs`, '0'], {}, { label: `${kind} holder` });
   return {
     kind,
     name: PEER_NAMES[kind],
-    url,
-    pid: child.pid!,
+    url: peer.url,
+    pid: peer.child.pid!,
     async stop() {
-      child.kill('SIGTERM');
-      await exited;
-      process.off('exit', killChild);
+      await peer.stop('SIGTERM');
     },
   };
 }
@@ -176,30 +160,12 @@ export const fmt = (value: number | null | undefined, digits = 1): string =>
  * SIGTERM, so the gateway drains and exits normally (profiles are written at exit).
  */
 export async function spawnGatewayWithFlags(flags: string[], env: Record<string, string>): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [...flags, BIN, 'start'], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'error', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const killChild = () => child.kill('SIGKILL');
-  process.once('exit', killChild);
-  let output = '';
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[\d.:]+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then(() => reject(new Error(`gateway exited before listening: ${output}`)));
-  });
+  const gateway = await spawnGateway({ LOG_LEVEL: 'error', ...env }, { nodeFlags: flags });
   return {
-    url,
-    pid: child.pid!,
+    url: gateway.url,
+    pid: gateway.child.pid!,
     async stop() {
-      child.kill('SIGTERM');
-      await exited;
-      process.off('exit', killChild);
+      await gateway.stop('SIGTERM');
     },
   };
 }

@@ -2,11 +2,10 @@
  * Shared helpers of the scale-* benchmarks: a scratch MariaDB database per run, the built CLI as
  * child processes, percentiles, CPU time of a process tree. Loopback only.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import knexFactory from 'knex';
-import { assertBuilt, BIN } from '../test/support/process.js';
+import { childPids, spawnGateway, type GatewayProcess } from '../test/support/process.js';
 
 export function requireEnv(...names: string[]): void {
   const missing = names.filter((name) => !process.env[name]);
@@ -30,48 +29,11 @@ export async function withScratchDatabase<T>(run: (mysqlUrl: string, name: strin
   }
 }
 
-export interface Spawned {
-  url: string;
-  child: ChildProcess;
-  output(): string;
-  stop(): Promise<number | null>;
-}
+export type Spawned = GatewayProcess;
 
 /** `longpoll-gateway start [args]` from the build, resolved once the banner names its URL. */
-export async function spawnCli(args: string[], env: Record<string, string>): Promise<Spawned> {
-  assertBuilt();
-  const child = spawn(process.execPath, [BIN, 'start', ...args], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'error', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 30_000);
-    child.stdout!.on('data', () => {
-      const match = /listening on (http:\/\/[\d.:]+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    void exited.then((code) => reject(new Error(`gateway exited with ${code}:\n${output}`)));
-  });
-  return {
-    url,
-    child,
-    output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const code = await exited;
-      process.off('exit', kill);
-      return code;
-    },
-  };
+export function spawnCli(args: string[], env: Record<string, string>): Promise<Spawned> {
+  return spawnGateway({ LOG_LEVEL: 'error', ...env }, { args, timeoutMs: 30_000 });
 }
 
 export function percentile(sorted: readonly number[], q: number): number {
@@ -89,13 +51,7 @@ export function cpuSecondsOfTree(pid: number): number {
       return 0;
     }
   };
-  let children: number[] = [];
-  try {
-    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-  } catch {
-    children = [];
-  }
-  return [pid, ...children].reduce((sum, p) => sum + ticks(p), 0) / 100;
+  return [pid, ...childPids(pid)].reduce((sum, p) => sum + ticks(p), 0) / 100;
 }
 
 export function rssMiBOfTree(pid: number): number {
@@ -106,13 +62,7 @@ export function rssMiBOfTree(pid: number): number {
       return 0;
     }
   };
-  let children: number[] = [];
-  try {
-    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-  } catch {
-    children = [];
-  }
-  return [pid, ...children].reduce((sum, p) => sum + rss(p), 0);
+  return [pid, ...childPids(pid)].reduce((sum, p) => sum + rss(p), 0);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -11,7 +11,6 @@
  *   npm run build && eval "$(bash scripts/services.sh up)" && eval "$(bash scripts/redis-cluster.sh up)"
  *   npx tsx benchmarks/scale-faults.ts [--polls 200] [--rounds 5]
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -19,6 +18,7 @@ import { Redis } from 'ioredis';
 import { createTokenIssuer } from '../src/auth/tokens.js';
 import { createRedisClusterBus } from '../src/bus/redis-cluster-bus.js';
 import { parseClusterNodes } from '../src/config.js';
+import { childPids } from '../test/support/process.js';
 import { percentile, requireEnv, sleep, spawnCli, withScratchDatabase } from './scale-common.js';
 
 const { values } = parseArgs({ options: { polls: { type: 'string', default: '200' }, rounds: { type: 'string', default: '5' } } });
@@ -84,7 +84,7 @@ async function workerCrash() {
         }
       });
       await sleep(2_000);
-      const pids = execFileSync('pgrep', ['-P', String(gateway.child.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+      const pids = childPids(gateway.child.pid!);
       const killedAt = performance.now();
       process.kill(pids[0]!, 'SIGKILL');
       let replacementMs = NaN;

@@ -95,13 +95,26 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/** A server we run in the foreground, so it is a child we can signal (kill, then start again). */
+abstract class ForegroundServer {
+  protected child: ChildProcess | undefined;
+  async stop(signal: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    child.kill(signal);
+    await exited(child);
+    this.child = undefined;
+  }
+}
+
 /** Our own MariaDB: same flags as scripts/services.sh, its own port, socket and data dir. */
-class OwnMariadb {
-  private child: ChildProcess | undefined;
+class OwnMariadb extends ForegroundServer {
   constructor(
     private readonly dir: string,
     readonly port: number,
-  ) {}
+  ) {
+    super();
+  }
   get socket() {
     return join(this.dir, 'mysqld.sock');
   }
@@ -151,22 +164,16 @@ class OwnMariadb {
       'mariadbd to start',
     );
   }
-  async stop(signal: NodeJS.Signals): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.kill(signal);
-    await exited(child);
-    this.child = undefined;
-  }
 }
 
 /** Our own Redis: in the foreground, so it is a child we can signal. */
-class OwnRedis {
-  private child: ChildProcess | undefined;
+class OwnRedis extends ForegroundServer {
   constructor(
     private readonly dir: string,
     readonly port: number,
-  ) {}
+  ) {
+    super();
+  }
   get url() {
     return `redis://127.0.0.1:${this.port}`;
   }
@@ -182,13 +189,6 @@ class OwnRedis {
       10_000,
       'redis-server to start',
     );
-  }
-  async stop(signal: NodeJS.Signals): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.kill(signal);
-    await exited(child);
-    this.child = undefined;
   }
 }
 

@@ -1,6 +1,6 @@
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { spawnGateway } from '../support/process.js';
+import { childPids, spawnGateway } from '../support/process.js';
 
 export interface WorkersProcess {
   url: string;
@@ -19,13 +19,7 @@ export async function spawnWorkers(workers: number, env: Record<string, string>,
   );
   return {
     ...gateway,
-    workerPids() {
-      try {
-        return execFileSync('pgrep', ['-P', String(gateway.child.pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-      } catch {
-        return []; // pgrep exits 1 when there are none
-      }
-    },
+    workerPids: () => childPids(gateway.child.pid!),
   };
 }
 

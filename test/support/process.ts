@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -27,17 +27,23 @@ export interface SpawnOptions {
   listening?: RegExp;
 }
 
-/** Runs the real CLI (`longpoll-gateway start`) as a child process and waits for its URL. */
-export async function spawnGateway(env: Record<string, string>, options: SpawnOptions = {}): Promise<GatewayProcess> {
-  assertBuilt();
+const LISTENING = /listening on (http:\/\/[\d.:]+)/;
+
+/**
+ * Runs `node <nodeArgs>` with exactly `env` (plus PATH) and resolves once its output matches
+ * `listening` (first group: the URL). The child is SIGKILLed if this process exits first.
+ * Shared by the gateway CLI, the benchmark peers and profiling runs.
+ */
+export async function spawnNodeUntilListening(
+  nodeArgs: string[],
+  env: Record<string, string>,
+  options: { listening?: RegExp; timeoutMs?: number; label?: string } = {},
+): Promise<GatewayProcess> {
+  const label = options.label ?? 'process';
   const timeoutMs = options.timeoutMs ?? 20_000;
-  const listening = options.listening ?? /listening on (http:\/\/[\d.:]+)/;
-  const child = spawn(process.execPath, [BIN, 'start', ...(options.args ?? [])], {
-    // One process unless a test asks for workers: `start` otherwise forks one per core on MySQL + Redis.
-    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', GATEWAY_WORKERS: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // Never leave a gateway behind when the test or benchmark process dies first.
+  const listening = options.listening ?? LISTENING;
+  const child = spawn(process.execPath, nodeArgs, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Never leave a child behind when the test or benchmark process dies first.
   const killChild = () => child.kill('SIGKILL');
   process.once('exit', killChild);
   child.once('exit', () => process.off('exit', killChild));
@@ -46,7 +52,7 @@ export async function spawnGateway(env: Record<string, string>, options: SpawnOp
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`${label} did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
     const check = () => {
       const match = listening.exec(output);
       if (match) {
@@ -57,7 +63,7 @@ export async function spawnGateway(env: Record<string, string>, options: SpawnOp
     child.stdout!.on('data', check);
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before listening:\n${output}`));
+      reject(new Error(`${label} exited with ${code} before listening:\n${output}`));
     });
   });
   return {
@@ -69,6 +75,26 @@ export async function spawnGateway(env: Record<string, string>, options: SpawnOp
       return exited;
     },
   };
+}
+
+/** Runs the real CLI (`longpoll-gateway start`) as a child process and waits for its URL. */
+export async function spawnGateway(env: Record<string, string>, options: SpawnOptions & { nodeFlags?: string[] } = {}): Promise<GatewayProcess> {
+  assertBuilt();
+  return spawnNodeUntilListening(
+    [...(options.nodeFlags ?? []), BIN, 'start', ...(options.args ?? [])],
+    // One process unless a test asks for workers: `start` otherwise forks one per core on MySQL + Redis.
+    { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', GATEWAY_WORKERS: '1', ...env },
+    { listening: options.listening, timeoutMs: options.timeoutMs, label: 'gateway' },
+  );
+}
+
+/** Pids of a process's direct children (the workers of `start --workers N`); [] when none. */
+export function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
 }
 
 export function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
