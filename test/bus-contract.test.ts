@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { allShardChannels, DEFAULT_WAKE_SHARDS, shardOf } from '../src/bus/channels.js';
 import type { Bus } from '../src/bus/types.js';
 import { backendCases, redisClusterCases, uniqueName, type Backend } from './support/backends.js';
-import { waitFor } from './support/wait.js';
+import { sleep, waitFor } from './support/wait.js';
 
 /** Subscribes, and resolves `woken` on the first wake; `ready` resolves when subscribe did. */
 function nextWake(bus: Bus, userId: string): { ready: Promise<unknown>; woken: Promise<void> } {
@@ -12,6 +13,23 @@ function nextWake(bus: Bus, userId: string): { ready: Promise<unknown>; woken: P
   return { ready, woken: woken.then(async () => (await ready as () => void)()) };
 }
 
+/** Counts calls per user, so a test can tell "woken once" from "woken twice" and "not woken". */
+function wakeCounter(): { listener: (userId: string) => () => void; count: (userId: string) => number; total: () => number } {
+  const counts = new Map<string, number>();
+  return {
+    listener: (userId) => () => counts.set(userId, (counts.get(userId) ?? 0) + 1),
+    count: (userId) => counts.get(userId) ?? 0,
+    total: () => [...counts.values()].reduce((sum, n) => sum + n, 0),
+  };
+}
+
+/** A user id other than `userId` that falls on the same wake shard (with the default shard count). */
+function shardNeighbour(userId: string): string {
+  for (let i = 0; ; i += 1) {
+    const candidate = `${userId}-nb${i}`;
+    if (shardOf(candidate, DEFAULT_WAKE_SHARDS) === shardOf(userId, DEFAULT_WAKE_SHARDS)) return candidate;
+  }
+}
 
 describe.each([...backendCases('bus contract'), ...redisClusterCases('bus contract')])('Bus contract on $name', ({ make }) => {
   let backend: Backend;
@@ -45,7 +63,51 @@ describe.each([...backendCases('bus contract'), ...redisClusterCases('bus contra
     offs.forEach((off) => off());
   });
 
-  it('reference-counts subscriptions per user and stops waking after the last unsubscribe', async () => {
+  it('wakes exactly the named users across many shards, not the other users of the same shards', async () => {
+    const named = Array.from({ length: 40 }, (_, i) => `many-${i}`);
+    const neighbours = named.map(shardNeighbour);
+    expect(new Set(named.map((u) => shardOf(u, DEFAULT_WAKE_SHARDS))).size).toBeGreaterThanOrEqual(20);
+    const counter = wakeCounter();
+    const offs = await Promise.all([...named, ...neighbours].map((u) => bus.subscribe(u, counter.listener(u))));
+    await bus.wake(named);
+    await waitFor(() => counter.total() >= named.length);
+    await sleep(100);
+    for (const user of named) expect(counter.count(user), user).toBe(1);
+    for (const user of neighbours) expect(counter.count(user), user).toBe(0);
+    offs.forEach((off) => off());
+  });
+
+  it('does not call a listener added after a wake was delivered for that wake', async () => {
+    const counter = wakeCounter();
+    const early = await bus.subscribe('late', counter.listener('early'));
+    await bus.wake(['late']);
+    await waitFor(() => counter.count('early') === 1);
+    const late = await bus.subscribe('late', counter.listener('late'));
+    await sleep(100);
+    expect(counter.count('late')).toBe(0);
+    await bus.wake(['late']);
+    await waitFor(() => counter.count('late') === 1);
+    expect(counter.count('early')).toBe(2);
+    early();
+    late();
+  });
+
+  it('stops notifying a listener once unsubscribed, while other listeners of the user and its shard still hear', async () => {
+    const counter = wakeCounter();
+    const neighbour = shardNeighbour('frank');
+    const gone = await bus.subscribe('frank', counter.listener('gone'));
+    const stays = await bus.subscribe('frank', counter.listener('stays'));
+    const other = await bus.subscribe(neighbour, counter.listener(neighbour));
+    gone();
+    await bus.wake(['frank', neighbour]);
+    await waitFor(() => counter.count('stays') === 1 && counter.count(neighbour) === 1);
+    await sleep(50);
+    expect(counter.count('gone')).toBe(0);
+    stays();
+    other();
+  });
+
+  it('counts users with listeners and stops waking after the last unsubscribe', async () => {
     const before = bus.subscribedUsers;
     let woken = 0;
     const first = await bus.subscribe('carol', () => (woken += 1));
@@ -75,6 +137,102 @@ describe.each([...backendCases('bus contract'), ...redisClusterCases('bus contra
   it('answers ping and reports healthy', async () => {
     await expect(bus.ping()).resolves.toBeUndefined();
     expect(bus.healthy).toBe(true);
+  });
+});
+
+/**
+ * Counts the commands naming `prefix` (a channel argument) that the given nodes execute. MONITOR
+ * rather than INFO commandstats: the counters are server-wide, and parallel suites share these
+ * servers, while the prefix is this file's alone.
+ */
+async function monitorPrefixedCommands(nodes: Redis[], prefix: string) {
+  const counts = new Map<string, number>();
+  const monitors = await Promise.all(nodes.map((node) => node.monitor()));
+  for (const monitor of monitors) {
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (!args.slice(1).some((arg) => arg.startsWith(prefix))) return;
+      const name = args[0]!.toLowerCase();
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+    });
+  }
+  return {
+    count: (name: string) => counts.get(name) ?? 0,
+    stop: () => monitors.forEach((monitor) => monitor.disconnect()),
+  };
+}
+
+function adminsFor(kind: 'redis' | 'cluster'): Redis[] {
+  if (kind === 'redis') return [new Redis(process.env.REDIS_URL!)];
+  return (process.env.REDIS_CLUSTER_NODES ?? '').split(',').filter(Boolean).map((node) => {
+    const [host, port] = node.split(':');
+    return new Redis({ host: host!, port: Number(port) });
+  });
+}
+
+const realBusCases = [
+  ...backendCases('Redis wake shards')
+    .filter((c) => c.name === 'mysql+redis')
+    .map((c) => ({ ...c, kind: 'redis' as const, commands: { subscribe: 'subscribe', unsubscribe: 'unsubscribe', publish: 'publish' } })),
+  ...redisClusterCases('Redis Cluster wake shards').map((c) => ({
+    ...c,
+    kind: 'cluster' as const,
+    commands: { subscribe: 'ssubscribe', unsubscribe: 'sunsubscribe', publish: 'spublish' },
+  })),
+];
+
+describe.each(realBusCases)('wake shards on $name', ({ make, kind, commands }) => {
+  let backend: Backend;
+  let bus: Bus;
+  let admins: Redis[];
+  const prefix = `${uniqueName('ws')}:`;
+  const shardChannels = allShardChannels(prefix, DEFAULT_WAKE_SHARDS);
+
+  beforeAll(async () => {
+    backend = make();
+    bus = await backend.createBus(prefix);
+    admins = adminsFor(kind);
+  });
+  afterAll(async () => {
+    admins.forEach((admin) => admin.disconnect());
+    await backend.cleanup();
+  });
+
+  it('has every shard channel subscribed exactly once from creation, and nothing else', async () => {
+    const subscribed: string[] = [];
+    for (const admin of admins) {
+      const [listCommand, countCommand] = kind === 'redis' ? ['CHANNELS', 'NUMSUB'] : ['SHARDCHANNELS', 'SHARDNUMSUB'];
+      const channels = (await admin.call('PUBSUB', listCommand, `${prefix}*`)) as string[];
+      subscribed.push(...channels);
+      if (channels.length === 0) continue;
+      const counts = (await admin.call('PUBSUB', countCommand, ...channels)) as Array<string | number>;
+      for (let i = 1; i < counts.length; i += 2) expect(Number(counts[i]), String(counts[i - 1])).toBe(1);
+    }
+    expect(subscribed.sort()).toEqual([...shardChannels].sort());
+  });
+
+  it('sends no Redis command for 1,000 subscribe/unsubscribe cycles, and one publish per shard for a wake of 100 users', async () => {
+    const monitor = await monitorPrefixedCommands(admins, prefix);
+    try {
+      for (let i = 0; i < 1_000; i += 1) {
+        const off = await bus.subscribe(`cycle-${i % 10}`, () => {});
+        off();
+      }
+      const users = Array.from({ length: 100 }, (_, i) => `fan-${i}`);
+      const shards = new Set(users.map((u) => shardOf(u, DEFAULT_WAKE_SHARDS))).size;
+      const counter = wakeCounter();
+      const offs = await Promise.all(users.map((u) => bus.subscribe(u, counter.listener(u))));
+      await bus.wake(users);
+      await waitFor(() => counter.total() === users.length && monitor.count(commands.publish) >= shards);
+      await sleep(100);
+      expect(monitor.count(commands.publish)).toBe(shards);
+      expect(shards).toBeLessThanOrEqual(DEFAULT_WAKE_SHARDS);
+      expect(monitor.count(commands.subscribe)).toBe(0);
+      expect(monitor.count(commands.unsubscribe)).toBe(0);
+      for (const user of users) expect(counter.count(user), user).toBe(1);
+      offs.forEach((off) => off());
+    } finally {
+      monitor.stop();
+    }
   });
 });
 
@@ -140,26 +298,26 @@ describe.skipIf(clusterCases.length === 0)('Redis Cluster bus: sharded pub/sub',
     await backend.cleanup();
   });
 
-  it('spreads per-user channels over the shards, each subscribed only on the master owning its slot', async () => {
-    const users = Array.from({ length: 24 }, (_, i) => `spread-${i}`);
-    const offs = await Promise.all(users.map((u) => bus.subscribe(u, () => {})));
-    const shardsWithChannels: number[] = [];
-    let seen = 0;
-    for (const admin of admins) {
-      const channels = (await admin.call('PUBSUB', 'SHARDCHANNELS', `${prefix}*`)) as string[];
-      seen += channels.length;
-      if (channels.length > 0) shardsWithChannels.push(channels.length);
+  /** Shard channels subscribed per node, in node order. */
+  async function shardChannelsByNode(): Promise<string[][]> {
+    return Promise.all(admins.map(async (admin) => (await admin.call('PUBSUB', 'SHARDCHANNELS', `${prefix}*`)) as string[]));
+  }
+
+  it('spreads the wake shard channels over every master, each subscribed only on the master owning its slot', async () => {
+    const channelsByNode = await shardChannelsByNode();
+    for (const [i, admin] of admins.entries()) {
       const slots = (await admin.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number, string]]>;
       const myId = (await admin.call('CLUSTER', 'MYID')) as string;
       const owned = slots.filter((range) => range[2][2] === myId);
-      for (const channel of channels) {
+      for (const channel of channelsByNode[i]!) {
         const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', channel));
         expect(owned.some(([from, to]) => slot >= from && slot <= to)).toBe(true);
       }
+      // No {hash tag} pins them to one slot: every master of the test cluster carries some.
+      expect(channelsByNode[i]!.length, `shard channels on ${nodes[i]}`).toBeGreaterThan(0);
     }
-    expect(seen).toBe(users.length);
-    expect(shardsWithChannels.length).toBeGreaterThanOrEqual(2);
-    offs.forEach((off) => off());
+    expect(channelsByNode.flat().sort()).toEqual(allShardChannels(prefix, DEFAULT_WAKE_SHARDS).sort());
+    for (const admin of admins) expect(await admin.call('PUBSUB', 'CHANNELS', `${prefix}*`)).toEqual([]);
   });
 
   it('re-subscribes after its shard subscriber connections are killed, signals a resync, and wakes again', async () => {
@@ -180,10 +338,12 @@ describe.skipIf(clusterCases.length === 0)('Redis Cluster bus: sharded pub/sub',
     }
     expect(killed).toBeGreaterThanOrEqual(2);
     await waitFor(() => resyncs >= 1 && bus.healthy, 10_000);
-    // Healthy again means every channel was confirmed subscribed: one wake each gets through.
+    // Healthy again means every shard channel was confirmed subscribed: one wake each gets through.
     await bus.wake(users);
     await waitFor(() => woken >= users.length, 5_000);
+    await sleep(50);
     expect(woken).toBe(users.length);
+    expect((await shardChannelsByNode()).flat().sort()).toEqual(allShardChannels(prefix, DEFAULT_WAKE_SHARDS).sort());
     offs.forEach((off) => off());
     offResync();
   });

@@ -1,31 +1,29 @@
-import type { WakeListener } from './types.js';
+import type { Unsubscribe, WakeListener } from './types.js';
 
 /**
- * Per-user listener sets with reference counting: `add` reports when a user gains its first
- * listener (subscribe the channel) and `remove` when it loses its last (unsubscribe).
+ * Per-user listener sets of one process. Every bus filters wakes here: the Redis buses receive
+ * the wakes of a whole shard and notify only the users that have listeners in this process.
  */
 export class ListenerRegistry {
   private readonly listenersByUser = new Map<string, Set<WakeListener>>();
 
-  add(userId: string, listener: WakeListener): { first: boolean } {
+  /** Adds a listener; the returned function removes it and is safe to call more than once. */
+  add(userId: string, listener: WakeListener): Unsubscribe {
     let listeners = this.listenersByUser.get(userId);
-    const first = listeners === undefined;
     if (!listeners) {
       listeners = new Set();
       this.listenersByUser.set(userId, listeners);
     }
     listeners.add(listener);
-    return { first };
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      this.remove(userId, listener);
+    };
   }
 
-  remove(userId: string, listener: WakeListener): { last: boolean } {
-    const listeners = this.listenersByUser.get(userId);
-    if (!listeners || !listeners.delete(listener)) return { last: false };
-    if (listeners.size > 0) return { last: false };
-    this.listenersByUser.delete(userId);
-    return { last: true };
-  }
-
+  /** A user without listeners here costs one Map lookup: most users of a shard live elsewhere. */
   notify(userId: string): void {
     const listeners = this.listenersByUser.get(userId);
     if (!listeners) return;
@@ -33,15 +31,14 @@ export class ListenerRegistry {
     for (const listener of [...listeners]) listener();
   }
 
-  notifyAll(): void {
-    for (const userId of [...this.listenersByUser.keys()]) this.notify(userId);
-  }
-
+  /** Users with at least one listener. */
   get userCount(): number {
     return this.listenersByUser.size;
   }
 
-  users(): IterableIterator<string> {
-    return this.listenersByUser.keys();
+  private remove(userId: string, listener: WakeListener): void {
+    const listeners = this.listenersByUser.get(userId);
+    if (!listeners?.delete(listener) || listeners.size > 0) return;
+    this.listenersByUser.delete(userId);
   }
 }

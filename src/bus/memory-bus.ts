@@ -14,13 +14,7 @@ export function createMemoryBus(): Bus {
   let closed = false;
   return {
     async subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe> {
-      registry.add(userId, listener);
-      let active = true;
-      return () => {
-        if (!active) return;
-        active = false;
-        registry.remove(userId, listener);
-      };
+      return registry.add(userId, listener);
     },
     async wake(userIds) {
       if (closed) throw new Error('bus is closed');

@@ -1,27 +1,35 @@
 import { Redis } from 'ioredis';
-import { userChannel, userFromChannel } from './channels.js';
+import { allShardChannels } from './channels.js';
 import { ListenerRegistry } from './listener-registry.js';
-import { createRefCountedSubscriptions } from './ref-counted-subscriptions.js';
 import type { Bus } from './types.js';
+import { notifyWokenUsers, resolveWakeShards, wakePayloadsByShard } from './wake-payload.js';
 
 export interface RedisBusOptions {
   url: string;
   /** Namespaces channels, so several gateways or test suites can share one Redis. */
   prefix?: string;
+  /** Number of wake shard channels (default 64). Every process on one prefix must use the same. */
+  wakeShards?: number;
   /** Logs bus state changes; the bus never throws from a background event. */
   onError?: (error: unknown) => void;
 }
 
 /**
- * Redis pub/sub bus. One subscriber connection per process, one channel per user while that user
- * has listeners; ioredis re-subscribes those channels after a reconnect (`autoResubscribe`), and
- * `onResync` listeners run then, because wakes published while disconnected were lost.
+ * Redis pub/sub bus. One subscriber connection per process, subscribed once, at creation, to a
+ * fixed set of shard channels; a wake publishes one message per shard naming its users, and each
+ * process notifies only the users it has listeners for. Holding a poll therefore costs no Redis
+ * command, where a channel per user cost a SUBSCRIBE and an UNSUBSCRIBE round trip per poll.
+ *
+ * ioredis re-subscribes the shard channels after a reconnect (`autoResubscribe`), and `onResync`
+ * listeners run then, because wakes published while disconnected were lost.
  *
  * @example
  * const bus = await createRedisBus({ url: 'redis://127.0.0.1:6379', prefix: 'lpg:' });
  */
 export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   const prefix = options.prefix ?? 'lpg:';
+  const shards = resolveWakeShards(options.wakeShards);
+  const channels = allShardChannels(prefix, shards);
   const reportError = options.onError ?? (() => {});
   const retryStrategy = (attempt: number) => Math.min(50 * 2 ** attempt, 2_000);
   // Publishing is best effort (the row is already stored), so it must fail fast rather than queue
@@ -46,36 +54,38 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   let closed = false;
   let everReady = false;
 
-  subscriber.on('message', (channel: string) => {
-    const userId = userFromChannel(prefix, channel);
-    if (userId !== undefined) registry.notify(userId);
-  });
+  // Only shard channels are subscribed on this connection, so every message is a wake payload.
+  subscriber.on('message', (_channel: string, payload: string) => notifyWokenUsers(registry, payload));
   subscriber.on('ready', () => {
     if (everReady) for (const listener of [...resyncListeners]) listener();
     everReady = true;
   });
 
-  await Promise.all([publisher.connect(), subscriber.connect()]);
-
-  const subscribe = createRefCountedSubscriptions(registry, {
-    subscribe: (userId) => subscriber.subscribe(userChannel(prefix, userId)),
-    unsubscribe: (userId) => subscriber.unsubscribe(userChannel(prefix, userId)),
-    // ioredis queues a SUBSCRIBE sent while disconnected and sends it on reconnect.
-    canAwaitSubscribe: () => subscriber.status === 'ready',
-    isClosed: () => closed,
-    reportError,
-  });
+  try {
+    await Promise.all([publisher.connect(), subscriber.connect()]);
+    // Awaited here, once for the bus's lifetime: from now on a resolved `subscribe` needs no
+    // round trip to mean "a wake published after this is seen".
+    await subscriber.subscribe(...channels);
+  } catch (error) {
+    publisher.disconnect();
+    subscriber.disconnect();
+    throw error;
+  }
 
   return {
-    subscribe,
+    async subscribe(userId, listener) {
+      return registry.add(userId, listener);
+    },
     async wake(userIds) {
-      if (userIds.length === 0) return;
-      if (userIds.length === 1) {
-        await publisher.publish(userChannel(prefix, userIds[0]!), '1');
+      const payloads = [...wakePayloadsByShard(userIds, shards)];
+      if (payloads.length === 0) return;
+      if (payloads.length === 1) {
+        const [shard, payload] = payloads[0]!;
+        await publisher.publish(channels[shard]!, payload);
         return;
       }
       const pipeline = publisher.pipeline();
-      for (const userId of userIds) pipeline.publish(userChannel(prefix, userId), '1');
+      for (const [shard, payload] of payloads) pipeline.publish(channels[shard]!, payload);
       const results = await pipeline.exec();
       const failure = results?.find(([error]) => error);
       if (failure) throw failure[0];

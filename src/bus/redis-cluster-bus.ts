@@ -1,8 +1,8 @@
 import { Cluster } from 'ioredis';
-import { userChannel, userFromChannel } from './channels.js';
+import { allShardChannels } from './channels.js';
 import { ListenerRegistry } from './listener-registry.js';
-import { createRefCountedSubscriptions } from './ref-counted-subscriptions.js';
 import type { Bus } from './types.js';
+import { notifyWokenUsers, resolveWakeShards, wakePayloadsByShard } from './wake-payload.js';
 
 export interface ClusterNode {
   host: string;
@@ -14,6 +14,8 @@ export interface RedisClusterBusOptions {
   nodes: readonly ClusterNode[];
   /** Namespaces channels, so several gateways or test suites can share one cluster. */
   prefix?: string;
+  /** Number of wake shard channels (default 64). Every process on one prefix must use the same. */
+  wakeShards?: number;
   /** Shown in CLIENT LIST on every node (`ioredis-cluster(ssubscriber):<name>`), for operators. */
   connectionName?: string;
   /** Logs bus state changes; the bus never throws from a background event. */
@@ -23,16 +25,18 @@ export interface RedisClusterBusOptions {
 }
 
 /**
- * Redis Cluster bus on sharded pub/sub (SSUBSCRIBE / SPUBLISH, Redis >= 7). A user's channel
- * hashes to one slot, so a wake goes to the one shard that owns it instead of being broadcast over
- * the cluster bus to every node, as classic PUBLISH is. ioredis's `shardedSubscribers` keeps one
- * subscriber connection per master and routes each SSUBSCRIBE to the owner of its slot.
+ * Redis Cluster bus on sharded pub/sub (SSUBSCRIBE / SPUBLISH, Redis >= 7). Each process
+ * subscribes once, at creation, to a fixed set of wake shard channels and filters wakes locally,
+ * so holding a poll costs no Redis command. Each shard channel hashes to one slot, so a wake goes
+ * to the master that owns it instead of being broadcast over the cluster bus to every node, as
+ * classic PUBLISH is. ioredis's `shardedSubscribers` keeps one subscriber connection per master
+ * and routes each SSUBSCRIBE to the owner of its slot.
  *
  * After a subscriber connection is lost or the slots move, ioredis reconnects and re-subscribes
  * in the background without waiting for the server's answers. This bus then subscribes every
- * channel it needs once more and waits for those answers (commands on one connection run in
- * order, so that also covers ioredis's own re-subscription) before it reports healthy again and
- * tells `onResync` listeners to re-read the store: a wake published before that may have been lost.
+ * shard channel once more and waits for those answers (commands on one connection run in order,
+ * so that also covers ioredis's own re-subscription) before it reports healthy again and tells
+ * `onResync` listeners to re-read the store: a wake published before that may have been lost.
  *
  * @example
  * const bus = await createRedisClusterBus({ nodes: [{ host: '127.0.0.1', port: 7001 }], prefix: 'lpg:' });
@@ -40,6 +44,8 @@ export interface RedisClusterBusOptions {
 export async function createRedisClusterBus(options: RedisClusterBusOptions): Promise<Bus> {
   if (options.nodes.length === 0) throw new TypeError('Expected `nodes` to list at least one cluster node');
   const prefix = options.prefix ?? 'lpg:';
+  const shards = resolveWakeShards(options.wakeShards);
+  const channels = allShardChannels(prefix, shards);
   const reportError = options.onError ?? (() => {});
   const resubscribeRetryMs = options.resubscribeRetryMs ?? 1_000;
   const nodes = options.nodes.map(({ host, port }) => ({ host, port }));
@@ -48,7 +54,7 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
 
   // Publishing is best effort (the row is already stored), so it fails fast instead of queueing
   // behind a dead cluster and holding up the publish response. Auto-pipelining batches the
-  // SPUBLISHes of a multi-recipient publish per node.
+  // SPUBLISHes of a wake that spans several shards per node.
   const publisher = new Cluster(nodes, {
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -70,23 +76,31 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   const resyncListeners = new Set<() => void>();
   let closed = false;
   let connected = false;
-  /** True from a lost subscriber connection until every channel is confirmed subscribed again. */
+  /** True from a lost subscriber connection until every shard channel is confirmed subscribed again. */
   let resubscribing = false;
   let resubscription: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
 
-  subscriber.on('smessage', (channel: string) => {
-    const userId = userFromChannel(prefix, channel);
-    if (userId !== undefined) registry.notify(userId);
-  });
+  // Only shard channels are subscribed on these connections, so every message is a wake payload.
+  subscriber.on('smessage', (_channel: string, payload: string) => notifyWokenUsers(registry, payload));
 
-  /** Subscribes every needed channel and waits for the answers; resolves true when all succeeded. */
-  async function confirmSubscriptions(): Promise<boolean> {
-    const users = [...registry.users()];
-    const results = await Promise.allSettled(users.map((userId) => subscriber.ssubscribe(userChannel(prefix, userId))));
+  /** SSUBSCRIBEs every shard channel and waits for all the answers; rejects with the first failure. */
+  async function subscribeAllShards(): Promise<void> {
+    // One command per channel: ioredis refuses an SSUBSCRIBE whose channels lie in different slots.
+    const results = await Promise.allSettled(channels.map((channel) => subscriber.ssubscribe(channel)));
     const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failure) reportError(failure.reason);
-    return failure === undefined;
+    if (failure) throw failure.reason;
+  }
+
+  /** Resolves true when every shard channel is confirmed subscribed. */
+  async function confirmSubscriptions(): Promise<boolean> {
+    try {
+      await subscribeAllShards();
+      return true;
+    } catch (error) {
+      reportError(error);
+      return false;
+    }
   }
 
   /** Bumped by every loss or re-subscription request: a confirmation counts only if none came during it. */
@@ -138,6 +152,9 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
 
   try {
     await Promise.all([publisher.connect(), subscriber.connect()]);
+    // Awaited here, once for the bus's lifetime: from now on a resolved `subscribe` needs no
+    // round trip to mean "a wake published after this is seen" (while healthy).
+    await subscribeAllShards();
   } catch (error) {
     publisher.disconnect();
     subscriber.disconnect();
@@ -145,22 +162,15 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   }
   connected = true;
 
-  const subscribe = createRefCountedSubscriptions(registry, {
-    // Each user's SSUBSCRIBE and SUNSUBSCRIBE go to the one shard connection that owns its slot.
-    subscribe: (userId) => subscriber.ssubscribe(userChannel(prefix, userId)),
-    unsubscribe: (userId) => subscriber.sunsubscribe(userChannel(prefix, userId)),
-    canAwaitSubscribe: () => subscriber.status === 'ready' && !resubscribing,
-    isClosed: () => closed,
-    reportError,
-  });
-
   return {
-    subscribe,
+    async subscribe(userId, listener) {
+      return registry.add(userId, listener);
+    },
     async wake(userIds) {
-      if (userIds.length === 0) return;
-      // Channels of different users hash to different slots, so they cannot share one pipeline;
+      const payloads = [...wakePayloadsByShard(userIds, shards)];
+      // Shard channels hash to different slots, so they cannot share one explicit pipeline;
       // auto-pipelining still sends the commands bound for each node together.
-      const results = await Promise.allSettled(userIds.map((userId) => publisher.spublish(userChannel(prefix, userId), '1')));
+      const results = await Promise.allSettled(payloads.map(([shard, payload]) => publisher.spublish(channels[shard]!, payload)));
       const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failure) throw failure.reason;
     },

@@ -8,9 +8,9 @@ export type Unsubscribe = () => void;
 
 export interface Bus {
   /**
-   * Registers a listener for a user's wake-ups. Resolves once the subscription is active (a wake
-   * published after that is seen), or at once when the bus is down, so a poll never hangs on it.
-   * Subscriptions are reference-counted: one channel subscription per user however many listeners.
+   * Registers a listener for a user's wake-ups. Resolves once the subscription is active: while the
+   * bus is healthy, a wake published after that is seen. Costs no Redis command: the Redis buses
+   * subscribe their fixed set of shard channels once, when created, and filter wakes locally.
    */
   subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe>;
   /** Best effort: rejects when the bus is unreachable (the message is already stored). */
@@ -22,7 +22,7 @@ export interface Bus {
   onResync(listener: () => void): Unsubscribe;
   /** False while the bus cannot deliver wakes; the engine then re-reads the store on a timer. */
   readonly healthy: boolean;
-  /** Number of users with an active channel subscription (for tests and metrics). */
+  /** Number of users with at least one listener in this process (for tests and metrics). */
   readonly subscribedUsers: number;
   ping(): Promise<void>;
   close(): Promise<void>;
