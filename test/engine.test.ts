@@ -53,8 +53,8 @@ describe.each(backendCases('poll engine'))('poll engine on $name', ({ make }) =>
     // empty: exactly the window a "read, then subscribe" engine would sleep through.
     const racingStore: MessageStore = {
       ...store,
-      async deliverPending(userId, cursor, limit) {
-        const batch = await store.deliverPending(userId, cursor, limit);
+      async readPending(userId, cursor, limit) {
+        const batch = await store.readPending(userId, cursor, limit);
         reads += 1;
         if (reads === 1) {
           expect(batch.messages).toEqual([]);

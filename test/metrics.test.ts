@@ -114,7 +114,7 @@ describe('engine observer', () => {
   const emptyStore = (overrides: Partial<MessageStore> = {}): MessageStore => ({
     insertMessage: async () => ({ id: 1, duplicate: false }),
     ackThrough: async () => 0,
-    deliverPending: async (_userId, cursor) => ({ messages: [], cursor }),
+    readPending: async (_userId, cursor) => ({ messages: [], cursor }),
     ping: async () => {},
     close: async () => {},
     ...overrides,
@@ -130,7 +130,7 @@ describe('engine observer', () => {
     expect(await held).toEqual({ messages: [], cursor: 0 });
 
     const failing = createEngine(
-      { store: emptyStore({ deliverPending: async () => Promise.reject(new StoreUnavailableError(new Error('down'))) }), bus },
+      { store: emptyStore({ readPending: async () => Promise.reject(new StoreUnavailableError(new Error('down'))) }), bus },
       { observer: { pollEnded: (outcome) => outcomes.push(outcome) } },
     );
     await expect(failing.holdPoll('bob', { cursor: 0, waitMs: 0, limit: 10 })).rejects.toThrow(StoreUnavailableError);

@@ -25,7 +25,7 @@ describe.each(backendCases('retention'))('retention of acked messages on $name',
   async function ackedMessages(userId: string, n: number): Promise<number[]> {
     const ids: number[] = [];
     for (let i = 0; i < n; i += 1) ids.push((await store.insertMessage({ userId, senderId: 's', body: String(i) })).id);
-    const batch = await store.deliverPending(userId, 0, 1000);
+    const batch = await store.readPending(userId, 0, 1000);
     expect(await store.ackThrough(userId, batch.cursor)).toBe(n);
     return ids;
   }
@@ -34,10 +34,10 @@ describe.each(backendCases('retention'))('retention of acked messages on $name',
   it('deletes old acked rows in bounded batches and leaves newer acks and unacked rows alone', async () => {
     const [old1, old2, recent] = [nextUser(), nextUser(), nextUser()];
     const oldIds = [...(await ackedMessages(old1, 4)), ...(await ackedMessages(old2, 3))];
-    // Unacked rows, however old: one pending, one delivered.
+    // Unacked rows, however old: one never read, one read (in a response whose cursor never came back).
     const pending = (await store.insertMessage({ userId: old1, senderId: 's', body: '"pending"' })).id;
-    const delivered = (await store.insertMessage({ userId: old2, senderId: 's', body: '"delivered"' })).id;
-    await store.deliverPending(old2, 0, 10);
+    const delivered = (await store.insertMessage({ userId: old2, senderId: 's', body: '"read"' })).id;
+    await store.readPending(old2, 0, 10);
     now += 2 * HOUR;
     const recentIds = await ackedMessages(recent, 2);
     now += 30 * 60_000;
@@ -52,7 +52,7 @@ describe.each(backendCases('retention'))('retention of acked messages on $name',
     expect(await remaining(recentIds)).toEqual(recentIds);
     expect(await remaining([pending, delivered])).toEqual([pending, delivered]);
     // The unacked ones are still delivered as usual.
-    expect((await store.deliverPending(old1, 0, 10)).messages.map((m) => m.id)).toEqual([pending]);
+    expect((await store.readPending(old1, 0, 10)).messages.map((m) => m.id)).toEqual([pending]);
   });
 
   it('runs batches until one comes back short, within the per-run cap', async () => {

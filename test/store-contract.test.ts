@@ -24,26 +24,28 @@ describe.each(backendCases('store contract'))('MessageStore contract on $name', 
     return row.status;
   }
 
-  it('stores a message and delivers it once pending, in id order, with the clock time', async () => {
+  it('stores a message and reads it back in mailbox order, with the clock time, writing nothing', async () => {
     const bob = nextUser();
     const first = await store.insertMessage({ userId: bob, senderId: 'alice', body: '{"n":1}' });
     const second = await store.insertMessage({ userId: bob, senderId: 'carol', body: '"two"' });
     expect(first.duplicate).toBe(false);
     expect(second.id).toBeGreaterThan(first.id);
-    const batch = await store.deliverPending(bob, 0, 100);
+    const batch = await store.readPending(bob, 0, 100);
     expect(batch.messages.map((m) => [m.id, m.senderId, m.body, m.createdAt])).toEqual([
       [first.id, 'alice', '{"n":1}', now],
       [second.id, 'carol', '"two"', now],
     ]);
-    expect(batch.cursor).toBe(second.id);
-    expect(await statusOf(first.id)).toBe('delivered');
+    // The cursor is the last sequence number of the mailbox the client received.
+    expect(batch.messages.map((m) => m.seq)).toEqual([1, 2]);
+    expect(batch.cursor).toBe(2);
+    expect(await statusOf(first.id)).toBe('pending');
   });
 
   it('never returns another user’s messages', async () => {
     const bob = nextUser();
     const dave = nextUser();
     await store.insertMessage({ userId: dave, senderId: 'alice', body: '1' });
-    expect((await store.deliverPending(bob, 0, 100)).messages).toEqual([]);
+    expect((await store.readPending(bob, 0, 100)).messages).toEqual([]);
   });
 
   it('treats the same (sender, client id) as a duplicate and stores nothing twice', async () => {
@@ -83,79 +85,136 @@ describe.each(backendCases('store contract'))('MessageStore contract on $name', 
   it('redelivers until acked, and acks only through the cursor sent back', async () => {
     const bob = nextUser();
     const a = await store.insertMessage({ userId: bob, senderId: 's', body: '1' });
-    const first = await store.deliverPending(bob, 0, 100);
+    const first = await store.readPending(bob, 0, 100);
     // Response lost: the client polls again with its old cursor and gets the same message.
-    const again = await store.deliverPending(bob, 0, 100);
-    expect(again.messages.map((m) => m.id)).toEqual([a.id]);
-    expect(again.cursor).toBeGreaterThan(first.cursor);
+    const again = await store.readPending(bob, 0, 100);
+    expect(again).toEqual(first);
     expect(await store.ackThrough(bob, 0)).toBe(0);
-    const acked = await store.ackThrough(bob, again.cursor);
-    expect(acked).toBe(1);
+    expect(await store.ackThrough(bob, again.cursor)).toBe(1);
     expect(await statusOf(a.id)).toBe('acked');
-    expect((await store.deliverPending(bob, again.cursor, 100)).messages).toEqual([]);
+    expect((await store.readPending(bob, again.cursor, 100)).messages).toEqual([]);
+    // Acking again is a no-op.
+    expect(await store.ackThrough(bob, again.cursor)).toBe(0);
   });
 
-  it('respects the limit and continues after the cursor', async () => {
+  it('respects the limit and continues after the cursor, also before the ack lands', async () => {
     const bob = nextUser();
     const ids: number[] = [];
     for (let i = 0; i < 5; i += 1) ids.push((await store.insertMessage({ userId: bob, senderId: 's', body: String(i) })).id);
-    const page1 = await store.deliverPending(bob, 0, 2);
+    const page1 = await store.readPending(bob, 0, 2);
     expect(page1.messages.map((m) => m.id)).toEqual(ids.slice(0, 2));
-    await store.ackThrough(bob, page1.cursor);
-    const page2 = await store.deliverPending(bob, page1.cursor, 2);
+    const page2 = await store.readPending(bob, page1.cursor, 2);
     expect(page2.messages.map((m) => m.id)).toEqual(ids.slice(2, 4));
-    await store.ackThrough(bob, page2.cursor);
-    const page3 = await store.deliverPending(bob, page2.cursor, 2);
+    expect(await store.ackThrough(bob, page2.cursor)).toBe(4);
+    const page3 = await store.readPending(bob, page2.cursor, 2);
     expect(page3.messages.map((m) => m.id)).toEqual(ids.slice(4));
   });
 
-  it('delivers a lower id that commits after a higher id was delivered and acked', async () => {
+  it('acks nothing beyond a limited response whose successor was lost', async () => {
+    // The one-process hole of the stamp design: limit reached, then a lost response, then the
+    // next response's cursor must not cover rows that were beyond the limit of what was received.
     const bob = nextUser();
-    // Reserve two ids, then make the higher one visible first (what two concurrent transactions
-    // committing out of order look like to a reader).
-    const base = (await store.insertMessage({ userId: 'reserve', senderId: 's', body: '0' })).id;
-    const lateId = base + 100;
-    const earlyId = base + 101;
-    await store.knex('messages').insert({ id: earlyId, user_id: bob, sender_id: 's', body: '"eleven"', status: 'pending', created_at: now });
-    const seen = await store.deliverPending(bob, 0, 100);
-    expect(seen.messages.map((m) => m.id)).toEqual([earlyId]);
-    expect(await store.ackThrough(bob, seen.cursor)).toBe(1);
-
-    await store.knex('messages').insert({ id: lateId, user_id: bob, sender_id: 's', body: '"ten"', status: 'pending', created_at: now });
-    // The cumulative cursor covers lateId numerically, but lateId was never sent: it must not be acked.
-    expect(await store.ackThrough(bob, seen.cursor)).toBe(0);
-    const late = await store.deliverPending(bob, seen.cursor, 100);
-    expect(late.messages.map((m) => m.id)).toEqual([lateId]);
-    expect(late.cursor).toBeGreaterThan(seen.cursor);
-
-    // The response carrying the late message is lost: re-sending the old cursor must not ack it.
-    expect(await store.ackThrough(bob, seen.cursor)).toBe(0);
-    const redelivered = await store.deliverPending(bob, seen.cursor, 100);
-    expect(redelivered.messages.map((m) => m.id)).toEqual([lateId]);
-    expect(await store.ackThrough(bob, redelivered.cursor)).toBe(1);
-    expect(await statusOf(lateId)).toBe('acked');
+    for (let i = 0; i < 6; i += 1) await store.insertMessage({ userId: bob, senderId: 's', body: String(i) });
+    const received = await store.readPending(bob, 0, 2);
+    await store.readPending(bob, received.cursor, 2); // lost on the way
+    expect(await store.ackThrough(bob, received.cursor)).toBe(2);
+    const next = await store.readPending(bob, received.cursor, 2);
+    expect(next.messages.map((m) => Number(m.body))).toEqual([2, 3]);
+    expect(await store.ackThrough(bob, next.cursor)).toBe(2);
+    expect((await store.readPending(bob, next.cursor, 100)).messages.map((m) => Number(m.body))).toEqual([4, 5]);
   });
 
-  it('gives every non-empty response a cursor above all earlier stamps', async () => {
+  it('acks nothing for a cursor the mailbox never issued, and reads such a cursor from the start', async () => {
+    // A database that was reset under clients holding cursors, or a forged value.
+    const bob = nextUser();
+    await store.insertMessage({ userId: bob, senderId: 's', body: '"a"' });
+    await store.insertMessage({ userId: bob, senderId: 's', body: '"b"' });
+    expect(await store.ackThrough(bob, 57)).toBe(0);
+    const batch = await store.readPending(bob, 57, 100);
+    expect(batch.messages.map((m) => m.body)).toEqual(['"a"', '"b"']);
+    expect(batch.cursor).toBe(2);
+    // A user with no mailbox at all.
+    expect(await store.ackThrough(nextUser(), 3)).toBe(0);
+  });
+
+  it('answers concurrent readers of one cursor with prefixes, so either answer acks only what it holds', async () => {
     const bob = nextUser();
     await store.insertMessage({ userId: bob, senderId: 's', body: '1' });
-    const first = await store.deliverPending(bob, 0, 100);
-    const second = await store.deliverPending(bob, 0, 100);
-    expect(second.cursor).toBeGreaterThan(first.cursor);
-    // Acking the first (older) cursor must not ack what the second response re-stamped.
-    expect(await store.ackThrough(bob, first.cursor)).toBe(0);
-    expect(await store.ackThrough(bob, second.cursor)).toBe(1);
+    const [one, two] = await Promise.all([store.readPending(bob, 0, 3), store.readPending(bob, 0, 3)]);
+    await store.insertMessage({ userId: bob, senderId: 's', body: '2' });
+    const three = await store.readPending(bob, 0, 3);
+    for (const batch of [one, two, three]) expect(batch.messages.map((m) => m.seq)).toEqual(Array.from({ length: batch.cursor }, (_, i) => i + 1));
+    // The client kept the shorter answer: its cursor must leave the second message unacked.
+    expect(await store.ackThrough(bob, one.cursor)).toBe(1);
+    expect((await store.readPending(bob, one.cursor, 3)).messages.map((m) => m.body)).toEqual(['2']);
   });
 
   it('returns the same cursor and no messages when nothing is pending', async () => {
     const bob = nextUser();
-    expect(await store.deliverPending(bob, 42, 100)).toEqual({ messages: [], cursor: 42 });
+    expect(await store.readPending(bob, 42, 100)).toEqual({ messages: [], cursor: 42 });
+  });
+
+  it('gives each mailbox its own sequence, in publish order, across batches and single publishes', async () => {
+    const [bob, dave] = [nextUser(), nextUser()];
+    await store.insertMessage({ userId: bob, senderId: 's', body: '"b1"' });
+    await store.insertMessages!([
+      { userId: dave, senderId: 's', body: '"d1"' },
+      { userId: bob, senderId: 's', body: '"b2"' },
+      { userId: dave, senderId: 's', body: '"d2"' },
+    ]);
+    await Promise.all([store.insertMessage({ userId: bob, senderId: 'x', body: '"b3"' }), store.insertMessage({ userId: dave, senderId: 'x', body: '"d3"' })]);
+    const bobs = await store.readPending(bob, 0, 100);
+    const daves = await store.readPending(dave, 0, 100);
+    expect(bobs.messages.map((m) => [m.seq, m.body])).toEqual([[1, '"b1"'], [2, '"b2"'], [3, '"b3"']]);
+    expect(daves.messages.map((m) => [m.seq, m.body])).toEqual([[1, '"d1"'], [2, '"d2"'], [3, '"d3"']]);
+  });
+
+  it('stores concurrent publishes of one tick with distinct ids and sequences, a repeat among them stored once', async () => {
+    const bob = nextUser();
+    const drafts = Array.from({ length: 30 }, (_, i) => ({ userId: bob, senderId: `s${i % 3}`, clientMessageId: `c-${i}`, body: String(i) }));
+    const results = await Promise.all([...drafts.map((d) => store.insertMessage(d)), store.insertMessage(drafts[4]!)]);
+    expect(new Set(results.slice(0, 30).map((r) => r.id)).size).toBe(30);
+    expect(results[30]!.id).toBe(results[4]!.id);
+    expect(results.filter((r) => r.duplicate)).toHaveLength(1);
+    const batch = await store.readPending(bob, 0, 100);
+    expect(batch.messages.map((m) => m.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(new Set(batch.messages.map((m) => m.id))).toEqual(new Set(results.map((r) => r.id)));
+  });
+
+  it('fails only the conflicting publish of a tick, storing the others', async () => {
+    const bob = nextUser();
+    await store.insertMessage({ userId: bob, senderId: 'alice', clientMessageId: 'taken', body: '"first"' });
+    const [ok, conflict, batch] = await Promise.allSettled([
+      store.insertMessage({ userId: bob, senderId: 'alice', body: '"fine"' }),
+      store.insertMessage({ userId: bob, senderId: 'alice', clientMessageId: 'taken', body: '"other"' }),
+      store.insertMessages!([
+        { userId: bob, senderId: 'carol', body: '"kept-1"' },
+        { userId: bob, senderId: 'carol', body: '"kept-2"' },
+      ]),
+    ]);
+    expect(ok.status).toBe('fulfilled');
+    expect(conflict).toMatchObject({ status: 'rejected', reason: { code: 'idempotency_conflict' } });
+    expect(batch.status).toBe('fulfilled');
+    const bodies = (await store.readPending(bob, 0, 100)).messages.map((m) => m.body);
+    expect(bodies.sort()).toEqual(['"fine"', '"first"', '"kept-1"', '"kept-2"']);
+  });
+
+  it('stores nothing of a batch whose last item conflicts', async () => {
+    const bob = nextUser();
+    await store.insertMessage({ userId: bob, senderId: 'alice', clientMessageId: 'k9', body: '"orig"' });
+    await expect(
+      store.insertMessages!([
+        { userId: bob, senderId: 'alice', clientMessageId: 'k10', body: '"new"' },
+        { userId: bob, senderId: 'alice', clientMessageId: 'k9', body: '"changed"' },
+      ]),
+    ).rejects.toMatchObject({ code: 'idempotency_conflict' });
+    expect((await store.readPending(bob, 0, 100)).messages.map((m) => m.body)).toEqual(['"orig"']);
   });
 
   it('keeps one sender’s messages in send order', async () => {
     const bob = nextUser();
     for (let i = 0; i < 20; i += 1) await store.insertMessage({ userId: bob, senderId: 'alice', clientMessageId: `o-${i}`, body: String(i) });
-    const batch = await store.deliverPending(bob, 0, 100);
+    const batch = await store.readPending(bob, 0, 100);
     expect(batch.messages.map((m) => Number(m.body))).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 

@@ -92,21 +92,7 @@ export function createEngine(
     for (const waiters of waitersByUser.values()) for (const waiter of waiters) waiter.wake();
   });
 
-  /**
-   * One delivery per user at a time in this process: two polls of the same user woken together
-   * would otherwise read the same rows and race to stamp them with different cursors.
-   */
-  const deliveryTails = new Map<string, Promise<unknown>>();
-  function deliverInTurn(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
-    const previous = deliveryTails.get(userId) ?? Promise.resolve();
-    const delivery = previous.then(() => store.deliverPending(userId, cursor, limit));
-    const tail = delivery.catch(() => {});
-    deliveryTails.set(userId, tail);
-    void tail.then(() => {
-      if (deliveryTails.get(userId) === tail) deliveryTails.delete(userId);
-    });
-    return delivery;
-  }
+  const acknowledge = store.acknowledge ? store.acknowledge.bind(store) : (userId: string, cursor: number) => store.ackThrough(userId, cursor).then(() => {});
 
   function register(userId: string): Waiter {
     const waiter = new Waiter(userId);
@@ -180,11 +166,24 @@ export function createEngine(
     return draining ? 'drained' : 'timeout';
   }
 
+  /**
+   * Reads are pure and a cursor acks only what it covers, so nothing here needs serialising: two
+   * polls of one user, on this process or any other, may run side by side.
+   */
   async function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
-    if (cursor > 0) await store.ackThrough(userId, cursor);
-    if (request.waitMs <= 0 || draining) return deliverInTurn(userId, cursor, limit);
+    // The ack and the first read go out together: the read asks for `seq > cursor` itself, so it
+    // does not have to wait for the ack. A failed ack still fails the poll (503), as a client
+    // whose acks never land would be sent the same messages forever.
+    const acked = cursor > 0 ? acknowledge(userId, cursor) : undefined;
+    acked?.catch(() => {});
+    if (request.waitMs <= 0 || draining) {
+      const batch = await store.readPending(userId, cursor, limit);
+      await acked;
+      return batch;
+    }
     if (heldPolls >= maxHeldPolls) {
+      await acked;
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', {
         status: 503,
         retryAfterSeconds: 1,
@@ -203,7 +202,8 @@ export function createEngine(
       unsubscribe = await bus.subscribe(userId, waiter.wake);
       for (;;) {
         waiter.woken = false;
-        const batch = await deliverInTurn(userId, cursor, limit);
+        const batch = await store.readPending(userId, cursor, limit);
+        await acked;
         if (batch.messages.length > 0) return batch;
         if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
         const remaining = deadline - clock.now();

@@ -3,7 +3,8 @@ import { dirname } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { IdempotencyConflictError, StoreUnavailableError } from '../errors.js';
 import { migrateToLatest } from './migrations.js';
-import { createProbeBatcher } from './probe-batcher.js';
+import { createTickBatcher } from './tick-batcher.js';
+import { SEQ_FLOOR_SETTING } from '../../db/migrations/003_mailbox_sequence.js';
 import {
   systemClock,
   type Clock,
@@ -16,14 +17,11 @@ import {
 } from './types.js';
 
 const TABLE = 'messages';
-type UnackedStatus = 'pending' | 'delivered';
-const UNACKED: UnackedStatus[] = ['pending', 'delivered'];
-const MESSAGE_COLUMNS = ['id', 'user_id', 'sender_id', 'client_msg_id', 'body', 'created_at'] as const;
+const MESSAGE_COLUMNS = ['id', 'user_id', 'sender_id', 'client_msg_id', 'body', 'created_at', 'seq'] as const;
 
 interface MessageRow {
   id: number | string;
-  status?: string;
-  delivery_cursor?: number | string | null;
+  seq: number | string;
   user_id: string;
   sender_id: string;
   client_msg_id: string | null;
@@ -141,17 +139,53 @@ export function dialectOf(knex: Knex): DatabaseDialect {
   return knex.client.config.client === 'mysql2' ? 'mysql' : 'sqlite';
 }
 
+export interface PendingRead {
+  userId: string;
+  cursor: number;
+  limit: number;
+}
+
 /**
- * The hot read of a poll: a user's unacked messages of one status, in id order. Exported so the
- * MySQL plan test EXPLAINs exactly what runs. One status per query keeps ORDER BY id served by
- * the (user_id, status) index; an IN over both statuses would need a filesort to merge them.
+ * The hot read of polls: for each request, the user's unacked messages after its cursor in
+ * mailbox order, all in one statement (one sub-select per request, glued with UNION ALL). Each
+ * sub-select is a range scan of (user_id, status, seq) with no filesort. A cursor above the
+ * mailbox's last sequence was never issued by it (a reset database, a forged value): that request
+ * reads from the start. Rows carry `read_index`, the position of the request they answer.
+ * Exported so the MySQL plan test EXPLAINs exactly what runs.
  */
-export function unackedByStatusQuery(db: Knex, userId: string, status: UnackedStatus, limit: number): Knex.QueryBuilder {
-  return db(TABLE)
-    .select([...MESSAGE_COLUMNS, 'status', 'delivery_cursor'])
-    .where({ user_id: userId, status })
-    .orderBy('id', 'asc')
-    .limit(limit);
+export function pendingReadQuery(db: Knex, requests: readonly PendingRead[]): Knex.Raw {
+  const parts: string[] = [];
+  const bindings: Array<string | number> = [];
+  requests.forEach((request, index) => {
+    const after =
+      request.cursor > 0 ? '(CASE WHEN EXISTS (SELECT 1 FROM mailboxes WHERE user_id = ? AND last_seq >= ?) THEN ? ELSE 0 END)' : '0';
+    parts.push(
+      `SELECT * FROM (SELECT ${index} AS read_index, ${MESSAGE_COLUMNS.join(', ')} FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq > ${after} ORDER BY seq LIMIT ?) AS pending_${index}`,
+    );
+    bindings.push(request.userId);
+    if (request.cursor > 0) bindings.push(request.userId, request.cursor, request.cursor);
+    bindings.push(request.limit);
+  });
+  return db.raw(parts.join(' UNION ALL '), bindings);
+}
+
+export interface AckRequest {
+  userId: string;
+  cursor: number;
+}
+
+/**
+ * Acks `seq <= cursor` for each request in one UPDATE, only where the mailbox issued that cursor
+ * (a cursor above its last sequence stands for nothing the client received). Exported for the
+ * MySQL plan test.
+ */
+export function ackQuery(db: Knex, requests: readonly AckRequest[], ackedAt: number): Knex.Raw {
+  const bindings: Array<string | number> = [ackedAt];
+  const conditions = requests.map((request) => {
+    bindings.push(request.userId, request.cursor, request.userId, request.cursor);
+    return '(user_id = ? AND seq <= ? AND EXISTS (SELECT 1 FROM mailboxes WHERE user_id = ? AND last_seq >= ?))';
+  });
+  return db.raw(`UPDATE ${TABLE} SET status = 'acked', acked_at = ? WHERE status = 'pending' AND (${conditions.join(' OR ')})`, bindings);
 }
 
 function toStoredMessage(row: MessageRow): StoredMessage {
@@ -162,6 +196,7 @@ function toStoredMessage(row: MessageRow): StoredMessage {
     clientMessageId: row.client_msg_id,
     body: row.body,
     createdAt: Number(row.created_at),
+    seq: Number(row.seq),
   };
 }
 
@@ -201,6 +236,31 @@ function classifyStoreError(error: unknown): unknown {
   return error;
 }
 
+/** Rows of a raw SELECT: mysql2 answers [rows, fields], better-sqlite3 the rows. */
+function resultRows<Row>(result: unknown): Row[] {
+  return (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as Row[];
+}
+
+/** Rows changed by a raw UPDATE: mysql2 answers [ResultSetHeader], better-sqlite3 {changes}. */
+function affectedRows(result: unknown): number {
+  if (Array.isArray(result)) return Number((result[0] as { affectedRows?: number }).affectedRows ?? 0);
+  return Number((result as { changes?: number }).changes ?? 0);
+}
+
+/**
+ * InnoDB picks a victim when two publishes lock the same idempotency keys crosswise; the victim's
+ * transaction was rolled back whole, so running it again is safe.
+ */
+async function withDeadlockRetry<T>(transaction: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await transaction();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ER_LOCK_DEADLOCK' || attempt >= attempts) throw error;
+    }
+  }
+}
+
 async function guarded<T>(operation: () => Promise<T>): Promise<T> {
   try {
     return await operation();
@@ -227,121 +287,190 @@ export async function createKnexStore(
 ): Promise<MessageStore & RetentionStore & { readonly knex: Knex }> {
   const { knex } = dependencies;
   const clock = dependencies.clock ?? systemClock;
+  const dialect = dialectOf(knex);
   if (options.migrate ?? true) await guarded(() => migrateToLatest(knex));
+  const seqFloor = await guarded(readSeqFloor);
+  // A multi-row INSERT gets consecutive ids only when auto-increment locking says so (MySQL
+  // modes 0 and 1; SQLite has one writer). Under interleaved mode 2 each row is inserted alone.
+  const consecutiveIds = dialect === 'sqlite' || (await guarded(readAutoincLockMode)) <= 1;
 
-  /** Which unacked statuses each user has: one covering-index query for a whole tick of polls. */
-  const unackedStatusesOf = createProbeBatcher(async (userIds) => {
-    const rows = (await knex(TABLE).distinct('user_id', 'status').whereIn('user_id', userIds).whereIn('status', UNACKED)) as Array<{
-      user_id: string;
-      status: UnackedStatus;
-    }>;
-    const found = new Map<string, UnackedStatus[]>();
-    for (const row of rows) found.set(row.user_id, [...(found.get(row.user_id) ?? []), row.status]);
-    return found;
-  });
+  async function readSeqFloor(): Promise<number> {
+    const row = (await knex('delivery_settings').where({ name: SEQ_FLOOR_SETTING }).first('value')) as { value: number | string } | undefined;
+    return Number(row?.value ?? 0);
+  }
+
+  async function readAutoincLockMode(): Promise<number> {
+    const [rows] = (await knex.raw('SELECT @@innodb_autoinc_lock_mode AS mode')) as [Array<{ mode: number | string }>];
+    return Number(rows[0]?.mode ?? 2);
+  }
 
   async function findByClientId(db: Knex | Knex.Transaction, senderId: string, clientMessageId: string): Promise<(MessageRow & { user_id: string }) | undefined> {
     return db(TABLE).select(MESSAGE_COLUMNS).where({ sender_id: senderId, client_msg_id: clientMessageId }).first();
   }
 
-  async function insertOne(db: Knex | Knex.Transaction, draft: MessageDraft): Promise<InsertResult> {
-    const clientMessageId = draft.clientMessageId ?? null;
-    try {
-      const [id] = await db(TABLE).insert({
-        user_id: draft.userId,
-        sender_id: draft.senderId,
-        client_msg_id: clientMessageId,
-        body: draft.body,
-        status: 'pending',
-        created_at: clock.now(),
-      });
-      return { id: Number(id), duplicate: false };
-    } catch (error) {
-      // The unique index decides between concurrent identical publishes; the loser reads the
-      // winner's row. A read-then-insert check would let both through.
-      if (clientMessageId === null || !isUniqueViolation(error)) throw error;
-      const existing = await findByClientId(db, draft.senderId, clientMessageId);
-      if (!existing) throw error;
-      if (existing.user_id !== draft.userId || existing.body !== draft.body) {
-        throw new IdempotencyConflictError(clientMessageId);
-      }
-      return { id: Number(existing.id), duplicate: true };
-    }
-  }
-
-  async function insertMessage(draft: MessageDraft): Promise<InsertResult> {
-    return guarded(() => insertOne(knex, draft));
+  /** The stored row for a repeated (sender, client id), or a conflict when it was a different message. */
+  function asDuplicate(existing: MessageRow, draft: MessageDraft): InsertResult {
+    if (existing.user_id !== draft.userId || existing.body !== draft.body) throw new IdempotencyConflictError(draft.clientMessageId!);
+    return { id: Number(existing.id), duplicate: true };
   }
 
   /**
-   * All or nothing: an idempotency conflict on item k must not leave items 0..k-1 stored behind
-   * a 409 the client cannot tell apart from "nothing happened". A failed INSERT (duplicate key)
-   * only fails its statement, so the transaction goes on to read the existing row.
+   * Takes `count` sequence numbers from each mailbox and returns the first of each. The upsert
+   * locks the mailbox rows until commit, which is what makes sequence order commit order; rows are
+   * locked in user id order so two transactions never wait on each other crosswise.
    */
-  async function insertMessages(drafts: readonly MessageDraft[]): Promise<InsertResult[]> {
-    return guarded(() =>
-      knex.transaction(async (trx) => {
-        const results: InsertResult[] = [];
-        // Sequential: one sender's messages get ids in the order they were given.
-        for (const draft of drafts) results.push(await insertOne(trx, draft));
-        return results;
-      }),
+  async function reserveSequences(trx: Knex.Transaction, countByUser: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+    const users = [...countByUser.keys()].sort();
+    const values = users.map(() => '(?, ?)').join(', ');
+    const bindings: Array<string | number> = [];
+    for (const userId of users) bindings.push(userId, seqFloor + countByUser.get(userId)!);
+    bindings.push(seqFloor);
+    await trx.raw(
+      dialect === 'mysql'
+        ? `INSERT INTO mailboxes (user_id, last_seq) VALUES ${values} ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq) - ?`
+        : `INSERT INTO mailboxes (user_id, last_seq) VALUES ${values} ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq - ?`,
+      bindings,
     );
+    const rows = (await trx('mailboxes').select('user_id', 'last_seq').whereIn('user_id', users)) as Array<{ user_id: string; last_seq: number | string }>;
+    return new Map(rows.map((row) => [row.user_id, Number(row.last_seq) - countByUser.get(row.user_id)! + 1]));
+  }
+
+  /** Sequence numbers for drafts, in the order given, one mailbox counter per recipient. */
+  async function sequenceDrafts(trx: Knex.Transaction, drafts: readonly MessageDraft[]): Promise<number[]> {
+    const countByUser = new Map<string, number>();
+    for (const draft of drafts) countByUser.set(draft.userId, (countByUser.get(draft.userId) ?? 0) + 1);
+    const nextSeq = await reserveSequences(trx, countByUser);
+    return drafts.map((draft) => {
+      const seq = nextSeq.get(draft.userId)!;
+      nextSeq.set(draft.userId, seq + 1);
+      return seq;
+    });
+  }
+
+  function rowOf(draft: MessageDraft, seq: number, createdAt: number) {
+    return {
+      user_id: draft.userId,
+      sender_id: draft.senderId,
+      client_msg_id: draft.clientMessageId ?? null,
+      body: draft.body,
+      status: 'pending',
+      created_at: createdAt,
+      seq,
+    };
+  }
+
+  /**
+   * Group commit: every draft of every publish that arrived in one tick, in one transaction with
+   * one multi-row INSERT. Throws (and stores nothing) on any unique violation: the caller then
+   * replays each publish on its own, where repeats are told apart from conflicts.
+   */
+  async function insertGroup(drafts: readonly MessageDraft[]): Promise<number[]> {
+    return knex.transaction(async (trx) => {
+      const seqs = await sequenceDrafts(trx, drafts);
+      const createdAt = clock.now();
+      const rows = drafts.map((draft, index) => rowOf(draft, seqs[index]!, createdAt));
+      if (!consecutiveIds) {
+        const ids: number[] = [];
+        for (const row of rows) ids.push(Number((await trx(TABLE).insert(row))[0]));
+        return ids;
+      }
+      const [reported] = await trx(TABLE).insert(rows);
+      // mysql2 reports the first id of a multi-row INSERT, SQLite the last.
+      const first = dialect === 'mysql' ? Number(reported) : Number(reported) - rows.length + 1;
+      return rows.map((_, index) => first + index);
+    });
+  }
+
+  /**
+   * One publish on its own, draft by draft: a repeated (sender, client id) returns the stored row
+   * and a reused one with another body is a conflict that rolls the whole publish back. The unique
+   * index decides between concurrent identical publishes; the loser reads the winner's row.
+   */
+  async function insertAlone(drafts: readonly MessageDraft[]): Promise<InsertResult[]> {
+    return knex.transaction(async (trx) => {
+      const results: InsertResult[] = [];
+      for (const draft of drafts) {
+        const clientMessageId = draft.clientMessageId ?? null;
+        if (clientMessageId !== null) {
+          const existing = await findByClientId(trx, draft.senderId, clientMessageId);
+          if (existing) {
+            results.push(asDuplicate(existing, draft));
+            continue;
+          }
+        }
+        const [seq] = await sequenceDrafts(trx, [draft]);
+        try {
+          const [id] = await trx(TABLE).insert(rowOf(draft, seq!, clock.now()));
+          results.push({ id: Number(id), duplicate: false });
+        } catch (error) {
+          if (clientMessageId === null || !isUniqueViolation(error)) throw error;
+          // The sequence number taken above stays unused: a gap, which no reader depends on.
+          const existing = await findByClientId(trx, draft.senderId, clientMessageId);
+          if (!existing) throw error;
+          results.push(asDuplicate(existing, draft));
+        }
+      }
+      return results;
+    });
+  }
+
+  const insertCoalesced = createTickBatcher<readonly MessageDraft[], InsertResult[]>(
+    async (publishes) => {
+      const drafts = publishes.flat();
+      try {
+        const ids = await withDeadlockRetry(() => insertGroup(drafts));
+        let next = 0;
+        return publishes.map((publish) => ({ status: 'fulfilled', value: publish.map(() => ({ id: ids[next++]!, duplicate: false })) }));
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw classifyStoreError(error);
+      }
+      return Promise.allSettled(publishes.map((publish) => guarded(() => withDeadlockRetry(() => insertAlone(publish)))));
+    },
+    // A group's INSERT must stay well inside max_allowed_packet (16 MiB by default).
+    { maxBatch: 200, maxInFlight: 4 },
+  );
+
+  async function insertMessages(drafts: readonly MessageDraft[]): Promise<InsertResult[]> {
+    if (drafts.length === 0) return [];
+    return insertCoalesced(drafts);
+  }
+
+  async function insertMessage(draft: MessageDraft): Promise<InsertResult> {
+    return (await insertCoalesced([draft]))[0]!;
   }
 
   async function ackThrough(userId: string, cursor: number): Promise<number> {
     if (cursor <= 0) return 0;
-    return guarded(() =>
-      knex(TABLE)
-        .where({ user_id: userId, status: 'delivered' })
-        .andWhere('delivery_cursor', '<=', cursor)
-        .update({ status: 'acked', acked_at: clock.now() }),
-    );
+    return guarded(async () => affectedRows(await ackQuery(knex, [{ userId, cursor }], clock.now())));
   }
 
-  /**
-   * Without a transaction on purpose: REPEATABLE READ without locking reads would not make the
-   * read-then-update atomic anyway. What keeps it safe is that the UPDATE only touches rows that
-   * are still unacked, and the engine runs one delivery per user at a time in a process.
-   */
-  async function deliverPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
-    return guarded(async () => {
-      // Most reads by a held poll find nothing. A batched index probe answers that for many users
-      // in one query, which keeps a burst of thousands of new polls from queueing on the pool.
-      const statuses = await unackedStatusesOf(userId);
-      if (statuses.length === 0) return { messages: [], cursor };
-      const fetched: MessageRow[] = [];
-      for (const status of statuses) fetched.push(...((await unackedByStatusQuery(knex, userId, status, limit)) as MessageRow[]));
-      const redeliveries = fetched.filter((row) => row.status === 'delivered');
-      const rows = fetched
-        .map(toStoredMessage)
-        .sort((a, b) => a.id - b.id)
-        .slice(0, limit);
-      if (rows.length === 0) return { messages: [], cursor };
+  const acknowledgeCoalesced = createTickBatcher<AckRequest, void>(
+    async (requests) => {
+      const unique = new Map(requests.map((request) => [`${request.cursor}:${request.userId}`, request]));
+      await guarded(() => ackQuery(knex, [...unique.values()], clock.now()));
+      return requests.map(() => ({ status: 'fulfilled', value: undefined }));
+    },
+    { maxBatch: 200 },
+  );
 
-      let highestStamp = Math.max(0, ...redeliveries.map((row) => Number(row.delivery_cursor ?? 0)));
-      if (redeliveries.length >= limit) {
-        // More redeliveries than we read: an unread one may carry a higher stamp.
-        const stampRow = (await knex(TABLE).where({ user_id: userId, status: 'delivered' }).max({ highest: 'delivery_cursor' }).first()) as
-          | { highest: number | string | null }
-          | undefined;
-        highestStamp = Math.max(highestStamp, Number(stampRow?.highest ?? 0));
-      }
-      const highestId = rows[rows.length - 1]!.id;
-      // Strictly above every earlier stamp: a response that was lost cannot share a stamp with
-      // one the client did receive, so acking the received cursor never acks unseen rows.
-      const nextCursor = Math.max(cursor + 1, highestId, highestStamp + 1);
+  async function acknowledge(userId: string, cursor: number): Promise<void> {
+    if (cursor > 0) await acknowledgeCoalesced({ userId, cursor });
+  }
 
-      await knex(TABLE)
-        .where({ user_id: userId })
-        .whereIn('status', UNACKED)
-        .whereIn(
-          'id',
-          rows.map((row) => row.id),
-        )
-        .update({ status: 'delivered', delivery_cursor: nextCursor });
-      return { messages: rows, cursor: nextCursor };
-    });
+  const readCoalesced = createTickBatcher<PendingRead, StoredMessage[]>(
+    async (requests) => {
+      const rows = await guarded(async () => resultRows<MessageRow & { read_index: number | string }>(await pendingReadQuery(knex, requests)));
+      const byRead: StoredMessage[][] = requests.map(() => []);
+      for (const row of rows) byRead[Number(row.read_index)]!.push(toStoredMessage(row));
+      return byRead.map((messages) => ({ status: 'fulfilled', value: messages.sort((a, b) => a.seq - b.seq) }));
+    },
+    // Many concurrent first reads (a restart under thousands of clients) become a few statements.
+    { maxBatch: 200 },
+  );
+
+  async function readPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
+    const messages = await readCoalesced({ userId, cursor, limit });
+    return { messages, cursor: messages.length > 0 ? messages[messages.length - 1]!.seq : cursor };
   }
 
   /**
@@ -372,7 +501,8 @@ export async function createKnexStore(
     insertMessage,
     insertMessages,
     ackThrough,
-    deliverPending,
+    acknowledge,
+    readPending,
     purgeAcked,
     async ping() {
       await guarded(() => knex.raw('select 1'));

@@ -1,6 +1,7 @@
 import knexFactory, { type Knex } from 'knex';
 import * as createMessages from '../../db/migrations/001_create_messages.js';
 import * as indexAckedForRetention from '../../db/migrations/002_index_acked_for_retention.js';
+import * as mailboxSequence from '../../db/migrations/003_mailbox_sequence.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -14,9 +15,10 @@ interface Migration {
 const migrations: Array<[name: string, migration: Migration]> = [
   ['001_create_messages', createMessages],
   ['002_index_acked_for_retention', indexAckedForRetention],
+  ['003_mailbox_sequence', mailboxSequence],
 ];
 
-const migrationSource: Knex.MigrationSource<[string, Migration]> = {
+export const migrationSource: Knex.MigrationSource<[string, Migration]> = {
   getMigrations: async () => migrations,
   getMigrationName: ([name]) => name,
   getMigration: async ([, migration]) => migration,

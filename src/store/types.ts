@@ -1,11 +1,15 @@
 /**
  * The durable mailbox. The database is the source of truth; the bus only says "look again".
  *
- * Delivery states: `pending` (stored, never sent) → `delivered` (sent in at least one poll
- * response, stamped with that response's cursor) → `acked` (the client sent back a cursor at
- * least as large as the stamp). Acking by stamp rather than by message id is what keeps a late
- * commit safe: a row with a lower id that becomes visible after a higher id was acked is still
- * pending, so the next poll delivers it instead of acking it unseen.
+ * Every message takes the next sequence number (`seq`) of its recipient's mailbox when it is
+ * stored, inside the storing transaction and serialised per mailbox, so sequence order is commit
+ * order: what any reader sees of a mailbox is always a prefix of it. A cursor is the last `seq` a
+ * client received. A poll returns the unacked messages with `seq > cursor` in order; an ack covers
+ * `seq <= cursor`. So a cursor the client sends back acks only messages that were in responses it
+ * received, whichever process answered them, however many responses were lost, in any order of
+ * commits. Reads never write.
+ *
+ * Statuses: `pending` (stored, not acked) → `acked`.
  */
 export interface StoredMessage {
   id: number;
@@ -16,6 +20,8 @@ export interface StoredMessage {
   body: string;
   /** Epoch milliseconds from the injected clock. */
   createdAt: number;
+  /** Position in the recipient's mailbox: what a cursor counts. */
+  seq: number;
 }
 
 export interface MessageDraft {
@@ -33,9 +39,9 @@ export interface InsertResult {
 }
 
 export interface DeliveryBatch {
-  /** In id order. */
+  /** In mailbox order (`seq`). */
   messages: StoredMessage[];
-  /** What the client sends back to acknowledge this batch; unchanged when the batch is empty. */
+  /** The last message's `seq`: what the client sends back; unchanged when the batch is empty. */
   cursor: number;
 }
 
@@ -47,13 +53,22 @@ export interface MessageStore {
    * stored. Optional for test doubles; without it the engine inserts one by one.
    */
   insertMessages?(drafts: readonly MessageDraft[]): Promise<InsertResult[]>;
-  /** Marks as acked every `delivered` row of the user whose delivery stamp is ≤ cursor. */
+  /**
+   * Acks every unacked message of the user with `seq <= cursor` and returns how many. A cursor
+   * above anything the mailbox ever issued (a database that was reset, a forged value) acks
+   * nothing: it cannot stand for messages the client received.
+   */
   ackThrough(userId: string, cursor: number): Promise<number>;
   /**
-   * Returns up to `limit` unacked messages (redeliveries and new ones) in id order, marks them
-   * delivered and stamps them with the returned cursor, which is greater than `cursor`.
+   * `ackThrough` without the count, for the poll path: a store may fold the acks of many polls
+   * into one statement. Optional for test doubles; the engine falls back to `ackThrough`.
    */
-  deliverPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch>;
+  acknowledge?(userId: string, cursor: number): Promise<void>;
+  /**
+   * Up to `limit` unacked messages with `seq > cursor`, in `seq` order, and the cursor that acks
+   * exactly them. Writes nothing. A cursor the mailbox never issued reads from the start.
+   */
+  readPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch>;
   /** Throws when the database cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

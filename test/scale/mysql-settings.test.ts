@@ -39,13 +39,13 @@ describe.skipIf(realCases.length === 0)('MySQL statement timeout and pool settin
     const knex = open({ mysqlStatementTimeoutMs: 300, mysqlPoolMax: 2 });
     const store = await createKnexStore({ knex });
     await store.insertMessage({ userId: 'tt-user', senderId: 'tt-sender', body: '"x"' });
-    // Another session holds the row lock, so the store's UPDATE would wait innodb_lock_wait_timeout
+    // Another session holds the row lock, so the store's ack UPDATE would wait innodb_lock_wait_timeout
     // (5 s); the 300 ms statement limit ends it first.
     const blocker = open({ mysqlPoolMax: 1 });
     await blocker.transaction(async (trx) => {
       await trx.raw('SELECT id FROM messages WHERE user_id = ? FOR UPDATE', ['tt-user']);
       const started = Date.now();
-      await expect(store.deliverPending('tt-user', 0, 10)).rejects.toMatchObject({ code: 'store_unavailable', status: 503 });
+      await expect(store.ackThrough('tt-user', 1)).rejects.toMatchObject({ code: 'store_unavailable', status: 503 });
       expect(Date.now() - started).toBeLessThan(3_000);
     });
   });

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import knexFactory from 'knex';
 import { createMemoryBus } from '../../src/bus/memory-bus.js';
 import { createRedisBus } from '../../src/bus/redis-bus.js';
@@ -19,6 +22,8 @@ export interface Backend {
   real: boolean;
   /** A fresh, isolated store (own database / in-memory file); closed by `cleanup`. */
   createStore(clock?: Clock): Promise<MessageStore & { knex: Knex }>;
+  /** A connection to a fresh, empty database (no migrations run); closed by `cleanup`. */
+  createEmptyDatabase(): Promise<Knex>;
   /** A bus with a prefix unique to this call, so parallel suites never hear each other. */
   createBus(prefix?: string): Promise<Bus>;
   /** Env for startGateway sharing one database + prefix (for multi-process tests). */
@@ -54,6 +59,8 @@ export function uniqueName(prefix: string): string {
 function embeddedBackend(): Backend {
   const stores: MessageStore[] = [];
   const buses: Bus[] = [];
+  const connections: Knex[] = [];
+  const directories: string[] = [];
   return {
     name: 'embedded',
     real: false,
@@ -61,6 +68,13 @@ function embeddedBackend(): Backend {
       const store = await createKnexStore({ knex: createKnex({ sqliteFile: ':memory:' }), ...(clock ? { clock } : {}) });
       stores.push(store);
       return store;
+    },
+    async createEmptyDatabase() {
+      const directory = mkdtempSync(join(tmpdir(), 'lpg-test-'));
+      directories.push(directory);
+      const knex = createKnex({ sqliteFile: join(directory, 'gateway.sqlite') });
+      connections.push(knex);
+      return knex;
     },
     async createBus() {
       const bus = createMemoryBus();
@@ -71,7 +85,8 @@ function embeddedBackend(): Backend {
       return { SQLITE_FILE: ':memory:', GATEWAY_JWT_SECRET: TEST_SECRET };
     },
     async cleanup() {
-      await Promise.all([...stores.map((s) => s.close()), ...buses.map((b) => b.close())]);
+      await Promise.all([...stores.map((s) => s.close()), ...buses.map((b) => b.close()), ...connections.map((k) => k.destroy())]);
+      for (const directory of directories) rmSync(directory, { recursive: true, force: true });
     },
   };
 }
@@ -83,6 +98,7 @@ function realBackend(bus: 'redis' | 'redis-cluster' = 'redis'): Backend {
   const databases: string[] = [];
   const stores: MessageStore[] = [];
   const buses: Bus[] = [];
+  const connections: Knex[] = [];
 
   async function createDatabase(): Promise<string> {
     const name = uniqueName('lpg_test_');
@@ -106,6 +122,11 @@ function realBackend(bus: 'redis' | 'redis-cluster' = 'redis'): Backend {
       stores.push(store);
       return store;
     },
+    async createEmptyDatabase() {
+      const knex = createKnex({ mysqlUrl: await createDatabase() });
+      connections.push(knex);
+      return knex;
+    },
     async createBus(prefix) {
       const created =
         bus === 'redis'
@@ -123,7 +144,7 @@ function realBackend(bus: 'redis' | 'redis-cluster' = 'redis'): Backend {
       };
     },
     async cleanup() {
-      await Promise.all([...stores.map((s) => s.close()), ...buses.map((b) => b.close())]);
+      await Promise.all([...stores.map((s) => s.close()), ...buses.map((b) => b.close()), ...connections.map((k) => k.destroy())]);
       if (databases.length === 0) return;
       const admin = knexFactory({ client: 'mysql2', connection: mysqlUrl, pool: { min: 0, max: 1 } });
       try {
