@@ -146,6 +146,7 @@ const all: StepResult[] = [];
 for (const kind of kinds) all.push(...(await measurePeer(kind)));
 const koaAtTop = all.filter((row) => row.peer.startsWith(PEER_NAMES.koa)).at(-1);
 const gatewayAtTop = all.filter((row) => row.peer.startsWith(PEER_NAMES.gateway)).at(-1);
+const comparable = koaAtTop && gatewayAtTop && koaAtTop.polls === gatewayAtTop.polls;
 report(
   'capacity',
   ['peer', 'polls', 'held', 'failed', 'RSS MiB', 'KiB/poll', 'probe p50 ms', 'probe max ms', 'stopped by'],
@@ -153,9 +154,14 @@ report(
   {
     steps,
     results: all,
-    target: koaAtTop && gatewayAtTop && koaAtTop.polls === gatewayAtTop.polls
+    target: comparable
       ? { gatewayKiBPerPoll: gatewayAtTop.kibPerPoll, koaKiBPerPoll: koaAtTop.kibPerPoll, ratio: gatewayAtTop.kibPerPoll / koaAtTop.kibPerPoll, met: gatewayAtTop.kibPerPoll <= koaAtTop.kibPerPoll }
       : null,
   },
+  [
+    comparable
+      ? `RSS per held poll at ${gatewayAtTop.polls} polls: gateway ${fmt(gatewayAtTop.kibPerPoll, 2)} KiB ÷ Koa holder ${fmt(koaAtTop.kibPerPoll, 2)} KiB = ${fmt(gatewayAtTop.kibPerPoll / koaAtTop.kibPerPoll, 2)} (target ≤ 1: ${gatewayAtTop.kibPerPoll <= koaAtTop.kibPerPoll ? 'met' : 'NOT met'})`
+      : 'RSS per held poll: gateway ÷ Koa needs both peers (--peers …,koa,gateway) to reach the same last step',
+  ],
 );
 process.exit(0);

@@ -106,6 +106,7 @@ try {
   );
 } finally {
   await database?.drop();
-  rmSync(dir, { recursive: true, force: true });
+  if (process.env.KEEP_CPU_PROFILE) process.stderr.write(`profile kept in ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 process.exit(0);

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { createTokenIssuer } from '../auth/tokens.js';
-import { assertTargetAllowed, BenchUsageError, isLoopbackAddress, parseBenchArgs, type BenchOptions } from './options.js';
+import { assertTargetAllowed, BenchUsageError, isLoopbackAddress, parseBenchArgs, type BenchOptions, type ModeSpec } from './options.js';
 import { findListeningPid } from './proc.js';
 import { createProgressPrinter, formatModeTable, warningsFor } from './report.js';
 import { runMode, settleMailboxes, type ModeResult } from './runner.js';
@@ -103,6 +103,8 @@ export async function runBench(
   io: BenchIo,
   /** Another server protocol behind the same load generator (the benchmarks' peers); default: the gateway's API. */
   createTarget: (target: GatewayTargetOptions) => BenchTarget = createGatewayTarget,
+  /** Benchmarks: awaited around each mode's deliveries (see ModeRunOptions.deliveryWindow). */
+  hooks: { deliveryWindow?: (mode: ModeSpec) => { start(): Promise<void>; end(): Promise<void> } } = {},
 ): Promise<BenchReport> {
   await assertTargetAllowed(options.url, options.allowRemote);
   const limit = openFilesLimit();
@@ -115,6 +117,10 @@ export async function runBench(
   const serverPid = resolveServerPid(options, warnings);
   let runTag = '';
   const target = createTarget({ url: options.url, ...credentials, publishConnections: options.publishConnections, runTag: () => runTag });
+  if (options.publishBatch > 1 && !target.publishBatch) {
+    await target.close();
+    throw new BenchUsageError(`--publish-batch ${options.publishBatch}: this target has no batch publish`);
+  }
   const cursors = new Array<number>(options.clients).fill(0);
   const results: ModeResult[] = [];
   const progress = options.progress ? createProgressPrinter(io.stderr) : undefined;
@@ -138,8 +144,10 @@ export async function runBench(
         maxRequests: options.maxRequests,
         seed: options.seed,
         publishConnections: options.publishConnections,
+        publishBatch: options.publishBatch,
         serverPid,
         ...(progress ? { onProgress: progress.update } : {}),
+        ...(hooks.deliveryWindow ? { deliveryWindow: hooks.deliveryWindow(mode) } : {}),
       });
       progress?.done();
       results.push(result);
@@ -160,6 +168,7 @@ export async function runBench(
       drainTimeoutS: options.drainTimeoutS,
       maxRequests: options.maxRequests,
       seed: options.seed,
+      publishBatch: options.publishBatch,
       modes: options.modes.map((mode) => mode.label),
       serverPid: serverPid ?? null,
     },
@@ -175,7 +184,8 @@ export async function runBenchCommand(argv: string[], env: Record<string, string
   io.stdout.write(`\n${formatModeTable(report.modes)}\n`);
   io.stdout.write(
     '\nlatency = publish request sent → poll response received; req/msg = poll requests per delivered message;\n' +
-      'bytes/msg = poll response bytes (status, headers, body) per delivered message; * = stopped early; ! = load generator bound\n',
+      'bytes/msg = poll response bytes (status, headers, body) per delivered message; * = stopped early; ! = load generator bound\n' +
+      (options.publishBatch > 1 ? `publishes: ${options.publishBatch} messages per POST /v1/messages/batch; latency runs from that request\n` : ''),
   );
   for (const warning of report.warnings) io.stderr.write(`warning: ${warning}\n`);
   mkdirSync(dirname(options.outPrefix), { recursive: true });

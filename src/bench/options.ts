@@ -26,6 +26,8 @@ export interface BenchOptions {
   allowRemote: boolean;
   seed: number;
   publishConnections: number;
+  /** Messages per publish request: 1 = `POST /v1/messages`; more = `POST /v1/messages/batch`. */
+  publishBatch: number;
   progress: boolean;
 }
 
@@ -40,6 +42,7 @@ export const BENCH_LIMITS = {
   maxMessagesPerMode: 1_000_000,
   maxModes: 12,
   maxRequests: 50_000_000,
+  maxPublishBatch: 1_000,
 } as const;
 
 export const BENCH_USAGE = `longpoll-gateway bench [options]
@@ -66,6 +69,9 @@ publisher at --rate messages/s against a gateway, once per mode, with the same p
   --out <prefix>           writes <prefix>.json and <prefix>.svg (default bench-results/bench-<time>)
   --seed <n>               seed of the publish schedule (default 1)
   --publish-connections <n> publisher's connection pool size (default 32)
+  --publish-batch <n>      messages per publish request (default 1, max ${BENCH_LIMITS.maxPublishBatch}); above 1,
+                           n consecutive scheduled messages go out in one POST /v1/messages/batch,
+                           sent when the last of them is due
   --no-progress            no progress bar on stderr
 `;
 
@@ -115,6 +121,7 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
         out: { type: 'string' },
         seed: { type: 'string', default: '1' },
         'publish-connections': { type: 'string', default: '32' },
+        'publish-batch': { type: 'string', default: '1' },
         'no-progress': { type: 'boolean', default: false },
       },
     }));
@@ -178,6 +185,7 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
     allowRemote: values['allow-remote'],
     seed: positiveInteger('--seed', values.seed, 2 ** 31),
     publishConnections: positiveInteger('--publish-connections', values['publish-connections'], 1_024),
+    publishBatch: positiveInteger('--publish-batch', values['publish-batch'], BENCH_LIMITS.maxPublishBatch),
     progress: !values['no-progress'],
   };
 }

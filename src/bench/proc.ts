@@ -100,6 +100,12 @@ export class ProcSampler {
     }
   }
 
+  /** Samples now: CPU seconds since start (to time a window inside the run); undefined if unreadable. */
+  cpuSecondsNow(): number | undefined {
+    this.sample();
+    return this.error === undefined ? this.last.cpuSeconds - this.start.cpuSeconds : undefined;
+  }
+
   stop(): { cpuSeconds: number; peakRssKiB: number; startRssKiB: number } {
     clearInterval(this.timer);
     this.sample();

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliveryLedger, type LedgerTotals } from './ledger.js';
 import type { ModeSpec } from './options.js';
 import { ProcSampler } from './proc.js';
-import { publishSchedule, ratio, summarizeLatencies, type LatencySummary } from './stats.js';
+import { publishSchedule, ratio, summarizeLatencies, type LatencySummary, type ScheduledPublish } from './stats.js';
 import { BenchRequestError, type BenchTarget } from './target.js';
 
 export interface ModeRunOptions {
@@ -15,10 +15,18 @@ export interface ModeRunOptions {
   maxRequests: number;
   seed: number;
   publishConnections: number;
+  /** Messages per publish request (1 = one `publish` each; more = `publishBatch`). */
+  publishBatch: number;
   /** Process to sample for CPU and RSS (the gateway, when local). */
   serverPid: number | undefined;
   /** Called about 4 times a second with the mode's live counters. */
   onProgress?: (progress: ModeProgress) => void;
+  /**
+   * Awaited just before the first publish and just after the drain (every message arrived or the
+   * drain timed out), with the polls still held: a benchmark reads server-side counters there, so
+   * they cover the deliveries and not the setup and teardown of thousands of polls.
+   */
+  deliveryWindow?: { start(): Promise<void>; end(): Promise<void> };
 }
 
 export interface ModeProgress {
@@ -55,6 +63,10 @@ export interface ModeResult extends LedgerTotals {
   errors: number;
   errorsByLabel: Record<string, number>;
   publishErrors: number;
+  /** Messages per publish request (the last request of a mode may carry fewer). */
+  publishBatch: number;
+  /** Publish requests sent, retries included. */
+  publishRequests: number;
   responseBytes: number;
   requestsPerMessage: number | null;
   bytesPerMessage: number | null;
@@ -62,7 +74,16 @@ export interface ModeResult extends LedgerTotals {
   publishLagMaxMs: number;
   /** Publishes that waited because the server had 4 × --publish-connections unanswered: server-bound. */
   backpressureWaits: number;
-  server: { pid: number; cpuSeconds: number; cpuSecondsPer1000Messages: number | null; peakRssMiB: number; error?: string } | null;
+  server: {
+    pid: number;
+    /** The whole mode: opening every poll, the deliveries, closing the polls. */
+    cpuSeconds: number;
+    cpuSecondsPer1000Messages: number | null;
+    /** From the first publish to the end of the drain only: the cost of the deliveries themselves. */
+    deliveryWindow: { cpuSeconds: number; cpuSecondsPer1000Messages: number | null } | null;
+    peakRssMiB: number;
+    error?: string;
+  } | null;
   loadGenerator: { cpuSeconds: number; cpuShareOfOneCore: number; eventLoopDelayP99Ms: number };
   /** The load generator, not the server, may have limited the figures. */
   loadGeneratorBound: boolean;
@@ -94,6 +115,8 @@ export async function settleMailboxes(target: BenchTarget, cursors: number[], co
 
 export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: string, cursors: number[], options: ModeRunOptions): Promise<ModeResult> {
   const { clients } = options;
+  const batched = options.publishBatch > 1;
+  if (batched && !target.publishBatch) throw new Error('publishBatch > 1, but the target has no batch publish');
   const ledger = new DeliveryLedger(clients);
   const schedule = publishSchedule({ rate: options.rate, durationS: options.durationS, clients, seed: options.seed });
   const stopController = new AbortController();
@@ -107,6 +130,7 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   let supersededResponses = 0;
   let errors = 0;
   let publishErrors = 0;
+  let publishRequests = 0;
   let responseBytes = 0;
   let publishLagMaxMs = 0;
   let backpressureWaits = 0;
@@ -169,26 +193,32 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   }
 
   const inFlight = new Set<Promise<void>>();
+  // The cap counts requests, not messages: with --publish-batch n, n × this many may be in flight.
   const maxInFlight = options.publishConnections * 4;
-  async function publishOne(seq: number, client: number): Promise<void> {
-    const key = `${runTag}-${seq}`;
+
+  /** One publish request for `items` (one message unless batched), retried as a whole. */
+  async function publishGroup(items: readonly ScheduledPublish[]): Promise<void> {
+    const messages = items.map((item) => ({ client: item.client, key: `${runTag}-${item.seq}`, body: { run: runTag, seq: item.seq } }));
     for (let attempt = 1; ; attempt += 1) {
       if (!takeRequest()) {
-        ledger.publishFailedFor(seq);
+        for (const item of items) ledger.publishFailedFor(item.seq);
         return;
       }
+      publishRequests += 1;
       try {
-        await target.publish(client, key, { run: runTag, seq });
-        ledger.acceptedAs(seq);
+        if (batched) await target.publishBatch!(messages);
+        else await target.publish(messages[0]!.client, messages[0]!.key, messages[0]!.body);
+        for (const item of items) ledger.acceptedAs(item.seq);
         return;
       } catch (error) {
         countError(`publish ${error instanceof BenchRequestError ? error.label : (error as Error).name}`);
         publishErrors += 1;
         const retryable = !(error instanceof BenchRequestError) || error.retryable;
         if (!retryable || attempt >= 4 || stopSignal.aborted) {
-          ledger.publishFailedFor(seq);
+          for (const item of items) ledger.publishFailedFor(item.seq);
           return;
         }
+        // The retry resends the same keys: the server answers the ones it already stored as duplicates.
         await sleep(100 * attempt);
       }
     }
@@ -196,9 +226,11 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
 
   async function publisher(): Promise<void> {
     const publishStarted = performance.now();
-    for (const item of schedule) {
+    for (let first = 0; first < schedule.length; first += options.publishBatch) {
       if (stopSignal.aborted) break;
-      const due = publishStarted + item.atMs;
+      const group = schedule.slice(first, first + options.publishBatch);
+      // A batching producer sends when it has collected the batch: when the last message is due.
+      const due = publishStarted + group[group.length - 1]!.atMs;
       const delay = due - performance.now();
       if (delay > 1) await sleep(delay);
       // Lag is measured before waiting for the in-flight cap: a slow server making the publisher
@@ -207,8 +239,8 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
       if (inFlight.size >= maxInFlight) backpressureWaits += 1;
       while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
       const now = performance.now();
-      ledger.publishing(item.seq, item.client, now);
-      const request = publishOne(item.seq, item.client).finally(() => inFlight.delete(request));
+      for (const item of group) ledger.publishing(item.seq, item.client, now);
+      const request = publishGroup(group).finally(() => inFlight.delete(request));
       inFlight.add(request);
     }
     await Promise.all(inFlight);
@@ -234,6 +266,8 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   const clientLoops = Array.from({ length: clients }, (_, client) => clientLoop(client));
   // Long pollers should be held before the first publish, as they would be in steady state.
   if (mode.kind === 'long') await sleep(Math.min(2_000, 200 + clients / 10));
+  await options.deliveryWindow?.start();
+  const windowCpuStart = sampler?.cpuSecondsNow();
   const publishStarted = performance.now();
   lastReceiptAt = publishStarted;
   await publisher();
@@ -242,6 +276,8 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   const drainDeadline = performance.now() + options.drainTimeoutS * 1000;
   while (ledger.outstanding > 0 && !stopSignal.aborted && performance.now() < drainDeadline) await sleep(10);
   if (ledger.outstanding > 0 && !stopSignal.aborted) truncated ??= `drain timeout (${options.drainTimeoutS} s) with ${ledger.outstanding} messages undelivered`;
+  const windowCpuEnd = sampler?.cpuSecondsNow();
+  await options.deliveryWindow?.end();
   stopController.abort();
   await Promise.all(clientLoops);
   if (progressTimer) clearInterval(progressTimer);
@@ -273,6 +309,8 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
     errors,
     errorsByLabel: Object.fromEntries(errorsByLabel),
     publishErrors,
+    publishBatch: options.publishBatch,
+    publishRequests,
     responseBytes,
     requestsPerMessage: ratio(pollRequests, totals.delivered),
     bytesPerMessage: ratio(responseBytes, totals.delivered),
@@ -284,6 +322,10 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
             pid: options.serverPid,
             cpuSeconds: serverStats.cpuSeconds,
             cpuSecondsPer1000Messages: ratio(serverStats.cpuSeconds * 1000, totals.delivered),
+            deliveryWindow:
+              windowCpuStart !== undefined && windowCpuEnd !== undefined
+                ? { cpuSeconds: windowCpuEnd - windowCpuStart, cpuSecondsPer1000Messages: ratio((windowCpuEnd - windowCpuStart) * 1000, totals.delivered) }
+                : null,
             peakRssMiB: serverStats.peakRssKiB / 1024,
             ...(sampler!.error ? { error: sampler!.error } : {}),
           }

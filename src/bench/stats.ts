@@ -64,7 +64,8 @@ export interface ScheduledPublish {
 /** The publish schedule of one mode: `rate` messages per second for `durationS`, random recipients. */
 export function publishSchedule(options: { rate: number; durationS: number; clients: number; seed: number }): ScheduledPublish[] {
   const random = seededRandom(options.seed);
-  const total = Math.floor(options.rate * options.durationS);
+  // The epsilon absorbs binary rounding: 20000 × (3 / 20000) is 2.9999999999999996, not 3.
+  const total = Math.floor(options.rate * options.durationS + 1e-6);
   const schedule: ScheduledPublish[] = [];
   for (let seq = 0; seq < total; seq += 1) {
     schedule.push({ seq, atMs: (seq * 1000) / options.rate, client: Math.floor(random() * options.clients) });

@@ -15,11 +15,24 @@ export interface PollOutcome {
   superseded: boolean;
 }
 
+/** One message of a publish: its recipient (a client index), idempotency key and body. */
+export interface PublishItem {
+  client: number;
+  key: string;
+  body: { run: string; seq: number };
+}
+
 /** What the load generator needs from a server: anything that can poll a mailbox and publish to one. */
 export interface BenchTarget {
   poll(client: number, cursor: number, waitS: number, signal: AbortSignal): Promise<PollOutcome>;
   /** Idempotent under `key`: a retry after a lost answer must not store the message twice. */
   publish(client: number, key: string, body: { run: string; seq: number }): Promise<void>;
+  /**
+   * Several messages in one request, all or nothing: resolves once the server accepted every one
+   * (each idempotent under its key, so a retry resends the same items). Absent when the server has
+   * no batch publish; `--publish-batch` above 1 then refuses to run.
+   */
+  publishBatch?(items: readonly PublishItem[]): Promise<void>;
   /** The server's largest accepted `wait`, when it says (gateway: `X-Poll-Wait-Max`). */
   readonly pollWaitMaxS: number | undefined;
   close(): Promise<void>;
@@ -126,6 +139,33 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
       }
       const text = await response.body.text();
       if (response.statusCode !== 201 && response.statusCode !== 200) throw statusError(response.statusCode, text);
+    },
+    async publishBatch(items) {
+      let response;
+      try {
+        response = await publishPool.request({
+          method: 'POST',
+          path: `${base}/v1/messages/batch`,
+          headers: publishHeaders,
+          body: JSON.stringify({ messages: items.map((item) => ({ to: options.clientUserIds[item.client], id: item.key, body: item.body })) }),
+          headersTimeout: 30_000,
+          bodyTimeout: 30_000,
+        });
+      } catch (error) {
+        throw transportError(error);
+      }
+      const text = await response.body.text();
+      if (response.statusCode !== 201 && response.statusCode !== 200) throw statusError(response.statusCode, text);
+      // The answer lists one result per message, in order: fewer means the server dropped some.
+      let results: unknown;
+      try {
+        results = (JSON.parse(text) as { results?: unknown }).results;
+      } catch {
+        results = undefined;
+      }
+      if (!Array.isArray(results) || results.length !== items.length) {
+        throw new BenchRequestError('bad batch answer', `expected ${items.length} results, got ${text.slice(0, 200)}`, false);
+      }
     },
     async close() {
       await Promise.all([pollPool.close(), publishPool.close()]);

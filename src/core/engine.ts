@@ -1,6 +1,7 @@
 import type { Bus, Unsubscribe } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
 import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore, type StoredMessage } from '../store/types.js';
+import { createTickBatcher } from '../batching/tick-batcher.js';
 import { Waiter } from './waiter.js';
 
 export interface EngineOptions {
@@ -116,9 +117,18 @@ export function createEngine(
     if (waiters.length === 0) waitersByUser.delete(waiter.userId);
   }
 
-  async function wakeRecipients(userIds: string[]): Promise<void> {
+  /**
+   * The wakes of every publish answered in one tick go out as one `bus.wake` (one PUBLISH per wake
+   * shard), not one each: a group commit answers many publishes at once.
+   */
+  const wakeCoalesced = createTickBatcher<readonly string[], void>(async (userIdLists) => {
+    await bus.wake([...new Set(userIdLists.flat())]);
+    return userIdLists.map(() => ({ status: 'fulfilled', value: undefined }));
+  });
+
+  async function wakeRecipients(userIds: readonly string[]): Promise<void> {
     try {
-      await bus.wake([...new Set(userIds)]);
+      await wakeCoalesced(userIds);
     } catch (error) {
       // The rows are stored: a held poll elsewhere still finds them on its next read.
       onError(error, 'bus.wake');

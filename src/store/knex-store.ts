@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { IdempotencyConflictError, StoreUnavailableError } from '../errors.js';
 import { migrateToLatest } from './migrations.js';
-import { createTickBatcher } from './tick-batcher.js';
+import { createTickBatcher } from '../batching/tick-batcher.js';
 import { SEQ_FLOOR_SETTING } from '../../db/migrations/003_mailbox_sequence.js';
 import {
   systemClock,
@@ -48,7 +48,14 @@ export interface KnexConnectionOptions {
  */
 function mysqlConnectionFromUrl(mysqlUrl: string, connectTimeoutMs: number): Knex.MySql2ConnectionConfig {
   const url = new URL(mysqlUrl);
-  const connection: Record<string, unknown> = { host: url.hostname, database: url.pathname.replace(/^\//, ''), connectTimeout: connectTimeoutMs };
+  // multipleStatements: the store sends a publish transaction and a tick's acks + reads as one
+  // script each (one round trip). Every value still goes through placeholders.
+  const connection: Record<string, unknown> = {
+    host: url.hostname,
+    database: url.pathname.replace(/^\//, ''),
+    connectTimeout: connectTimeoutMs,
+    multipleStatements: true,
+  };
   if (url.port) connection.port = Number(url.port);
   if (url.username || url.password) connection.user = decodeURIComponent(url.username);
   if (url.password) connection.password = decodeURIComponent(url.password);
@@ -156,11 +163,18 @@ export interface PendingRead {
 export function pendingReadQuery(db: Knex, requests: readonly PendingRead[]): Knex.Raw {
   const parts: string[] = [];
   const bindings: Array<string | number> = [];
+  // MySQL runs parenthesised UNION members directly; wrapped as derived tables each one was
+  // materialised on its own (measured on MariaDB 10.11: 107 ms for 100 reads, against 6 ms).
+  // SQLite accepts only the derived-table form, and flattens it.
+  const wrap = dialectOf(db) === 'mysql' ? (select: string) => `(${select})` : (select: string, index: number) => `SELECT * FROM (${select}) AS pending_${index}`;
   requests.forEach((request, index) => {
     const after =
       request.cursor > 0 ? '(CASE WHEN EXISTS (SELECT 1 FROM mailboxes WHERE user_id = ? AND last_seq >= ?) THEN ? ELSE 0 END)' : '0';
     parts.push(
-      `SELECT * FROM (SELECT ${index} AS read_index, ${MESSAGE_COLUMNS.join(', ')} FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq > ${after} ORDER BY seq LIMIT ?) AS pending_${index}`,
+      wrap(
+        `SELECT ${index} AS read_index, ${MESSAGE_COLUMNS.join(', ')} FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq > ${after} ORDER BY seq LIMIT ?`,
+        index,
+      ),
     );
     bindings.push(request.userId);
     if (request.cursor > 0) bindings.push(request.userId, request.cursor, request.cursor);
@@ -269,6 +283,11 @@ async function guarded<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The part of a mysql2 connection (callback API) that scripts use. */
+interface ScriptConnection {
+  query(options: string | { sql: string; values?: unknown[] }, callback: (error: Error | null, results?: unknown) => void): void;
+}
+
 export interface KnexStoreOptions {
   /** Run migrations before first use (default true). */
   migrate?: boolean;
@@ -314,70 +333,115 @@ export async function createKnexStore(
     return { id: Number(existing.id), duplicate: true };
   }
 
+  interface Statement {
+    sql: string;
+    bindings: Array<string | number | null>;
+  }
+
   /**
-   * Takes `count` sequence numbers from each mailbox and returns the first of each. The upsert
-   * locks the mailbox rows until commit, which is what makes sequence order commit order; rows are
-   * locked in user id order so two transactions never wait on each other crosswise.
+   * Takes `count` sequence numbers from each recipient's mailbox. The upsert locks the mailbox rows
+   * until commit, which is what makes sequence order commit order; rows are locked in user id
+   * order so two transactions never wait on each other crosswise.
    */
-  async function reserveSequences(trx: Knex.Transaction, countByUser: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+  function reserveSequences(countByUser: ReadonlyMap<string, number>): Statement {
     const users = [...countByUser.keys()].sort();
-    const values = users.map(() => '(?, ?)').join(', ');
-    const bindings: Array<string | number> = [];
+    const bindings: Statement['bindings'] = [];
     for (const userId of users) bindings.push(userId, seqFloor + countByUser.get(userId)!);
     bindings.push(seqFloor);
-    await trx.raw(
-      dialect === 'mysql'
-        ? `INSERT INTO mailboxes (user_id, last_seq) VALUES ${values} ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq) - ?`
-        : `INSERT INTO mailboxes (user_id, last_seq) VALUES ${values} ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq - ?`,
-      bindings,
-    );
-    const rows = (await trx('mailboxes').select('user_id', 'last_seq').whereIn('user_id', users)) as Array<{ user_id: string; last_seq: number | string }>;
-    return new Map(rows.map((row) => [row.user_id, Number(row.last_seq) - countByUser.get(row.user_id)! + 1]));
-  }
-
-  /** Sequence numbers for drafts, in the order given, one mailbox counter per recipient. */
-  async function sequenceDrafts(trx: Knex.Transaction, drafts: readonly MessageDraft[]): Promise<number[]> {
-    const countByUser = new Map<string, number>();
-    for (const draft of drafts) countByUser.set(draft.userId, (countByUser.get(draft.userId) ?? 0) + 1);
-    const nextSeq = await reserveSequences(trx, countByUser);
-    return drafts.map((draft) => {
-      const seq = nextSeq.get(draft.userId)!;
-      nextSeq.set(draft.userId, seq + 1);
-      return seq;
-    });
-  }
-
-  function rowOf(draft: MessageDraft, seq: number, createdAt: number) {
+    const values = users.map(() => '(?, ?)').join(', ');
     return {
-      user_id: draft.userId,
-      sender_id: draft.senderId,
-      client_msg_id: draft.clientMessageId ?? null,
-      body: draft.body,
-      status: 'pending',
-      created_at: createdAt,
-      seq,
+      sql:
+        dialect === 'mysql'
+          ? `INSERT INTO mailboxes (user_id, last_seq) VALUES ${values} ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq) - ?`
+          : `INSERT INTO mailboxes (user_id, last_seq) VALUES ${values} ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq - ?`,
+      bindings,
     };
   }
 
   /**
-   * Group commit: every draft of every publish that arrived in one tick, in one transaction with
-   * one multi-row INSERT. Throws (and stores nothing) on any unique violation: the caller then
-   * replays each publish on its own, where repeats are told apart from conflicts.
+   * Rows of drafts whose mailboxes were just advanced by `reserveSequences` in the same
+   * transaction. Each row's `seq` is read from its (locked) mailbox row by the INSERT itself: the
+   * k-th of n drafts to one mailbox takes last_seq - (n - 1 - k), so no round trip is needed to
+   * learn the counters first.
+   */
+  function sequencedRows(drafts: readonly MessageDraft[], createdAt: number): Statement[] {
+    const remaining = countByRecipient(drafts);
+    return drafts.map((draft) => {
+      const left = remaining.get(draft.userId)! - 1;
+      remaining.set(draft.userId, left);
+      return {
+        sql: "(?, ?, ?, ?, 'pending', ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
+        bindings: [draft.userId, draft.senderId, draft.clientMessageId ?? null, draft.body, createdAt, draft.userId, left],
+      };
+    });
+  }
+
+  function insertRows(rows: readonly Statement[]): Statement {
+    return {
+      sql: `INSERT INTO ${TABLE} (user_id, sender_id, client_msg_id, body, status, created_at, seq) VALUES ${rows.map((row) => row.sql).join(', ')}`,
+      bindings: rows.flatMap((row) => row.bindings),
+    };
+  }
+
+  function countByRecipient(drafts: readonly MessageDraft[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const draft of drafts) counts.set(draft.userId, (counts.get(draft.userId) ?? 0) + 1);
+    return counts;
+  }
+
+  /**
+   * MySQL: statements sent as one script in one round trip on one pooled connection. A failing
+   * statement stops the script where it is, so an open transaction is rolled back before the
+   * connection goes back to the pool.
+   */
+  async function runScript(statements: readonly Statement[]): Promise<unknown[]> {
+    const connection = (await knex.client.acquireConnection()) as ScriptConnection;
+    try {
+      return await new Promise<unknown[]>((resolve, reject) => {
+        connection.query(
+          { sql: statements.map((statement) => statement.sql).join(';\n'), values: statements.flatMap((statement) => statement.bindings) },
+          (error, results) => (error ? reject(error) : resolve(statements.length === 1 ? [results] : (results as unknown[]))),
+        );
+      });
+    } catch (error) {
+      await new Promise<void>((resolve) => connection.query('ROLLBACK', () => resolve()));
+      throw error;
+    } finally {
+      await knex.client.releaseConnection(connection);
+    }
+  }
+
+  /** The id of each row of a multi-row INSERT: mysql2 reports the first, SQLite the last. */
+  function insertedIds(response: unknown, rows: number): number[] {
+    // knex.raw on mysql2 answers [header, fields]; a script's results are the headers.
+    const result = Array.isArray(response) ? response[0] : response;
+    const reported = dialect === 'mysql' ? Number((result as { insertId: number }).insertId) : Number((result as { lastInsertRowid: number }).lastInsertRowid);
+    const first = dialect === 'mysql' ? reported : reported - rows + 1;
+    return Array.from({ length: rows }, (_, index) => first + index);
+  }
+
+  /**
+   * Group commit: every draft of every publish that arrived in one tick, in one transaction: one
+   * upsert of the mailboxes and one multi-row INSERT (one INSERT per row where auto-increment is
+   * interleaved). On MySQL the whole transaction is one round trip. Throws (and stores nothing) on
+   * any unique violation: the caller then replays each publish on its own, where repeats are told
+   * apart from conflicts.
    */
   async function insertGroup(drafts: readonly MessageDraft[]): Promise<number[]> {
+    const createdAt = clock.now();
+    const reserve = reserveSequences(countByRecipient(drafts));
+    const rows = sequencedRows(drafts, createdAt);
+    const inserts = consecutiveIds ? [insertRows(rows)] : rows.map((row) => insertRows([row]));
+    if (dialect === 'mysql') {
+      const results = await runScript([{ sql: 'START TRANSACTION', bindings: [] }, reserve, ...inserts, { sql: 'COMMIT', bindings: [] }]);
+      const insertResults = results.slice(2, 2 + inserts.length);
+      return consecutiveIds ? insertedIds(insertResults[0], drafts.length) : insertResults.map((result) => insertedIds(result, 1)[0]!);
+    }
     return knex.transaction(async (trx) => {
-      const seqs = await sequenceDrafts(trx, drafts);
-      const createdAt = clock.now();
-      const rows = drafts.map((draft, index) => rowOf(draft, seqs[index]!, createdAt));
-      if (!consecutiveIds) {
-        const ids: number[] = [];
-        for (const row of rows) ids.push(Number((await trx(TABLE).insert(row))[0]));
-        return ids;
-      }
-      const [reported] = await trx(TABLE).insert(rows);
-      // mysql2 reports the first id of a multi-row INSERT, SQLite the last.
-      const first = dialect === 'mysql' ? Number(reported) : Number(reported) - rows.length + 1;
-      return rows.map((_, index) => first + index);
+      await trx.raw(reserve.sql, reserve.bindings);
+      const results: unknown[] = [];
+      for (const insert of inserts) results.push(await trx.raw(insert.sql, insert.bindings));
+      return consecutiveIds ? insertedIds(results[0], drafts.length) : results.map((result) => insertedIds(result, 1)[0]!);
     });
   }
 
@@ -398,10 +462,11 @@ export async function createKnexStore(
             continue;
           }
         }
-        const [seq] = await sequenceDrafts(trx, [draft]);
+        const reserve = reserveSequences(new Map([[draft.userId, 1]]));
+        await trx.raw(reserve.sql, reserve.bindings);
         try {
-          const [id] = await trx(TABLE).insert(rowOf(draft, seq!, clock.now()));
-          results.push({ id: Number(id), duplicate: false });
+          const insert = insertRows(sequencedRows([draft], clock.now()));
+          results.push({ id: insertedIds(await trx.raw(insert.sql, insert.bindings), 1)[0]!, duplicate: false });
         } catch (error) {
           if (clientMessageId === null || !isUniqueViolation(error)) throw error;
           // The sequence number taken above stays unused: a gap, which no reader depends on.
@@ -444,32 +509,51 @@ export async function createKnexStore(
     return guarded(async () => affectedRows(await ackQuery(knex, [{ userId, cursor }], clock.now())));
   }
 
-  const acknowledgeCoalesced = createTickBatcher<AckRequest, void>(
-    async (requests) => {
-      const unique = new Map(requests.map((request) => [`${request.cursor}:${request.userId}`, request]));
-      await guarded(() => ackQuery(knex, [...unique.values()], clock.now()));
-      return requests.map(() => ({ status: 'fulfilled', value: undefined }));
-    },
-    { maxBatch: 200 },
-  );
+  type PollWork = { ack: AckRequest; read?: undefined } | { read: PendingRead; ack?: undefined };
+  const nativeOf = (query: Knex.Raw): Statement => {
+    const native = query.toSQL().toNative();
+    return { sql: native.sql, bindings: native.bindings as Statement['bindings'] };
+  };
 
-  async function acknowledge(userId: string, cursor: number): Promise<void> {
-    if (cursor > 0) await acknowledgeCoalesced({ userId, cursor });
-  }
-
-  const readCoalesced = createTickBatcher<PendingRead, StoredMessage[]>(
-    async (requests) => {
-      const rows = await guarded(async () => resultRows<MessageRow & { read_index: number | string }>(await pendingReadQuery(knex, requests)));
-      const byRead: StoredMessage[][] = requests.map(() => []);
-      for (const row of rows) byRead[Number(row.read_index)]!.push(toStoredMessage(row));
-      return byRead.map((messages) => ({ status: 'fulfilled', value: messages.sort((a, b) => a.seq - b.seq) }));
+  /**
+   * The acks and reads of every poll of one tick: one UPDATE for the acks and one UNION ALL
+   * SELECT for the reads, sent together (one round trip on MySQL). The read never waits for the
+   * ack: it asks for `seq > cursor` itself.
+   */
+  const pollWorkCoalesced = createTickBatcher<PollWork, StoredMessage[]>(
+    async (items) => {
+      const acks = new Map<string, AckRequest>();
+      const reads: PendingRead[] = [];
+      for (const item of items) {
+        if (item.ack) acks.set(`${item.ack.cursor}:${item.ack.userId}`, item.ack);
+        else reads.push(item.read);
+      }
+      const statements: Statement[] = [];
+      if (acks.size > 0) statements.push(nativeOf(ackQuery(knex, [...acks.values()], clock.now())));
+      if (reads.length > 0) statements.push(nativeOf(pendingReadQuery(knex, reads)));
+      const results = await guarded(async () => {
+        if (dialect === 'mysql') return runScript(statements);
+        const answers: unknown[] = [];
+        for (const statement of statements) answers.push(await knex.raw(statement.sql, statement.bindings));
+        return answers;
+      });
+      const byRead: StoredMessage[][] = reads.map(() => []);
+      if (reads.length > 0) {
+        for (const row of resultRows<MessageRow & { read_index: number | string }>(results.at(-1))) byRead[Number(row.read_index)]!.push(toStoredMessage(row));
+      }
+      let nextRead = 0;
+      return items.map((item) => ({ status: 'fulfilled', value: item.ack ? [] : byRead[nextRead++]!.sort((a, b) => a.seq - b.seq) }));
     },
     // Many concurrent first reads (a restart under thousands of clients) become a few statements.
     { maxBatch: 200 },
   );
 
+  async function acknowledge(userId: string, cursor: number): Promise<void> {
+    if (cursor > 0) await pollWorkCoalesced({ ack: { userId, cursor } });
+  }
+
   async function readPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
-    const messages = await readCoalesced({ userId, cursor, limit });
+    const messages = await pollWorkCoalesced({ read: { userId, cursor, limit } });
     return { messages, cursor: messages.length > 0 ? messages[messages.length - 1]!.seq : cursor };
   }
 

@@ -53,6 +53,23 @@ describe.each(backendCases('bench end to end'))('longpoll-gateway bench against 
     expect(readFileSync(`${out}.svg`, 'utf8')).toContain('long wait=2s');
   });
 
+  it('publishes in batches (--publish-batch) with nothing lost or duplicated', async () => {
+    const out = join(dir, 'batch');
+    // 50 messages in batches of 8: six full batches and a last one of 2.
+    const result = await runCli(
+      ['bench', '--url', gateway.url, '--secret', TEST_SECRET, '--clients', '10', '--rate', '25', '--duration', '2', '--short', 'none', '--long', '2', '--publish-batch', '8', '--out', out, '--no-progress'],
+      {},
+    );
+    expect(result.stderr).not.toMatch(/LOST|DUPLICATED|wrong mailbox/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('8 messages per POST /v1/messages/batch');
+    const report = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as BenchReport;
+    expect(report.options.publishBatch).toBe(8);
+    expect(report.modes[0]).toMatchObject({ published: 50, delivered: 50, lost: 0, duplicated: 0, misrouted: 0, unknown: 0, publishFailed: 0, errors: 0, truncated: null });
+    expect(report.modes[0]).toMatchObject({ publishBatch: 8, publishRequests: 7 });
+    expect(report.modes[0]!.latencyMs.count).toBe(50);
+  });
+
   it('reads tokens from a file (publisher first) and refuses a file with too few', async () => {
     const users = ['tf-publisher', 'tf-0', 'tf-1', 'tf-2'];
     const issuer = await startTestGateway(backend);

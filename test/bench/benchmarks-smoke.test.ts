@@ -36,7 +36,8 @@ const real = requireRealServersOrWarn('benchmark smoke runs');
 describe('benchmarks still run (--smoke)', () => {
   it.each([
     ['capacity.ts', 'capacity', []],
-    ['latency-under-load.ts', 'latency-under-load', []],
+    // --pin moves this run's processes to CPUs 0 and 1 (or warns and carries on without taskset).
+    ['latency-under-load.ts', 'latency-under-load', ['--pin']],
     ['short-vs-long.ts', 'short-vs-long', []],
     ['side-by-side.ts', 'side-by-side', ['--peers', 'gateway,socketio,bare']],
     ['heap-per-poll.ts', 'heap-per-poll', []],
@@ -55,9 +56,23 @@ describe('benchmarks still run (--smoke)', () => {
     assertBuilt();
     const result = await runBenchmark('throughput.ts');
     expect(result.code).toBe(0);
-    const json = lastJson(result.stdout) as { benchmark: string; results: Array<{ result: { delivered: number; lost: number } }> };
+    const json = lastJson(result.stdout) as {
+      benchmark: string;
+      results: Array<{ kind: string; publishBatch: number; counters: { sqlStatementsPerMessage: number } | null; result: { delivered: number; lost: number } }>;
+      targets: Record<string, unknown>;
+    };
     expect(json.benchmark).toBe('throughput');
-    expect(json.results.map((row) => row.result.lost)).toEqual([0, 0]);
+    // Bare and Koa holders, the gateway with single and batched publishes, the gateway's workers.
+    expect(json.results.map((row) => [row.kind, row.publishBatch])).toEqual([
+      ['bare', 1],
+      ['koa', 1],
+      ['gateway', 1],
+      ['gateway', 100],
+      ['gateway', 1],
+    ]);
+    expect(json.results.map((row) => row.result.lost)).toEqual([0, 0, 0, 0, 0]);
     expect(json.results.every((row) => row.result.delivered === 200)).toBe(true);
+    expect(json.results.every((row) => row.counters !== null)).toBe(true);
+    expect(Object.keys(json.targets)).toEqual(['singlePublishVsKoaCeiling', 'batchPublishMsgPerS', 'sqlStatementsPerMessage', 'redisCommandsPerMessage']);
   }, 120_000);
 });

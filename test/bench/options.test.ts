@@ -7,7 +7,7 @@ describe('bench argument validation', () => {
   it('has defaults that compare four short-polling intervals with two long-poll waits', () => {
     const options = parseBenchArgs(['--secret', SECRET], {}, new Date('2026-01-02T03:04:05Z'));
     expect(options.modes.map((mode) => mode.label)).toEqual(['short 500ms', 'short 1s', 'short 2s', 'short 5s', 'long wait=5s', 'long wait=25s']);
-    expect(options).toMatchObject({ clients: 100, rate: 50, durationS: 10, drainTimeoutS: 15, allowRemote: false, serverPid: 'auto' });
+    expect(options).toMatchObject({ clients: 100, rate: 50, durationS: 10, drainTimeoutS: 15, allowRemote: false, serverPid: 'auto', publishBatch: 1 });
     expect(options.url.href).toBe('http://127.0.0.1:8080/');
     expect(options.outPrefix).toBe('bench-results/bench-2026-01-02T03-04-05-000Z');
   });
@@ -36,6 +36,8 @@ describe('bench argument validation', () => {
     [['--url', 'http://127.0.0.1:1/?a=1'], /no query/],
     [['--server-pid', 'mine'], /--server-pid/],
     [['--user-prefix', 'a b'], /--user-prefix/],
+    [['--publish-batch', '0'], /--publish-batch.*positive integer/],
+    [['--publish-batch', '1001'], /--publish-batch.*at most 1000/],
     [['--frobnicate'], /Unknown option/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseBenchArgs([...argv, '--secret', SECRET])).toThrow(BenchUsageError);
@@ -51,6 +53,10 @@ describe('bench argument validation', () => {
     expect(options.serverPid).toBe(1234);
     expect(options.drainTimeoutS).toBe(4);
     expect(parseBenchArgs(['--secret', SECRET, '--short', '7000', '--long', '5']).drainTimeoutS).toBe(17);
+  });
+
+  it('takes the messages per publish request', () => {
+    expect(parseBenchArgs(['--secret', SECRET, '--publish-batch', '100']).publishBatch).toBe(100);
   });
 });
 

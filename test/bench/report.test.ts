@@ -32,6 +32,8 @@ function result(overrides: Partial<ModeResult>): ModeResult {
     errors: 0,
     errorsByLabel: {},
     publishErrors: 0,
+    publishBatch: 1,
+    publishRequests: 10,
     responseBytes: 9000,
     requestsPerMessage: 3,
     bytesPerMessage: 900,

@@ -37,6 +37,8 @@ describe('load tester statistics', () => {
     expect(a.map((x) => x.client)).not.toEqual(c.map((x) => x.client));
     expect(a[1]!.atMs).toBe(50);
     expect(a.every((x) => x.client >= 0 && x.client < 7)).toBe(true);
+    // A duration computed as messages / rate yields exactly that many messages.
+    for (const messages of [3, 29, 113, 10_000]) expect(publishSchedule({ rate: 20_000, durationS: messages / 20_000, clients: 7, seed: 3 })).toHaveLength(messages);
     const random = seededRandom(1);
     const values = Array.from({ length: 1000 }, random);
     expect(Math.min(...values)).toBeGreaterThanOrEqual(0);

@@ -1,0 +1,104 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { runBench } from '../../src/bench/command.js';
+import { BenchUsageError, parseBenchArgs } from '../../src/bench/options.js';
+import { runMode, type ModeRunOptions } from '../../src/bench/runner.js';
+import { BenchRequestError, type BenchTarget, type PublishItem } from '../../src/bench/target.js';
+
+/**
+ * An in-memory server behind the BenchTarget interface: idempotent by key, like the gateway, and
+ * able to lose the answer to a batch after storing it (the case a retry must survive).
+ */
+function memoryTarget(options: { clients: number; loseAnswersOfFirstBatches?: number; batch?: boolean }): BenchTarget & { batchSizes: number[]; stored: number } {
+  const mailboxes = Array.from({ length: options.clients }, () => [] as Array<{ serverId: number; seq: number }>);
+  const byKey = new Map<string, number>();
+  let nextId = 1;
+  let answersToLose = options.loseAnswersOfFirstBatches ?? 0;
+  const store = (item: PublishItem) => {
+    if (byKey.has(item.key)) return;
+    byKey.set(item.key, nextId);
+    mailboxes[item.client]!.push({ serverId: nextId, seq: item.body.seq });
+    nextId += 1;
+  };
+  const target: BenchTarget & { batchSizes: number[]; stored: number } = {
+    batchSizes: [],
+    get stored() {
+      return byKey.size;
+    },
+    pollWaitMaxS: undefined,
+    async poll(client, cursor, waitS, signal) {
+      const deadline = performance.now() + waitS * 1000;
+      for (;;) {
+        const messages = mailboxes[client]!.filter((message) => message.serverId > cursor);
+        if (messages.length > 0 || performance.now() >= deadline || signal.aborted) {
+          return { messages, cursor: messages.at(-1)?.serverId ?? cursor, bytes: 0, superseded: false };
+        }
+        await sleep(5);
+      }
+    },
+    async publish(client, key, body) {
+      store({ client, key, body });
+    },
+    async close() {},
+  };
+  if (options.batch !== false) {
+    target.publishBatch = async (items) => {
+      target.batchSizes.push(items.length);
+      for (const item of items) store(item);
+      if (answersToLose > 0) {
+        answersToLose -= 1;
+        throw new BenchRequestError('502', 'the answer was lost after the batch was stored', true);
+      }
+    };
+  }
+  return target;
+}
+
+const modeOptions = (overrides: Partial<ModeRunOptions>): ModeRunOptions => ({
+  clients: 5,
+  rate: 100,
+  durationS: 0.25,
+  drainTimeoutS: 5,
+  maxRequests: 100_000,
+  seed: 1,
+  publishConnections: 4,
+  publishBatch: 1,
+  serverPid: undefined,
+  ...overrides,
+});
+const longPoll = { kind: 'long', waitS: 1, label: 'long wait=1s' } as const;
+
+describe('--publish-batch', () => {
+  it('groups consecutive scheduled messages into one request each, the last one shorter', async () => {
+    const target = memoryTarget({ clients: 5 });
+    const result = await runMode(target, longPoll, 'run', new Array(5).fill(0), modeOptions({ publishBatch: 10 }));
+    expect(target.batchSizes).toEqual([10, 10, 5]);
+    expect(result).toMatchObject({ published: 25, delivered: 25, lost: 0, duplicated: 0, misrouted: 0, publishBatch: 10, publishRequests: 3 });
+    expect(result.latencyMs.count).toBe(25);
+  });
+
+  it('resends a batch whose answer was lost, and counts each of its messages once', async () => {
+    const target = memoryTarget({ clients: 5, loseAnswersOfFirstBatches: 2 });
+    const result = await runMode(target, longPoll, 'run', new Array(5).fill(0), modeOptions({ publishBatch: 10 }));
+    // Two answers were lost after their batch was stored: those batches went out again, same keys
+    // (in whatever order the retries and the next scheduled batches interleave).
+    expect([...target.batchSizes].sort((a, b) => a - b)).toEqual([5, 10, 10, 10, 10]);
+    expect(target.stored).toBe(25);
+    expect(result).toMatchObject({ published: 25, publishFailed: 0, delivered: 25, lost: 0, duplicated: 0, publishErrors: 2, publishRequests: 5 });
+    expect(result.errorsByLabel).toEqual({ 'publish 502': 2 });
+  });
+
+  it('keeps one request per message by default', async () => {
+    const target = memoryTarget({ clients: 5 });
+    const result = await runMode(target, longPoll, 'run', new Array(5).fill(0), modeOptions({}));
+    expect(target.batchSizes).toEqual([]);
+    expect(result).toMatchObject({ published: 25, delivered: 25, publishBatch: 1, publishRequests: 25 });
+  });
+
+  it('refuses to run against a target without batch publish', async () => {
+    const options = parseBenchArgs(['--url', 'http://127.0.0.1:1', '--secret', 's'.repeat(32), '--clients', '2', '--short', 'none', '--long', '1', '--publish-batch', '5', '--server-pid', 'none', '--no-progress']);
+    const quiet = { stdout: { write: () => true }, stderr: { write: () => true } };
+    await expect(runBench(options, quiet, () => memoryTarget({ clients: 2, batch: false }))).rejects.toThrow(BenchUsageError);
+    await expect(runBench(options, quiet, () => memoryTarget({ clients: 2, batch: false }))).rejects.toThrow(/--publish-batch 5: this target has no batch publish/);
+  });
+});
