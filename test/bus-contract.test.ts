@@ -53,6 +53,29 @@ describe.each([...backendCases('bus contract'), ...redisClusterCases('bus contra
     unsubscribe();
   });
 
+  it('tells every observer of every wake, listeners or not, with the head it carries, before the user’s listeners run', async () => {
+    const seen: Array<[string, number | undefined]> = [];
+    const order: string[] = [];
+    const stopObserving = bus.onWake((userId, head) => {
+      seen.push([userId, head]);
+      order.push(`observer:${userId}`);
+    });
+    const unsubscribe = await bus.subscribe('head-b', () => order.push('listener:head-b'));
+    await bus.wake(['head-a', 'head-b', 'head-c'], new Map([['head-a', 7], ['head-b', 12]]));
+    await waitFor(() => seen.length === 3 && order.includes('listener:head-b'));
+    expect(seen.sort()).toEqual([
+      ['head-a', 7],
+      ['head-b', 12],
+      ['head-c', undefined],
+    ]);
+    expect(order.indexOf('observer:head-b')).toBeLessThan(order.indexOf('listener:head-b'));
+    stopObserving();
+    unsubscribe();
+    await bus.wake(['head-a'], new Map([['head-a', 8]]));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toHaveLength(3);
+  });
+
   it('wakes only the named users', async () => {
     const woken: string[] = [];
     const offs = await Promise.all(['u1', 'u2', 'u3'].map((u) => bus.subscribe(u, () => woken.push(u))));

@@ -156,6 +156,7 @@ describe('poll engine with an unhealthy bus', () => {
       wake: async () => {
         throw new Error('redis down');
       },
+      onWake: () => () => {},
       onResync: () => () => {},
       healthy: false,
       subscribedUsers: 0,

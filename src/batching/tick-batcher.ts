@@ -6,6 +6,17 @@ export interface TickBatcherOptions {
    * batch: under load batches grow instead of queueing many small statements on the pool.
    */
   maxInFlight?: number;
+  /**
+   * Collect for this long after the first queued item instead of one event-loop turn: for work
+   * nobody waits on (acks), where a bigger batch is worth a few milliseconds.
+   */
+  windowMs?: number;
+}
+
+export interface TickBatcher<Item, Result> {
+  (item: Item): Promise<Result>;
+  /** Runs what is queued now and resolves once nothing is queued or running (for shutdown). */
+  settle(): Promise<void>;
 }
 
 /**
@@ -17,8 +28,9 @@ export interface TickBatcherOptions {
 export function createTickBatcher<Item, Result>(
   runBatch: (items: Item[]) => Promise<Array<PromiseSettledResult<Result>>>,
   options: TickBatcherOptions = {},
-): (item: Item) => Promise<Result> {
+): TickBatcher<Item, Result> {
   const maxBatch = options.maxBatch ?? 500;
+  const windowMs = options.windowMs ?? 0;
   const maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
   if (!(Number.isInteger(maxBatch) && maxBatch >= 1)) throw new TypeError('Expected `maxBatch` to be a positive integer');
   if (!(maxInFlight >= 1)) throw new TypeError('Expected `maxInFlight` to be at least 1');
@@ -29,22 +41,26 @@ export function createTickBatcher<Item, Result>(
     reject: (error: unknown) => void;
   }
   let queue: Queued[] = [];
-  let scheduled = false;
+  let scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
   let inFlight = 0;
+  const running = new Set<Promise<unknown>>();
 
   function schedule(): void {
     if (scheduled || queue.length === 0 || inFlight >= maxInFlight) return;
-    scheduled = true;
-    setImmediate(flush);
+    scheduled = windowMs > 0 ? setTimeout(flush, windowMs) : setImmediate(flush);
   }
 
   function flush(): void {
-    scheduled = false;
+    if (scheduled) {
+      clearTimeout(scheduled as NodeJS.Timeout);
+      clearImmediate(scheduled as NodeJS.Immediate);
+    }
+    scheduled = undefined;
     while (queue.length > 0 && inFlight < maxInFlight) {
       const batch = queue.slice(0, maxBatch);
       queue = queue.slice(batch.length);
       inFlight += 1;
-      runBatch(batch.map((queued) => queued.item))
+      const run = runBatch(batch.map((queued) => queued.item))
         .then(
           (results) => {
             batch.forEach((queued, index) => {
@@ -60,15 +76,24 @@ export function createTickBatcher<Item, Result>(
         )
         .finally(() => {
           inFlight -= 1;
+          running.delete(run);
           schedule();
         });
+      running.add(run);
     }
   }
 
-  return function enqueue(item: Item): Promise<Result> {
-    return new Promise<Result>((resolve, reject) => {
+  const enqueue = (item: Item): Promise<Result> =>
+    new Promise<Result>((resolve, reject) => {
       queue.push({ item, resolve, reject });
       schedule();
     });
-  };
+  return Object.assign(enqueue, {
+    async settle(): Promise<void> {
+      while (queue.length > 0 || running.size > 0) {
+        if (queue.length > 0 && inFlight < maxInFlight) flush();
+        await Promise.allSettled([...running]);
+      }
+    },
+  });
 }

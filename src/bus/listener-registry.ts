@@ -1,4 +1,4 @@
-import type { Unsubscribe, WakeListener } from './types.js';
+import type { Unsubscribe, WakeListener, WakeObserver } from './types.js';
 
 /**
  * Per-user listener sets of one process. Every bus filters wakes here: the Redis buses receive
@@ -6,6 +6,15 @@ import type { Unsubscribe, WakeListener } from './types.js';
  */
 export class ListenerRegistry {
   private readonly listenersByUser = new Map<string, Set<WakeListener>>();
+  private readonly observers = new Set<WakeObserver>();
+
+  /** Adds an observer of every wake, whoever it is for. */
+  observe(observer: WakeObserver): Unsubscribe {
+    this.observers.add(observer);
+    return () => {
+      this.observers.delete(observer);
+    };
+  }
 
   /** Adds a listener; the returned function removes it and is safe to call more than once. */
   add(userId: string, listener: WakeListener): Unsubscribe {
@@ -23,8 +32,13 @@ export class ListenerRegistry {
     };
   }
 
-  /** A user without listeners here costs one Map lookup: most users of a shard live elsewhere. */
-  notify(userId: string): void {
+  /**
+   * Observers first (they learn the mailbox head before any listener acts on the wake); then the
+   * user's listeners. A user without listeners here costs one Map lookup: most users of a shard
+   * live elsewhere.
+   */
+  notify(userId: string, head?: number): void {
+    for (const observer of this.observers) observer(userId, head);
     const listeners = this.listenersByUser.get(userId);
     if (!listeners) return;
     // Copy: a listener may unsubscribe itself while being notified.

@@ -16,12 +16,15 @@ export function createMemoryBus(): Bus {
     async subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe> {
       return registry.add(userId, listener);
     },
-    async wake(userIds) {
+    async wake(userIds, heads) {
       if (closed) throw new Error('bus is closed');
       // Deferred so a publisher never runs poll code on its own stack.
       queueMicrotask(() => {
-        for (const userId of userIds) registry.notify(userId);
+        for (const userId of userIds) registry.notify(userId, heads?.get(userId));
       });
+    },
+    onWake(observer) {
+      return registry.observe(observer);
     },
     onResync() {
       return () => {};

@@ -76,8 +76,8 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     async subscribe(userId, listener) {
       return registry.add(userId, listener);
     },
-    async wake(userIds) {
-      const payloads = [...wakePayloadsByShard(userIds, shards)];
+    async wake(userIds, heads) {
+      const payloads = [...wakePayloadsByShard(userIds, shards, heads)];
       if (payloads.length === 0) return;
       if (payloads.length === 1) {
         const [shard, payload] = payloads[0]!;
@@ -89,6 +89,9 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
       const results = await pipeline.exec();
       const failure = results?.find(([error]) => error);
       if (failure) throw failure[0];
+    },
+    onWake(observer) {
+      return registry.observe(observer);
     },
     onResync(listener) {
       resyncListeners.add(listener);

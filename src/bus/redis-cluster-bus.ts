@@ -166,13 +166,16 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
     async subscribe(userId, listener) {
       return registry.add(userId, listener);
     },
-    async wake(userIds) {
-      const payloads = [...wakePayloadsByShard(userIds, shards)];
+    async wake(userIds, heads) {
+      const payloads = [...wakePayloadsByShard(userIds, shards, heads)];
       // Shard channels hash to different slots, so they cannot share one explicit pipeline;
       // auto-pipelining still sends the commands bound for each node together.
       const results = await Promise.allSettled(payloads.map(([shard, payload]) => publisher.spublish(channels[shard]!, payload)));
       const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failure) throw failure.reason;
+    },
+    onWake(observer) {
+      return registry.observe(observer);
     },
     onResync(listener) {
       resyncListeners.add(listener);

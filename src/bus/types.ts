@@ -5,6 +5,11 @@
  */
 export type WakeListener = () => void;
 export type Unsubscribe = () => void;
+/**
+ * Told of every wake the process hears, for every user, before that user's own listeners run.
+ * `head` is the highest mailbox sequence number the waking publish committed, when it said.
+ */
+export type WakeObserver = (userId: string, head: number | undefined) => void;
 
 export interface Bus {
   /**
@@ -13,8 +18,14 @@ export interface Bus {
    * subscribe their fixed set of shard channels once, when created, and filter wakes locally.
    */
   subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe>;
-  /** Best effort: rejects when the bus is unreachable (the message is already stored). */
-  wake(userIds: readonly string[]): Promise<void>;
+  /**
+   * Best effort: rejects when the bus is unreachable (the message is already stored). `heads`
+   * gives, per user, the highest mailbox sequence number just committed: every process learns
+   * what is new in that mailbox without asking the store.
+   */
+  wake(userIds: readonly string[], heads?: ReadonlyMap<string, number>): Promise<void>;
+  /** Registers a WakeObserver. */
+  onWake(observer: WakeObserver): Unsubscribe;
   /**
    * Called after the bus (re)connects: wakes published while it was away are lost, so every
    * listener should re-read the store.

@@ -2,6 +2,7 @@ import type { Bus, Unsubscribe } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
 import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore, type StoredMessage } from '../store/types.js';
 import { createTickBatcher } from '../batching/tick-batcher.js';
+import { MailboxHeads } from './mailbox-heads.js';
 import { Waiter } from './waiter.js';
 
 export interface EngineOptions {
@@ -15,6 +16,13 @@ export interface EngineOptions {
   onError?: (error: unknown, context: string) => void;
   /** Told about publishes and finished polls (metrics); must not throw. */
   observer?: EngineObserver;
+  /**
+   * How long a mailbox head learned from a wake, a publish or a read may spare a poll its store
+   * read (default 10 s): what a lost wake can delay a poll by, at most one wait more.
+   */
+  headTrustMs?: number;
+  /** Mailbox heads remembered (default 100,000). */
+  maxKnownHeads?: number;
 }
 
 /**
@@ -88,8 +96,14 @@ export function createEngine(
   let heldPolls = 0;
   let draining = false;
 
-  // Wakes published while the bus was disconnected are gone: every held poll looks again.
+  const heads = new MailboxHeads(clock, options.headTrustMs ?? 10_000, options.maxKnownHeads ?? 100_000);
+  // Every process hears every wake: a wake that names the head it committed tells this process
+  // what is new in that mailbox; one that does not makes what it knew stale.
+  bus.onWake((userId, head) => (head === undefined ? heads.forget(userId) : heads.raise(userId, head)));
+  // Wakes published while the bus was disconnected are gone: forget the heads they would have
+  // raised, and every held poll looks again.
   bus.onResync(() => {
+    heads.clear();
     for (const waiters of waitersByUser.values()) for (const waiter of waiters) waiter.wake();
   });
 
@@ -121,14 +135,35 @@ export function createEngine(
    * The wakes of every publish answered in one tick go out as one `bus.wake` (one PUBLISH per wake
    * shard), not one each: a group commit answers many publishes at once.
    */
-  const wakeCoalesced = createTickBatcher<readonly string[], void>(async (userIdLists) => {
-    await bus.wake([...new Set(userIdLists.flat())]);
-    return userIdLists.map(() => ({ status: 'fulfilled', value: undefined }));
+  const wakeCoalesced = createTickBatcher<{ userIds: readonly string[]; heads: ReadonlyMap<string, number> }, void>(async (wakes) => {
+    const merged = new Map<string, number>();
+    for (const wake of wakes) for (const [userId, head] of wake.heads) merged.set(userId, Math.max(head, merged.get(userId) ?? head));
+    // A user woken without a head (an idempotent repeat) is sent without one: receivers then
+    // forget what they knew instead of trusting a head that may be stale.
+    const headless = new Set(wakes.flatMap((wake) => wake.userIds.filter((userId) => !wake.heads.has(userId))));
+    for (const userId of headless) merged.delete(userId);
+    await bus.wake([...new Set(wakes.flatMap((wake) => wake.userIds))], merged);
+    return wakes.map(() => ({ status: 'fulfilled', value: undefined }));
   });
 
-  async function wakeRecipients(userIds: readonly string[]): Promise<void> {
+  /**
+   * After a commit: polls of the recipients held here get the stored rows at once (no store read),
+   * this process learns the new heads, and every process is woken, told the heads.
+   */
+  async function announce(userIds: readonly string[], results: readonly InsertResult[]): Promise<void> {
+    const committed = new Map<string, StoredMessage[]>();
+    const newHeads = new Map<string, number>();
+    for (const { message } of results) {
+      if (!message) continue;
+      const list = committed.get(message.userId);
+      if (list) list.push(message);
+      else committed.set(message.userId, [message]);
+      newHeads.set(message.userId, Math.max(message.seq, newHeads.get(message.userId) ?? message.seq));
+    }
+    for (const [userId, head] of newHeads) heads.raise(userId, head);
+    for (const [userId, messages] of committed) for (const waiter of waitersByUser.get(userId) ?? []) waiter.offer(messages);
     try {
-      await wakeCoalesced(userIds);
+      await wakeCoalesced({ userIds: [...new Set(userIds)], heads: newHeads });
     } catch (error) {
       // The rows are stored: a held poll elsewhere still finds them on its next read.
       onError(error, 'bus.wake');
@@ -140,7 +175,7 @@ export function createEngine(
     observer.published?.(result.duplicate ? 0 : 1, result.duplicate ? 1 : 0);
     // Woken on duplicates too: if the first attempt stored the row and died before waking, the
     // client's retry is what delivers the wake.
-    await wakeRecipients([draft.userId]);
+    await announce([draft.userId], [result]);
     return result;
   }
 
@@ -152,7 +187,10 @@ export function createEngine(
     else for (const draft of drafts) results.push(await store.insertMessage(draft));
     const duplicates = results.filter((result) => result.duplicate).length;
     observer.published?.(results.length - duplicates, duplicates);
-    await wakeRecipients(drafts.map((draft) => draft.userId));
+    await announce(
+      drafts.map((draft) => draft.userId),
+      results,
+    );
     return results;
   }
 
@@ -177,23 +215,33 @@ export function createEngine(
   }
 
   /**
-   * Reads are pure and a cursor acks only what it covers, so nothing here needs serialising: two
-   * polls of one user, on this process or any other, may run side by side.
+   * The next answer for a poll: what this process just committed for it when that continues the
+   * cursor; nothing when the mailbox is known to hold nothing after the cursor; otherwise a store
+   * read (batched with the other reads of the tick). Reads are pure and a cursor acks only what it
+   * covers, so two polls of one user, here or on another process, may run side by side.
    */
+  function nextBatch(userId: string, waiter: Waiter | undefined, cursor: number, limit: number): DeliveryBatch | Promise<DeliveryBatch> {
+    const offered = waiter?.takeOffered(cursor, limit);
+    if (offered) return { messages: offered, cursor: offered[offered.length - 1]!.seq };
+    if (bus.healthy && heads.nothingAfter(userId, cursor)) return { messages: [], cursor };
+    return store.readPending(userId, cursor, limit).then((batch) => {
+      // A partial answer ends at the head; a full one may stop short of it.
+      if (batch.messages.length > 0 && batch.messages.length < limit) heads.raise(userId, batch.cursor);
+      return batch;
+    });
+  }
+
+  function acknowledgeInBackground(userId: string, cursor: number): void {
+    // Not awaited: the answer does not depend on it (reads ask for `seq > cursor`), and an ack
+    // that fails is covered by the client's next, higher cursor.
+    if (cursor > 0) acknowledge(userId, cursor).catch((error: unknown) => onError(error, 'store.acknowledge'));
+  }
+
   async function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
-    // The ack and the first read go out together: the read asks for `seq > cursor` itself, so it
-    // does not have to wait for the ack. A failed ack still fails the poll (503), as a client
-    // whose acks never land would be sent the same messages forever.
-    const acked = cursor > 0 ? acknowledge(userId, cursor) : undefined;
-    acked?.catch(() => {});
-    if (request.waitMs <= 0 || draining) {
-      const batch = await store.readPending(userId, cursor, limit);
-      await acked;
-      return batch;
-    }
+    acknowledgeInBackground(userId, cursor);
+    if (request.waitMs <= 0 || draining) return nextBatch(userId, undefined, cursor, limit);
     if (heldPolls >= maxHeldPolls) {
-      await acked;
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', {
         status: 503,
         retryAfterSeconds: 1,
@@ -207,13 +255,12 @@ export function createEngine(
     if (signal?.aborted) waiter.end('aborted');
     let unsubscribe: Unsubscribe | undefined;
     try {
-      // Subscribe BEFORE the first read: a message stored after the read but before the sleep
+      // Subscribe BEFORE the first look: a message stored after the look but before the sleep
       // wakes this waiter, and `woken` stays set until the loop looks again.
       unsubscribe = await bus.subscribe(userId, waiter.wake);
       for (;;) {
         waiter.woken = false;
-        const batch = await store.readPending(userId, cursor, limit);
-        await acked;
+        const batch = await nextBatch(userId, waiter, cursor, limit);
         if (batch.messages.length > 0) return batch;
         if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
         const remaining = deadline - clock.now();

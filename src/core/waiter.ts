@@ -2,12 +2,16 @@
  * One held poll's wait state. A wake that arrives while the poll is reading the store is
  * remembered (`woken`), so the read-then-sleep sequence can never sleep through it.
  */
+import type { StoredMessage } from '../store/types.js';
+
 export type WaiterEnd = 'superseded' | 'aborted' | 'draining';
 
 export class Waiter {
   woken = false;
   ended: WaiterEnd | undefined;
   private release: (() => void) | undefined;
+  /** Committed messages this process stored for the user while the poll waited. */
+  private offered: StoredMessage[] | undefined;
 
   constructor(readonly userId: string) {}
 
@@ -16,6 +20,30 @@ export class Waiter {
     this.woken = true;
     this.release?.();
   };
+
+  /** Hands over messages this process just committed for the user, and wakes the poll. */
+  offer(messages: readonly StoredMessage[]): void {
+    (this.offered ??= []).push(...messages);
+    this.wake();
+  }
+
+  /**
+   * The offered messages that continue `cursor` without a gap, at most `limit`: exactly what a
+   * store read would start its answer with, so the poll can answer without one. Undefined when
+   * they do not continue the cursor (a publish of another process came first, a gap): then only
+   * the store knows the answer.
+   */
+  takeOffered(cursor: number, limit: number): StoredMessage[] | undefined {
+    if (!this.offered) return undefined;
+    const offered = this.offered.filter((message) => message.seq > cursor).sort((a, b) => a.seq - b.seq);
+    this.offered = undefined;
+    const run: StoredMessage[] = [];
+    for (const message of offered) {
+      if (run.length >= limit || message.seq !== (run.at(-1)?.seq ?? cursor) + 1) break;
+      run.push(message);
+    }
+    return run.length > 0 ? run : undefined;
+  }
 
   end(reason: WaiterEnd): void {
     this.ended ??= reason;

@@ -48,8 +48,8 @@ export interface KnexConnectionOptions {
  */
 function mysqlConnectionFromUrl(mysqlUrl: string, connectTimeoutMs: number): Knex.MySql2ConnectionConfig {
   const url = new URL(mysqlUrl);
-  // multipleStatements: the store sends a publish transaction and a tick's acks + reads as one
-  // script each (one round trip). Every value still goes through placeholders.
+  // multipleStatements: the store sends a whole publish transaction as one script (one round
+  // trip). Every value still goes through placeholders.
   const connection: Record<string, unknown> = {
     host: url.hostname,
     database: url.pathname.replace(/^\//, ''),
@@ -283,6 +283,9 @@ async function guarded<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
+/** How long poll acks are collected before their UPDATE goes out. */
+const ACK_WINDOW_MS = 20;
+
 /** The part of a mysql2 connection (callback API) that scripts use. */
 interface ScriptConnection {
   query(options: string | { sql: string; values?: unknown[] }, callback: (error: Error | null, results?: unknown) => void): void;
@@ -364,16 +367,41 @@ export async function createKnexStore(
    * k-th of n drafts to one mailbox takes last_seq - (n - 1 - k), so no round trip is needed to
    * learn the counters first.
    */
-  function sequencedRows(drafts: readonly MessageDraft[], createdAt: number): Statement[] {
+  /**
+   * How far below its mailbox's new head each draft lands: the k-th of n drafts to one mailbox
+   * takes head - (n - 1 - k).
+   */
+  function offsetsBelowHead(drafts: readonly MessageDraft[]): number[] {
     const remaining = countByRecipient(drafts);
     return drafts.map((draft) => {
       const left = remaining.get(draft.userId)! - 1;
       remaining.set(draft.userId, left);
-      return {
-        sql: "(?, ?, ?, ?, 'pending', ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
-        bindings: [draft.userId, draft.senderId, draft.clientMessageId ?? null, draft.body, createdAt, draft.userId, left],
-      };
+      return left;
     });
+  }
+
+  function sequencedRows(drafts: readonly MessageDraft[], offsets: readonly number[], createdAt: number): Statement[] {
+    return drafts.map((draft, index) => ({
+      sql: "(?, ?, ?, ?, 'pending', ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
+      bindings: [draft.userId, draft.senderId, draft.clientMessageId ?? null, draft.body, createdAt, draft.userId, offsets[index]!],
+    }));
+  }
+
+  function readHeads(users: readonly string[]): Statement {
+    return { sql: `SELECT user_id, last_seq FROM mailboxes WHERE user_id IN (${users.map(() => '?').join(', ')})`, bindings: [...users] };
+  }
+
+  function storedMessages(drafts: readonly MessageDraft[], ids: readonly number[], offsets: readonly number[], headRows: unknown, createdAt: number): StoredMessage[] {
+    const heads = new Map(resultRows<{ user_id: string; last_seq: number | string }>(headRows).map((row) => [row.user_id, Number(row.last_seq)]));
+    return drafts.map((draft, index) => ({
+      id: ids[index]!,
+      userId: draft.userId,
+      senderId: draft.senderId,
+      clientMessageId: draft.clientMessageId ?? null,
+      body: draft.body,
+      createdAt,
+      seq: heads.get(draft.userId)! - offsets[index]!,
+    }));
   }
 
   function insertRows(rows: readonly Statement[]): Statement {
@@ -427,21 +455,25 @@ export async function createKnexStore(
    * any unique violation: the caller then replays each publish on its own, where repeats are told
    * apart from conflicts.
    */
-  async function insertGroup(drafts: readonly MessageDraft[]): Promise<number[]> {
+  async function insertGroup(drafts: readonly MessageDraft[]): Promise<StoredMessage[]> {
     const createdAt = clock.now();
-    const reserve = reserveSequences(countByRecipient(drafts));
-    const rows = sequencedRows(drafts, createdAt);
+    const counts = countByRecipient(drafts);
+    const offsets = offsetsBelowHead(drafts);
+    const reserve = reserveSequences(counts);
+    const rows = sequencedRows(drafts, offsets, createdAt);
     const inserts = consecutiveIds ? [insertRows(rows)] : rows.map((row) => insertRows([row]));
+    const heads = readHeads([...counts.keys()]);
+    const idsOf = (results: unknown[]) =>
+      consecutiveIds ? insertedIds(results[0], drafts.length) : results.map((result) => insertedIds(result, 1)[0]!);
     if (dialect === 'mysql') {
-      const results = await runScript([{ sql: 'START TRANSACTION', bindings: [] }, reserve, ...inserts, { sql: 'COMMIT', bindings: [] }]);
-      const insertResults = results.slice(2, 2 + inserts.length);
-      return consecutiveIds ? insertedIds(insertResults[0], drafts.length) : insertResults.map((result) => insertedIds(result, 1)[0]!);
+      const results = await runScript([{ sql: 'START TRANSACTION', bindings: [] }, reserve, ...inserts, heads, { sql: 'COMMIT', bindings: [] }]);
+      return storedMessages(drafts, idsOf(results.slice(2, 2 + inserts.length)), offsets, results[2 + inserts.length], createdAt);
     }
     return knex.transaction(async (trx) => {
       await trx.raw(reserve.sql, reserve.bindings);
       const results: unknown[] = [];
       for (const insert of inserts) results.push(await trx.raw(insert.sql, insert.bindings));
-      return consecutiveIds ? insertedIds(results[0], drafts.length) : results.map((result) => insertedIds(result, 1)[0]!);
+      return storedMessages(drafts, idsOf(results), offsets, await trx.raw(heads.sql, heads.bindings), createdAt);
     });
   }
 
@@ -465,8 +497,12 @@ export async function createKnexStore(
         const reserve = reserveSequences(new Map([[draft.userId, 1]]));
         await trx.raw(reserve.sql, reserve.bindings);
         try {
-          const insert = insertRows(sequencedRows([draft], clock.now()));
-          results.push({ id: insertedIds(await trx.raw(insert.sql, insert.bindings), 1)[0]!, duplicate: false });
+          const createdAt = clock.now();
+          const insert = insertRows(sequencedRows([draft], [0], createdAt));
+          const ids = insertedIds(await trx.raw(insert.sql, insert.bindings), 1);
+          const heads = readHeads([draft.userId]);
+          const [message] = storedMessages([draft], ids, [0], await trx.raw(heads.sql, heads.bindings), createdAt);
+          results.push({ id: message!.id, duplicate: false, message: message! });
         } catch (error) {
           if (clientMessageId === null || !isUniqueViolation(error)) throw error;
           // The sequence number taken above stays unused: a gap, which no reader depends on.
@@ -483,9 +519,15 @@ export async function createKnexStore(
     async (publishes) => {
       const drafts = publishes.flat();
       try {
-        const ids = await withDeadlockRetry(() => insertGroup(drafts));
+        const stored = await withDeadlockRetry(() => insertGroup(drafts));
         let next = 0;
-        return publishes.map((publish) => ({ status: 'fulfilled', value: publish.map(() => ({ id: ids[next++]!, duplicate: false })) }));
+        return publishes.map((publish) => ({
+          status: 'fulfilled',
+          value: publish.map(() => {
+            const message = stored[next++]!;
+            return { id: message.id, duplicate: false, message };
+          }),
+        }));
       } catch (error) {
         if (!isUniqueViolation(error)) throw classifyStoreError(error);
       }
@@ -509,51 +551,38 @@ export async function createKnexStore(
     return guarded(async () => affectedRows(await ackQuery(knex, [{ userId, cursor }], clock.now())));
   }
 
-  type PollWork = { ack: AckRequest; read?: undefined } | { read: PendingRead; ack?: undefined };
-  const nativeOf = (query: Knex.Raw): Statement => {
-    const native = query.toSQL().toNative();
-    return { sql: native.sql, bindings: native.bindings as Statement['bindings'] };
-  };
-
   /**
-   * The acks and reads of every poll of one tick: one UPDATE for the acks and one UNION ALL
-   * SELECT for the reads, sent together (one round trip on MySQL). The read never waits for the
-   * ack: it asks for `seq > cursor` itself.
+   * The acks of polls, folded into one UPDATE per window. Nobody waits on them: a read asks for
+   * `seq > cursor` itself, so an ack that lands a few milliseconds later changes no answer; and an
+   * ack lost with the process is covered by the client's next, higher cursor.
    */
-  const pollWorkCoalesced = createTickBatcher<PollWork, StoredMessage[]>(
-    async (items) => {
-      const acks = new Map<string, AckRequest>();
-      const reads: PendingRead[] = [];
-      for (const item of items) {
-        if (item.ack) acks.set(`${item.ack.cursor}:${item.ack.userId}`, item.ack);
-        else reads.push(item.read);
-      }
-      const statements: Statement[] = [];
-      if (acks.size > 0) statements.push(nativeOf(ackQuery(knex, [...acks.values()], clock.now())));
-      if (reads.length > 0) statements.push(nativeOf(pendingReadQuery(knex, reads)));
-      const results = await guarded(async () => {
-        if (dialect === 'mysql') return runScript(statements);
-        const answers: unknown[] = [];
-        for (const statement of statements) answers.push(await knex.raw(statement.sql, statement.bindings));
-        return answers;
-      });
+  const acknowledgeCoalesced = createTickBatcher<AckRequest, void>(
+    async (requests) => {
+      const unique = new Map(requests.map((request) => [`${request.cursor}:${request.userId}`, request]));
+      await guarded(() => ackQuery(knex, [...unique.values()], clock.now()));
+      return requests.map(() => ({ status: 'fulfilled', value: undefined }));
+    },
+    { maxBatch: 500, windowMs: ACK_WINDOW_MS },
+  );
+
+  async function acknowledge(userId: string, cursor: number): Promise<void> {
+    if (cursor > 0) await acknowledgeCoalesced({ userId, cursor });
+  }
+
+  /** The reads of every poll of one tick, in one UNION ALL statement. */
+  const readCoalesced = createTickBatcher<PendingRead, StoredMessage[]>(
+    async (reads) => {
+      const rows = await guarded(async () => resultRows<MessageRow & { read_index: number | string }>(await pendingReadQuery(knex, reads)));
       const byRead: StoredMessage[][] = reads.map(() => []);
-      if (reads.length > 0) {
-        for (const row of resultRows<MessageRow & { read_index: number | string }>(results.at(-1))) byRead[Number(row.read_index)]!.push(toStoredMessage(row));
-      }
-      let nextRead = 0;
-      return items.map((item) => ({ status: 'fulfilled', value: item.ack ? [] : byRead[nextRead++]!.sort((a, b) => a.seq - b.seq) }));
+      for (const row of rows) byRead[Number(row.read_index)]!.push(toStoredMessage(row));
+      return byRead.map((messages) => ({ status: 'fulfilled', value: messages.sort((a, b) => a.seq - b.seq) }));
     },
     // Many concurrent first reads (a restart under thousands of clients) become a few statements.
     { maxBatch: 200 },
   );
 
-  async function acknowledge(userId: string, cursor: number): Promise<void> {
-    if (cursor > 0) await pollWorkCoalesced({ ack: { userId, cursor } });
-  }
-
   async function readPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
-    const messages = await pollWorkCoalesced({ read: { userId, cursor, limit } });
+    const messages = await readCoalesced({ userId, cursor, limit });
     return { messages, cursor: messages.length > 0 ? messages[messages.length - 1]!.seq : cursor };
   }
 
@@ -592,6 +621,7 @@ export async function createKnexStore(
       await guarded(() => knex.raw('select 1'));
     },
     async close() {
+      await Promise.allSettled([insertCoalesced.settle(), acknowledgeCoalesced.settle(), readCoalesced.settle()]);
       await knex.destroy();
     },
   };

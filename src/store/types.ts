@@ -36,6 +36,8 @@ export interface InsertResult {
   id: number;
   /** True when (senderId, clientMessageId) was already stored: nothing was written. */
   duplicate: boolean;
+  /** The row as stored, when this call stored it (not for duplicates; optional for test doubles). */
+  message?: StoredMessage;
 }
 
 export interface DeliveryBatch {
