@@ -1,4 +1,4 @@
-import type { Bus, Unsubscribe } from '../bus/types.js';
+import type { Bus } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
 import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore, type StoredMessage } from '../store/types.js';
 import { createTickBatcher } from '../batching/tick-batcher.js';
@@ -40,13 +40,20 @@ export interface EngineObserver {
   pollEnded?(outcome: PollOutcome, messages: readonly StoredMessage[]): void;
 }
 
+/** What a poll needs of an AbortSignal (an AbortSignal is one). */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 export interface PollRequest {
   cursor: number;
   /** 0 = short poll: answer at once. */
   waitMs: number;
   limit: number;
   /** Aborted when the client goes away: the waiter is released at once. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 export interface PollResult extends DeliveryBatch {
@@ -98,8 +105,14 @@ export function createEngine(
 
   const heads = new MailboxHeads(clock, options.headTrustMs ?? 10_000, options.maxKnownHeads ?? 100_000);
   // Every process hears every wake: a wake that names the head it committed tells this process
-  // what is new in that mailbox; one that does not makes what it knew stale.
-  bus.onWake((userId, head) => (head === undefined ? heads.forget(userId) : heads.raise(userId, head)));
+  // what is new in that mailbox (one that does not makes what it knew stale), then wakes the polls
+  // of that user held here. One observer for all users: a held poll costs no subscription.
+  bus.onWake((userId, head) => {
+    if (head === undefined) heads.forget(userId);
+    else heads.raise(userId, head);
+    const waiters = waitersByUser.get(userId);
+    if (waiters) for (const waiter of waiters) waiter.wake();
+  });
   // Wakes published while the bus was disconnected are gone: forget the heads they would have
   // raised, and every held poll looks again.
   bus.onResync(() => {
@@ -194,20 +207,24 @@ export function createEngine(
     return results;
   }
 
-  async function holdPoll(userId: string, request: PollRequest): Promise<PollResult> {
-    if (!observer.pollEnded) return answerPoll(userId, request);
-    let result: PollResult;
-    try {
-      result = await answerPoll(userId, request);
-    } catch (error) {
-      observer.pollEnded('error', []);
-      throw error;
-    }
-    observer.pollEnded(outcomeOf(result, request.signal), result.messages);
-    return result;
+  function holdPoll(userId: string, request: PollRequest): Promise<PollResult> {
+    const answered = answerPoll(userId, request);
+    const { pollEnded } = observer;
+    if (!pollEnded) return answered;
+    // Chained rather than awaited: one suspended frame fewer for each of tens of thousands of polls.
+    return answered.then(
+      (result) => {
+        pollEnded(outcomeOf(result, request.signal), result.messages);
+        return result;
+      },
+      (error: unknown) => {
+        pollEnded('error', []);
+        throw error;
+      },
+    );
   }
 
-  function outcomeOf(result: PollResult, signal: AbortSignal | undefined): PollOutcome {
+  function outcomeOf(result: PollResult, signal: CancelSignal | undefined): PollOutcome {
     if (result.messages.length > 0) return 'messages';
     if (result.superseded) return 'superseded';
     if (signal?.aborted) return 'aborted';
@@ -253,11 +270,10 @@ export function createEngine(
     const onAbort = () => waiter.end('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) waiter.end('aborted');
-    let unsubscribe: Unsubscribe | undefined;
     try {
-      // Subscribe BEFORE the first look: a message stored after the look but before the sleep
-      // wakes this waiter, and `woken` stays set until the loop looks again.
-      unsubscribe = await bus.subscribe(userId, waiter.wake);
+      // Registered (above) BEFORE the first look: a message stored after the look but before the
+      // sleep wakes this waiter through the wake observer, and `woken` stays set until the loop
+      // looks again. The bus's wake channels were subscribed when it was created.
       for (;;) {
         waiter.woken = false;
         const batch = await nextBatch(userId, waiter, cursor, limit);
@@ -273,7 +289,6 @@ export function createEngine(
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      unsubscribe?.();
       release(waiter);
     }
   }

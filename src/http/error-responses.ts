@@ -25,7 +25,8 @@ const CODE_BY_STATUS: Record<number, string> = {
  * code; exposed http-errors get a code from their status; anything else is a logged, generic 500
  * so internals (SQL, stack traces) never reach a client.
  */
-export function respondWithErrors(logger: ErrorLogger): Koa.Middleware {
+export function respondWithErrors(logger: ErrorLogger, options: { isDraining?: () => boolean } = {}): Koa.Middleware {
+  const isDraining = options.isDraining ?? (() => false);
   return async function respondWithErrorsMiddleware(ctx, next) {
     try {
       await next();
@@ -63,6 +64,9 @@ export function respondWithErrors(logger: ErrorLogger): Koa.Middleware {
       ctx.status = status;
       ctx.type = 'application/json';
       ctx.body = { error: { code, message } };
+    } finally {
+      // While draining, don't let a keep-alive socket outlive its last response.
+      if (isDraining()) ctx.set('Connection', 'close');
     }
   };
 }
