@@ -88,6 +88,26 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
   const publishHeaders = { authorization: `Bearer ${options.publisherToken}`, 'content-type': 'application/json' };
   let pollWaitMaxS: number | undefined;
 
+  /** POSTs a publish (single or batch) and returns the answer's text; throws on transport errors and non-2xx. */
+  async function postPublish(path: string, payload: unknown): Promise<string> {
+    let response;
+    try {
+      response = await publishPool.request({
+        method: 'POST',
+        path: `${base}${path}`,
+        headers: publishHeaders,
+        body: JSON.stringify(payload),
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      });
+    } catch (error) {
+      throw transportError(error);
+    }
+    const text = await response.body.text();
+    if (response.statusCode !== 201 && response.statusCode !== 200) throw statusError(response.statusCode, text);
+    return text;
+  }
+
   return {
     get pollWaitMaxS() {
       return pollWaitMaxS;
@@ -124,38 +144,12 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
       };
     },
     async publish(client, key, body) {
-      let response;
-      try {
-        response = await publishPool.request({
-          method: 'POST',
-          path: `${base}/v1/messages`,
-          headers: publishHeaders,
-          body: JSON.stringify({ to: options.clientUserIds[client], id: key, body }),
-          headersTimeout: 30_000,
-          bodyTimeout: 30_000,
-        });
-      } catch (error) {
-        throw transportError(error);
-      }
-      const text = await response.body.text();
-      if (response.statusCode !== 201 && response.statusCode !== 200) throw statusError(response.statusCode, text);
+      await postPublish('/v1/messages', { to: options.clientUserIds[client], id: key, body });
     },
     async publishBatch(items) {
-      let response;
-      try {
-        response = await publishPool.request({
-          method: 'POST',
-          path: `${base}/v1/messages/batch`,
-          headers: publishHeaders,
-          body: JSON.stringify({ messages: items.map((item) => ({ to: options.clientUserIds[item.client], id: item.key, body: item.body })) }),
-          headersTimeout: 30_000,
-          bodyTimeout: 30_000,
-        });
-      } catch (error) {
-        throw transportError(error);
-      }
-      const text = await response.body.text();
-      if (response.statusCode !== 201 && response.statusCode !== 200) throw statusError(response.statusCode, text);
+      const text = await postPublish('/v1/messages/batch', {
+        messages: items.map((item) => ({ to: options.clientUserIds[item.client], id: item.key, body: item.body })),
+      });
       // The answer lists one result per message, in order: fewer means the server dropped some.
       let results: unknown;
       try {

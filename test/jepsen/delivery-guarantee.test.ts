@@ -29,6 +29,7 @@ import knexFactory from 'knex';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenIssuer } from '../../src/auth/tokens.js';
+import { seededRandom } from '../../src/bench/stats.js';
 import { backendCases, TEST_SECRET, type Backend } from '../support/backends.js';
 import { childPids, spawnGateway, type GatewayProcess } from '../support/process.js';
 
@@ -70,22 +71,12 @@ const EMPTY_ROUNDS_TO_STOP = 3;
 const SEED = process.env.JEPSEN_SEED ? Number(process.env.JEPSEN_SEED) >>> 0 : Date.now() >>> 0;
 if (process.env.JEPSEN_SEED && !/^\d+$/.test(process.env.JEPSEN_SEED)) throw new Error(`JEPSEN_SEED must be a non-negative integer, got ${process.env.JEPSEN_SEED}`);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One PRNG stream per actor (FNV-1a of its name mixed into the seed). */
 function rngFor(actor: string): () => number {
   let h = 0x811c9dc5;
   for (let i = 0; i < actor.length; i++) h = Math.imul(h ^ actor.charCodeAt(i), 0x01000193);
-  return mulberry32((SEED ^ h) >>> 0);
+  return seededRandom((SEED ^ h) >>> 0);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
