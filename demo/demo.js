@@ -80,7 +80,7 @@
     if (entry.mine) {
       var state = document.createElement('span');
       state.className = 'state';
-      setText(state, entry.state === 'sent' ? '✓' : entry.state === 'failed' ? 'retrying…' : 'sending…');
+      setText(state, entry.state === 'sent' ? '✓' : entry.state === 'failed' ? 'retrying…' : entry.state === 'refused' ? 'not allowed' : 'sending…');
       item.appendChild(state);
     }
     return item;
@@ -167,6 +167,15 @@
       },
       function (error) {
         publishing = false;
+        if (error && error.status === 403) {
+          // The token may not write to this recipient (its `pub` claim): final, so retrying would
+          // only block the messages queued behind it.
+          outbox.shift();
+          saveJson('outbox', outbox);
+          setEntryState('out:' + item.clientId, 'refused');
+          publishNext();
+          return;
+        }
         if (error) {
           setEntryState('out:' + item.clientId, 'failed');
           if (error.status === 401) {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createTokenIssuer } from './auth/tokens.js';
+import { RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, createTokenIssuer, type TokenIssueOptions, type TokenScope } from './auth/tokens.js';
 import { ConfigError, loadConfig } from './config.js';
 import { resolveJwtSecret, startGateway } from './main.js';
 import { WorkersConfigError } from './cluster/plan.js';
@@ -15,8 +15,12 @@ Commands:
                         run the gateway (configuration from environment variables; see README);
                         --workers: processes sharing the port (default auto = one per core with
                         MYSQL_URL + REDIS_URL/REDIS_CLUSTER_NODES, else 1)
-  token <user> [--expires <seconds>]
-                        print a JWT for <user> signed with this gateway's secret
+  token <user> [--pub <recipients>] [--scope poll,publish] [--ttl <duration>]
+                        print a JWT for <user> signed with this gateway's secret;
+                        --pub: whom it may publish to, comma-separated or repeated: user ids,
+                        prefix* patterns, '*' for anyone (omitted: PUBLISH_DEFAULT decides);
+                        --scope: poll, publish or both (omitted: both);
+                        --ttl: lifetime like 3600, 90s, 15m, 1h, 7d (--expires <seconds> also works)
   migrate               bring the database schema up to date and exit
   bench [options]       load-test a gateway: short vs long polling (longpoll-gateway bench --help)
 `;
@@ -51,16 +55,70 @@ async function runStart(args: string[]): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-async function runToken(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, options: { expires: { type: 'string' } }, allowPositionals: true });
-  const userId = positionals[0];
-  if (!userId) throw new UsageError('token needs a user id: longpoll-gateway token <user>');
-  const expiresInSeconds = values.expires === undefined ? undefined : Number(values.expires);
-  if (expiresInSeconds !== undefined && !(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) {
-    throw new UsageError('--expires must be a positive number of seconds');
+const TTL_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
+const MAX_TTL_SECONDS = 3650 * 86_400;
+
+/** `--ttl`: a positive whole number of seconds, or of minutes / hours / days with an m / h / d suffix. */
+export function parseTtl(raw: string): number {
+  const match = /^(\d{1,10})([smhd]?)$/.exec(raw.trim());
+  const seconds = match ? Number(match[1]) * TTL_UNITS[match[2] || 's']! : NaN;
+  if (!(seconds > 0 && seconds <= MAX_TTL_SECONDS)) {
+    throw new UsageError(`--ttl must be a positive duration of at most 3650d, like 3600, 90s, 15m, 1h or 7d; got ${JSON.stringify(raw)}`);
   }
+  return seconds;
+}
+
+/** `--pub a,b --pub 'agent:*'`: every entry a user id or a prefix* pattern. */
+export function parsePub(values: string[]): string[] {
+  const entries = values.flatMap((value) => value.split(',')).map((entry) => entry.trim());
+  for (const entry of entries) {
+    if (!RECIPIENT_PATTERN.test(entry)) {
+      throw new UsageError(
+        `--pub takes user ids and prefix* patterns (the * only at the end; '*' alone = anyone), comma-separated; got ${JSON.stringify(entry)}`,
+      );
+    }
+  }
+  return entries;
+}
+
+/** `--scope poll,publish` (or space-separated): at least one of poll, publish. */
+export function parseScope(raw: string): TokenScope[] {
+  const names = raw.split(/[\s,]+/).filter((name) => name !== '');
+  if (names.length === 0 || !names.every((name) => (TOKEN_SCOPES as readonly string[]).includes(name))) {
+    throw new UsageError(`--scope must be poll, publish or poll,publish; got ${JSON.stringify(raw)}`);
+  }
+  return [...new Set(names as TokenScope[])];
+}
+
+async function runToken(args: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { expires: { type: 'string' }, ttl: { type: 'string' }, pub: { type: 'string', multiple: true }, scope: { type: 'string' } },
+      allowPositionals: true,
+    });
+  } catch (error) {
+    // parseArgs names the unknown option or the missing value; say how the command is used too.
+    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  const userId = positionals[0];
+  if (!userId) throw new UsageError('token needs a user id: longpoll-gateway token <user> [--pub <recipients>] [--scope poll,publish] [--ttl 1h]');
+  if (positionals.length > 1) throw new UsageError(`token takes one user id, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+  if (!USER_ID_PATTERN.test(userId)) throw new UsageError(`user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -; got ${JSON.stringify(userId)}`);
+  if (values.expires !== undefined && values.ttl !== undefined) throw new UsageError('give either --ttl or --expires, not both');
+  const options: TokenIssueOptions = {};
+  if (values.expires !== undefined) {
+    const expiresInSeconds = Number(values.expires);
+    if (!(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) throw new UsageError('--expires must be a positive number of seconds');
+    options.expiresInSeconds = expiresInSeconds;
+  }
+  if (values.ttl !== undefined) options.expiresInSeconds = parseTtl(values.ttl);
+  if (values.pub !== undefined) options.pub = parsePub(values.pub);
+  if (values.scope !== undefined) options.scope = parseScope(values.scope);
   const secret = resolveJwtSecret(loadConfig(process.env));
-  const token = await createTokenIssuer({ secret }).issue(userId, expiresInSeconds === undefined ? {} : { expiresInSeconds });
+  const token = await createTokenIssuer({ secret }).issue(userId, options);
   process.stdout.write(`${token}\n`);
 }
 

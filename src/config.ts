@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PUBLISH_DEFAULTS, type PublishDefault } from './auth/publish-policy.js';
 import type { ClusterNode } from './bus/redis-cluster-bus.js';
 
 /**
@@ -78,6 +79,23 @@ const corsOrigins = z
     return origins;
   });
 
+/**
+ * `PUBLISH_DEFAULT`: whom a token without a `pub` claim may publish to. Unset resolves later, in
+ * loadConfig, because its default depends on NODE_ENV.
+ */
+const publishDefault = z
+  .string()
+  .optional()
+  .transform((raw, ctx): PublishDefault | undefined => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const value = raw.trim();
+    if (!(PUBLISH_DEFAULTS as readonly string[]).includes(value)) {
+      ctx.addIssue({ code: 'custom', message: `PUBLISH_DEFAULT must be one of ${PUBLISH_DEFAULTS.join(', ')}, got ${JSON.stringify(raw)}` });
+      return z.NEVER;
+    }
+    return value as PublishDefault;
+  });
+
 /** `host:port,host:port` (REDIS_CLUSTER_NODES); IPv6 hosts in brackets. Throws naming the bad entry. */
 export function parseClusterNodes(raw: string): ClusterNode[] {
   const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
@@ -130,6 +148,8 @@ const envSchema = z.object({
   MAX_HELD_POLLS: integer('MAX_HELD_POLLS', 1, 10_000_000, 50_000),
   MAX_MESSAGE_BYTES: integer('MAX_MESSAGE_BYTES', 16, 16 * 1024 * 1024, 64 * 1024),
   MAX_BATCH_MESSAGES: integer('MAX_BATCH_MESSAGES', 1, 10_000, 100),
+  MESSAGE_TTL_DEFAULT_S: integer('MESSAGE_TTL_DEFAULT_S', 0, 315_360_000, 0),
+  MESSAGE_TTL_MAX_S: integer('MESSAGE_TTL_MAX_S', 1, 315_360_000, 2_592_000),
   SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
   HEADERS_TIMEOUT_MS: integer('HEADERS_TIMEOUT_MS', 500, 600_000, 15_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
@@ -140,6 +160,7 @@ const envSchema = z.object({
   PUBLISH_BURST_PER_USER: integer('PUBLISH_BURST_PER_USER', 1, 10_000_000, 200),
   PUBLISH_RATE_PER_IP: integer('PUBLISH_RATE_PER_IP', 0, 1_000_000, 1000),
   PUBLISH_BURST_PER_IP: integer('PUBLISH_BURST_PER_IP', 1, 10_000_000, 2000),
+  PUBLISH_DEFAULT: publishDefault,
   RETENTION_ACKED_HOURS: integer('RETENTION_ACKED_HOURS', 0, 24 * 3650, 24),
   RETENTION_BATCH_SIZE: integer('RETENTION_BATCH_SIZE', 1, 100_000, 1000),
   RETENTION_INTERVAL_S: integer('RETENTION_INTERVAL_S', 1, 86_400, 300),
@@ -176,6 +197,10 @@ export interface GatewayConfig {
   pollMaxPerUser: number;
   maxHeldPolls: number;
   maxMessageBytes: number;
+  /** Seconds a message without `ttl` lives; 0 = forever (MESSAGE_TTL_DEFAULT_S). */
+  messageTtlDefaultSeconds: number;
+  /** Largest `ttl` a publish may ask for (MESSAGE_TTL_MAX_S). */
+  messageTtlMaxSeconds: number;
   maxBatchMessages: number;
   shutdownGraceMs: number;
   /** How long a client may take to send its request headers (slow-loris guard). */
@@ -191,6 +216,11 @@ export interface GatewayConfig {
   publishBurstPerUser: number;
   publishRatePerIp: number;
   publishBurstPerIp: number;
+  /**
+   * Whom a token without a `pub` claim may publish to: `any` (every mailbox), `none`, or `self` (its
+   * own mailbox). Default `any`, but `none` when NODE_ENV=production.
+   */
+  publishDefault: PublishDefault;
   /** Acked messages older than this are deleted; 0 keeps them forever. */
   retentionAckedHours: number;
   retentionBatchSize: number;
@@ -229,6 +259,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   if (e.POLL_LIMIT_DEFAULT > e.POLL_LIMIT_MAX) {
     problems.push(`POLL_LIMIT_DEFAULT (${e.POLL_LIMIT_DEFAULT}) must not exceed POLL_LIMIT_MAX (${e.POLL_LIMIT_MAX})`);
   }
+  if (e.MESSAGE_TTL_DEFAULT_S > e.MESSAGE_TTL_MAX_S) {
+    problems.push(`MESSAGE_TTL_DEFAULT_S (${e.MESSAGE_TTL_DEFAULT_S}) must not exceed MESSAGE_TTL_MAX_S (${e.MESSAGE_TTL_MAX_S})`);
+  }
   if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
     problems.push('set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
   }
@@ -257,6 +290,8 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     pollMaxPerUser: e.POLL_MAX_PER_USER,
     maxHeldPolls: e.MAX_HELD_POLLS,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
+    messageTtlDefaultSeconds: e.MESSAGE_TTL_DEFAULT_S,
+    messageTtlMaxSeconds: e.MESSAGE_TTL_MAX_S,
     maxBatchMessages: e.MAX_BATCH_MESSAGES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
@@ -268,6 +303,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     publishBurstPerUser: e.PUBLISH_BURST_PER_USER,
     publishRatePerIp: e.PUBLISH_RATE_PER_IP,
     publishBurstPerIp: e.PUBLISH_BURST_PER_IP,
+    // Safe by default where it matters: a production gateway does not let a token that names no
+    // recipients write to every mailbox; development keeps today's tokens working unchanged.
+    publishDefault: e.PUBLISH_DEFAULT ?? (env.NODE_ENV === 'production' ? 'none' : 'any'),
     retentionAckedHours: e.RETENTION_ACKED_HOURS,
     retentionBatchSize: e.RETENTION_BATCH_SIZE,
     retentionIntervalSeconds: e.RETENTION_INTERVAL_S,

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Koa from 'koa';
 import { pino, type Logger } from 'pino';
-import { createTokenIssuer, createTokenVerifier } from './auth/tokens.js';
+import { createTokenIssuer, createTokenVerifier, type TokenIssueOptions } from './auth/tokens.js';
 import { createMemoryBus } from './bus/memory-bus.js';
 import { createRedisBus } from './bus/redis-bus.js';
 import { createRedisClusterBus } from './bus/redis-cluster-bus.js';
@@ -35,7 +35,8 @@ export interface RunningGateway {
   metricsRegistry: Registry;
   /** The acked-message purge timer; undefined when RETENTION_ACKED_HOURS=0. */
   retention: Retention | undefined;
-  issueToken(userId: string, options?: { expiresInSeconds?: number }): Promise<string>;
+  /** Signs a token with this gateway's secret (`pub` / `scope` claims as in TokenIssueOptions). */
+  issueToken(userId: string, options?: TokenIssueOptions): Promise<string>;
   /** Graceful: stop accepting, answer held polls empty, finish in-flight requests, close pools. */
   close(): Promise<void>;
 }
@@ -144,9 +145,9 @@ export async function startGateway(
             maxAckedAgeMs: config.retentionAckedHours * 3_600_000,
             batchSize: config.retentionBatchSize,
             intervalMs: config.retentionIntervalSeconds * 1000,
-            onPurged: (count) => {
-              metrics.purged(count);
-              if (count > 0) logger.info({ count }, 'retention purged acked messages');
+            onPurged: (count, expired) => {
+              metrics.purged(count, expired);
+              if (count > 0) logger.info({ count, expired }, 'retention purged acked and expired messages');
             },
             onError: (error) => logger.warn({ err: error }, 'retention run failed'),
           },
@@ -162,7 +163,7 @@ export async function startGateway(
       createDemoMiddleware({
         demoDir: join(PACKAGE_ROOT, 'demo'),
         legacyBundlePath: join(PACKAGE_ROOT, 'dist/client/longpoll.legacy.js'),
-        issueToken: (userId: string) => issuer.issue(userId, { expiresInSeconds: 24 * 3600 }),
+        issueToken: (userId, claims) => issuer.issue(userId, { ...claims, expiresInSeconds: 24 * 3600 }),
       }),
     );
   }

@@ -23,9 +23,19 @@ describe('configuration from the environment', () => {
     [{ GATEWAY_JWT_SECRET: 'short' }, 'GATEWAY_JWT_SECRET must be at least 32 characters'],
     [{ POLL_WAIT_DEFAULT_S: '30', POLL_WAIT_MAX_S: '20' }, 'POLL_WAIT_DEFAULT_S (30) must not exceed POLL_WAIT_MAX_S (20)'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ PUBLISH_DEFAULT: 'all' }, 'PUBLISH_DEFAULT must be one of any, none, self, got "all"'],
   ])('rejects %o naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('lets tokens without a `pub` claim publish anywhere by default, but nowhere when NODE_ENV=production', () => {
+    expect(loadConfig({}).publishDefault).toBe('any');
+    expect(loadConfig({ NODE_ENV: 'development' }).publishDefault).toBe('any');
+    expect(loadConfig({ NODE_ENV: 'production' }).publishDefault).toBe('none');
+    expect(loadConfig({ NODE_ENV: 'production', PUBLISH_DEFAULT: 'any' }).publishDefault).toBe('any');
+    expect(loadConfig({ PUBLISH_DEFAULT: 'self' }).publishDefault).toBe('self');
+    expect(loadConfig({ NODE_ENV: 'production', PUBLISH_DEFAULT: '' }).publishDefault).toBe('none');
   });
 
   it('lets an unset default follow a lowered maximum', () => {

@@ -123,6 +123,30 @@ describe.each(backendCases('engine mailbox heads'))('poll engine answers without
     expect(next.messages.map((m) => m.body)).toEqual(['"2"']);
   });
 
+  it('never hands a held poll a committed row that expired on the way', async () => {
+    let now = Date.now();
+    const clock = { now: () => now };
+    const clockedStore = await backend.createStore(clock);
+    // A commit so slow that the message's ttl ran out before the publish returned.
+    const slowStore: MessageStore = {
+      ...clockedStore,
+      readPending: (userId, cursor, limit) => clockedStore.readPending(userId, cursor, limit),
+      insertMessage: async (draft) => {
+        const result = await clockedStore.insertMessage(draft);
+        now += 120_000;
+        return result;
+      },
+    };
+    const engine = createEngine({ store: slowStore, bus: busHere, clock });
+    const bob = nextUser();
+    const held = engine.holdPoll(bob, { cursor: 0, waitMs: 400, limit: 10 });
+    await waitFor(() => engine.heldPollsOf(bob) === 1);
+    const { message } = await engine.publish({ userId: bob, senderId: 'alice', body: '"stale"', ttlSeconds: 60 });
+    expect(message?.expiresAt).not.toBeNull();
+    const result = await Promise.race([held, sleep(1_500).then(() => 'still held' as const)]);
+    expect(result === 'still held' || result.messages.every((m) => m.body !== '"stale"')).toBe(true);
+  });
+
   it('never answers a full page from the head: a limited answer may stop short of it', async () => {
     const engine = createEngine({ store: counted, bus: busHere });
     const bob = nextUser();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
-import { ackQuery, pendingReadQuery } from '../src/store/knex-store.js';
+import { ackQuery, mailboxSummaryQuery, pendingReadQuery } from '../src/store/knex-store.js';
 import type { MessageStore } from '../src/store/types.js';
 import { backendCases, type Backend } from './support/backends.js';
 
@@ -37,7 +37,7 @@ describe.skipIf(mysqlCases.length === 0)('on real MariaDB', () => {
       pendingReadQuery(store.knex, [
         { userId: 'u7', cursor: 0, limit: 100 },
         { userId: 'u8', cursor: 3, limit: 100 },
-      ]),
+      ], Date.now()),
     );
     const messageReads = plan.filter((row) => row.table === 'messages');
     expect(messageReads).toHaveLength(2);
@@ -64,6 +64,21 @@ describe.skipIf(mysqlCases.length === 0)('on real MariaDB', () => {
     const update = plan.find((row) => row.table === 'messages')!;
     expect(update.key).toBe('idx_messages_user_status_seq');
     expect(update.type).toBe('range');
+  });
+
+  it('serves the mailbox summary (badge) from the (user_id, status, seq) index', async () => {
+    const plan = await explain(mailboxSummaryQuery(store.knex, 'u7', Date.now()));
+    expect(plan).toHaveLength(1);
+    expect(plan[0]!.key).toBe('idx_messages_user_status_seq');
+    expect(plan[0]!.type).toMatch(/^(ref|range)$/);
+  });
+
+  it('purges expired rows walking idx_messages_expires_at, in order', async () => {
+    const [plan] = (await store.knex.raw('EXPLAIN DELETE FROM messages WHERE expires_at < ? ORDER BY expires_at, id LIMIT ?', [Date.now(), 100])) as [
+      Array<Record<string, unknown>>,
+    ];
+    expect(plan[0]!.key).toBe('idx_messages_expires_at');
+    expect(String(plan[0]!.Extra ?? '')).not.toMatch(/filesort/i);
   });
 
   it('makes a later publish to a mailbox wait for an earlier one to commit: readers only ever see a prefix', async () => {

@@ -76,6 +76,32 @@ describe.each(backendCases('retention'))('retention of acked messages on $name',
     }
   });
 
+  it('deletes messages that expired before the cut-off, acked or not, and counts them apart', async () => {
+    await store.purgeAcked(now + 1, 1000);
+    await store.purgeExpired(now + 1, 1000);
+    const user = nextUser();
+    const expiredAcked = (await store.insertMessage({ userId: user, senderId: 's', body: '"old, acked"', ttlSeconds: 60 })).id;
+    expect(await store.ackThrough(user, 1)).toBe(1);
+    const expiredLongAgo = (await store.insertMessage({ userId: user, senderId: 's', body: '"old, never acked"', ttlSeconds: 60 })).id;
+    const neverExpires = (await store.insertMessage({ userId: user, senderId: 's', body: '"forever"' })).id;
+    now += 2 * HOUR;
+    const expiredRecently = (await store.insertMessage({ userId: user, senderId: 's', body: '"recent"', ttlSeconds: 1 })).id;
+    now += 10_000;
+    const calls: Array<[number, number]> = [];
+    const retention = startRetention(
+      { store, clock: { now: () => now } },
+      { maxAckedAgeMs: HOUR, batchSize: 10, intervalMs: 3_600_000, pauseBetweenBatchesMs: 0, onPurged: (n, expired) => calls.push([n, expired]) },
+    );
+    try {
+      await retention.runOnce();
+      // The acked one goes as acked (that purge runs first), the unacked one as expired.
+      expect(calls).toEqual([[2, 1]]);
+      expect(await remaining([expiredLongAgo, expiredAcked, neverExpires, expiredRecently])).toEqual([neverExpires, expiredRecently]);
+    } finally {
+      await retention.stop();
+    }
+  });
+
   it('rejects a batch size that is not a positive integer', async () => {
     await expect(store.purgeAcked(now, 0)).rejects.toThrow('Expected `limit` to be a positive integer');
   });

@@ -218,6 +218,33 @@ describe.each(backendCases('store contract'))('MessageStore contract on $name', 
     expect(batch.messages.map((m) => Number(m.body))).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('never reads a message once it expires, and stops counting it in the summary', async () => {
+    const bob = nextUser();
+    await store.insertMessage({ userId: bob, senderId: 's', body: '"keeps"' });
+    const { message } = await store.insertMessage({ userId: bob, senderId: 's', body: '"expires"', ttlSeconds: 60 });
+    expect(message?.expiresAt).toBe(now + 60_000);
+    now += 30_000;
+    expect((await store.readPending(bob, 0, 10)).messages.map((m) => m.body)).toEqual(['"keeps"', '"expires"']);
+    expect(await store.mailboxSummary!(bob)).toEqual({ pending: 2, oldestAt: now - 30_000 });
+    now += 30_000; // exactly at expiry: gone
+    expect((await store.readPending(bob, 0, 10)).messages.map((m) => m.body)).toEqual(['"keeps"']);
+    expect((await store.readPending(bob, 1, 10)).messages).toEqual([]);
+    expect((await store.mailboxSummary!(bob)).pending).toBe(1);
+  });
+
+  it('summarises a mailbox: unacked messages and the oldest one’s time', async () => {
+    const bob = nextUser();
+    expect(await store.mailboxSummary!(bob)).toEqual({ pending: 0, oldestAt: null });
+    const started = now;
+    await store.insertMessage({ userId: bob, senderId: 's', body: '1' });
+    now += 1_000;
+    await store.insertMessage({ userId: bob, senderId: 's', body: '2' });
+    await store.insertMessage({ userId: nextUser(), senderId: 's', body: 'elsewhere' });
+    expect(await store.mailboxSummary!(bob)).toEqual({ pending: 2, oldestAt: started });
+    await store.ackThrough(bob, 1);
+    expect(await store.mailboxSummary!(bob)).toEqual({ pending: 1, oldestAt: started + 1_000 });
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });

@@ -18,8 +18,11 @@ export function parsePollResponse(body: unknown): PollResponse {
 }
 
 function checkMessage(message: unknown, index: number): void {
-  const { id, from, createdAt } = (message ?? {}) as Record<string, unknown>;
+  const { id, from, createdAt, expiresAt } = (message ?? {}) as Record<string, unknown>;
   if (typeof id !== 'number' || !Number.isFinite(id) || typeof from !== 'string' || typeof createdAt !== 'string') {
     throw new ClientProtocolError(`Expected \`messages[${index}]\` to have a numeric \`id\` and string \`from\` and \`createdAt\``);
+  }
+  if (expiresAt !== undefined && typeof expiresAt !== 'string') {
+    throw new ClientProtocolError(`Expected \`messages[${index}].expiresAt\` to be a string when present`);
   }
 }

@@ -12,6 +12,8 @@ export interface PollMessage<Body = unknown> {
   body: Body;
   /** ISO timestamp of when the gateway stored the message. */
   createdAt: string;
+  /** ISO timestamp after which the gateway never delivers it; absent when it does not expire. */
+  expiresAt?: string;
 }
 
 /**

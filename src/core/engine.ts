@@ -1,6 +1,6 @@
 import type { Bus } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
-import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MessageDraft, type MessageStore, type StoredMessage } from '../store/types.js';
+import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStore, type StoredMessage } from '../store/types.js';
 import { createTickBatcher } from '../batching/tick-batcher.js';
 import { MailboxHeads } from './mailbox-heads.js';
 import { Waiter } from './waiter.js';
@@ -67,6 +67,8 @@ export interface Engine {
   /** Acks through `cursor`, then answers with pending messages, holding while there are none. */
   holdPoll(userId: string, request: PollRequest): Promise<PollResult>;
   ackThrough(userId: string, cursor: number): Promise<number>;
+  /** Unacked, unexpired messages waiting for the user and the oldest one's time. */
+  mailboxSummary(userId: string): Promise<MailboxSummary>;
   /** Answers every held poll now (empty) and makes later polls short: used on shutdown. */
   drain(): void;
   readonly heldPolls: number;
@@ -238,7 +240,7 @@ export function createEngine(
    * covers, so two polls of one user, here or on another process, may run side by side.
    */
   function nextBatch(userId: string, waiter: Waiter | undefined, cursor: number, limit: number): DeliveryBatch | Promise<DeliveryBatch> {
-    const offered = waiter?.takeOffered(cursor, limit);
+    const offered = waiter?.takeOffered(cursor, limit, clock.now());
     if (offered) return { messages: offered, cursor: offered[offered.length - 1]!.seq };
     if (bus.healthy && heads.nothingAfter(userId, cursor)) return { messages: [], cursor };
     return store.readPending(userId, cursor, limit).then((batch) => {
@@ -298,6 +300,11 @@ export function createEngine(
     publishMany,
     holdPoll,
     ackThrough: (userId, cursor) => store.ackThrough(userId, cursor),
+    async mailboxSummary(userId) {
+      // A programming error (a test double without it): a logged 500, not an API error code.
+      if (!store.mailboxSummary) throw new Error('the store does not implement mailboxSummary');
+      return store.mailboxSummary(userId);
+    },
     drain() {
       draining = true;
       for (const waiters of waitersByUser.values()) for (const waiter of [...waiters]) waiter.end('draining');

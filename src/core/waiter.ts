@@ -33,9 +33,10 @@ export class Waiter {
    * they do not continue the cursor (a publish of another process came first, a gap): then only
    * the store knows the answer.
    */
-  takeOffered(cursor: number, limit: number): StoredMessage[] | undefined {
+  takeOffered(cursor: number, limit: number, now: number): StoredMessage[] | undefined {
     if (!this.offered) return undefined;
-    const offered = this.offered.filter((message) => message.seq > cursor).sort((a, b) => a.seq - b.seq);
+    // An expired message is never delivered: leaving it out makes a gap, and a gap reads the store.
+    const offered = this.offered.filter((message) => message.seq > cursor && (message.expiresAt === null || message.expiresAt > now)).sort((a, b) => a.seq - b.seq);
     this.offered = undefined;
     const run: StoredMessage[] = [];
     for (const message of offered) {

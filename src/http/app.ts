@@ -10,6 +10,7 @@ import { jsonpPolling } from './compat/jsonp.js';
 import { methodOverride, routerMethods } from './compat/method-override.js';
 import { respondWithErrors } from './error-responses.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes/health.js';
+import { registerMailboxRoutes } from './routes/mailbox.js';
 import { registerMessageRoutes, type MessageRouteOptions, type PublishAdmission } from './routes/messages.js';
 import { registerMetricsRoute, type MetricsEndpoint } from './routes/metrics.js';
 import { registerPollRoutes, type PollRouteOptions } from './routes/poll.js';
@@ -113,9 +114,11 @@ export function createApp(
   app.use(publicRoutes.allowedMethods());
 
   const apiRoutes = new Router();
+  // Also the scope check: /v1/messages… needs `publish`, every other /v1 route `poll` (scopeForPath).
   apiRoutes.use('/v1', authenticate(verifier));
   registerMessageRoutes(apiRoutes, engine, options, dependencies.publishAdmission);
   registerPollRoutes(apiRoutes, engine, options);
+  registerMailboxRoutes(apiRoutes, engine);
   app.use(apiRoutes.routes());
   app.use(apiRoutes.allowedMethods());
   return app;

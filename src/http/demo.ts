@@ -12,7 +12,19 @@ export interface DemoMiddlewareOptions {
   demoDir: string;
   /** dist/client/longpoll.legacy.js, served at /client/longpoll.legacy.js. */
   legacyBundlePath: string;
-  issueToken: (userId: string) => Promise<string>;
+  /** Signs a token for a demo user with the `pub` claim the demo gives it (see demoPublishClaim). */
+  issueToken: (userId: string, claims: { pub: string[] }) => Promise<string>;
+}
+
+/**
+ * Who a demo user may write to, as a `pub` claim: customers (`demo-customer…`) only to agents,
+ * agents (`demo-agent…`) only to customers, so one customer can never write to another. Any other
+ * demo user may poll but publish to no one.
+ */
+export function demoPublishClaim(userId: string): { pub: string[] } {
+  if (userId.startsWith('demo-customer')) return { pub: ['demo-agent*'] };
+  if (userId.startsWith('demo-agent')) return { pub: ['demo-customer*'] };
+  return { pub: [] };
 }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -36,7 +48,7 @@ const LEGACY_BUNDLE_PATH = '/client/longpoll.legacy.js';
  * app.use(createDemoMiddleware({ demoDir: 'demo', legacyBundlePath: 'dist/client/longpoll.legacy.js', issueToken }));
  * // then open http://127.0.0.1:8080/demo/?role=customer and /demo/?role=agent
  */
-export function createDemoMiddleware(options: { demoDir: string; legacyBundlePath: string; issueToken: (userId: string) => Promise<string> }): Koa.Middleware {
+export function createDemoMiddleware(options: DemoMiddlewareOptions): Koa.Middleware {
   const { demoDir, legacyBundlePath, issueToken } = options;
 
   return async function serveDemo(ctx, next) {
@@ -74,13 +86,13 @@ export function createDemoMiddleware(options: { demoDir: string; legacyBundlePat
   };
 }
 
-async function sendToken(ctx: Koa.Context, issueToken: (userId: string) => Promise<string>): Promise<void> {
+async function sendToken(ctx: Koa.Context, issueToken: DemoMiddlewareOptions['issueToken']): Promise<void> {
   const user = ctx.query.user;
   if (typeof user !== 'string' || !DEMO_USER_ID.test(user)) {
     respondWithError(ctx, 400, 'invalid_demo_user', 'Query `user` must be a user id starting with "demo-" (e.g. demo-customer).');
     return;
   }
-  ctx.body = { token: await issueToken(user) };
+  ctx.body = { token: await issueToken(user, demoPublishClaim(user)) };
 }
 
 async function sendFile(ctx: Koa.Context, file: string, contentType: string, missingMessage: string): Promise<void> {

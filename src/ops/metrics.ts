@@ -16,8 +16,8 @@ export interface GatewayMetrics {
   readonly observer: EngineObserver;
   /** Counts publishes refused by a rate limit, by which limit refused them. */
   rateLimited(scope: 'user' | 'ip'): void;
-  /** Counts acked messages removed by retention. */
-  purged(count: number): void;
+  /** Counts messages removed by retention: `count` in all, `expired` of them because they expired. */
+  purged(count: number, expired: number): void;
   readonly contentType: string;
   render(): Promise<string>;
 }
@@ -116,7 +116,12 @@ export function createGatewayMetrics(registry: Registry, sources: MetricsSources
   rateLimited.inc({ scope: 'ip' }, 0);
   const purged = new Counter({
     name: 'lpg_retention_purged_total',
-    help: 'Acked messages deleted by retention.',
+    help: 'Acked and expired messages deleted by retention.',
+    registers: [registry],
+  });
+  const expired = new Counter({
+    name: 'lpg_messages_expired_total',
+    help: 'Messages that expired (counted once, when retention deletes them; unacked ones were never delivered after their expiry).',
     registers: [registry],
   });
 
@@ -137,8 +142,9 @@ export function createGatewayMetrics(registry: Registry, sources: MetricsSources
     rateLimited(scope) {
       rateLimited.inc({ scope });
     },
-    purged(count) {
+    purged(count, expiredCount) {
       if (count > 0) purged.inc(count);
+      if (expiredCount > 0) expired.inc(expiredCount);
     },
     contentType: registry.contentType,
     render: () => registry.metrics(),

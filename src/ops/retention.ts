@@ -14,8 +14,8 @@ export interface RetentionOptions {
   maxBatchesPerRun?: number;
   /** Pause between statements of a run, letting polls and publishes in between. Default 50 ms. */
   pauseBetweenBatchesMs?: number;
-  /** Deleted rows per run (for metrics and logs). */
-  onPurged?: (count: number) => void;
+  /** Deleted rows per run (for metrics and logs): all of them, and of those the expired ones. */
+  onPurged?: (count: number, expired: number) => void;
   /** A failed run is reported and retried at the next interval, never thrown. */
   onError?: (error: unknown) => void;
 }
@@ -49,12 +49,13 @@ export function startRetention(dependencies: { store: RetentionStore; clock?: Cl
   let timer: NodeJS.Timeout | undefined;
   let wakePause: (() => void) | undefined;
 
-  async function purge(): Promise<number> {
-    // One cut-off per run: rows acked while the run goes on wait for the next one.
-    const ackedBefore = clock.now() - options.maxAckedAgeMs;
+  /** Deletes in bounded batches until a batch comes back short or the per-run cap is reached. */
+  async function purgeInBatches(purgeBatch: (limit: number) => Promise<number>, batchesLeft: number): Promise<{ total: number; batches: number }> {
     let total = 0;
-    for (let batch = 0; batch < maxBatchesPerRun && !stopped; batch += 1) {
-      const deleted = await store.purgeAcked(ackedBefore, options.batchSize);
+    let batches = 0;
+    while (batches < batchesLeft && !stopped) {
+      const deleted = await purgeBatch(options.batchSize);
+      batches += 1;
       total += deleted;
       if (deleted < options.batchSize) break;
       if (pauseMs > 0) {
@@ -68,14 +69,23 @@ export function startRetention(dependencies: { store: RetentionStore; clock?: Cl
         wakePause = undefined;
       }
     }
-    return total;
+    return { total, batches };
+  }
+
+  async function purge(): Promise<{ total: number; expired: number }> {
+    // One cut-off per run: rows acked (or expiring) while the run goes on wait for the next one.
+    // Expired rows are kept as long as acked ones, so a sender can still ask about them.
+    const cutoff = clock.now() - options.maxAckedAgeMs;
+    const acked = await purgeInBatches((limit) => store.purgeAcked(cutoff, limit), maxBatchesPerRun);
+    const expired = await purgeInBatches((limit) => store.purgeExpired(cutoff, limit), maxBatchesPerRun - acked.batches);
+    return { total: acked.total + expired.total, expired: expired.total };
   }
 
   function runOnce(): Promise<number> {
     current ??= purge()
-      .then((count) => {
-        options.onPurged?.(count);
-        return count;
+      .then(({ total, expired }) => {
+        options.onPurged?.(total, expired);
+        return total;
       })
       .finally(() => {
         current = undefined;

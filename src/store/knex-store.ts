@@ -10,6 +10,7 @@ import {
   type Clock,
   type DeliveryBatch,
   type InsertResult,
+  type MailboxSummary,
   type MessageDraft,
   type MessageStore,
   type RetentionStore,
@@ -17,11 +18,12 @@ import {
 } from './types.js';
 
 const TABLE = 'messages';
-const MESSAGE_COLUMNS = ['id', 'user_id', 'sender_id', 'client_msg_id', 'body', 'created_at', 'seq'] as const;
+const MESSAGE_COLUMNS = ['id', 'user_id', 'sender_id', 'client_msg_id', 'body', 'created_at', 'seq', 'expires_at'] as const;
 
 interface MessageRow {
   id: number | string;
   seq: number | string;
+  expires_at: number | string | null;
   user_id: string;
   sender_id: string;
   client_msg_id: string | null;
@@ -153,14 +155,14 @@ export interface PendingRead {
 }
 
 /**
- * The hot read of polls: for each request, the user's unacked messages after its cursor in
- * mailbox order, all in one statement (one sub-select per request, glued with UNION ALL). Each
+ * The hot read of polls: for each request, the user's unacked, unexpired messages after its cursor
+ * in mailbox order, all in one statement (one sub-select per request, glued with UNION ALL). Each
  * sub-select is a range scan of (user_id, status, seq) with no filesort. A cursor above the
  * mailbox's last sequence was never issued by it (a reset database, a forged value): that request
  * reads from the start. Rows carry `read_index`, the position of the request they answer.
  * Exported so the MySQL plan test EXPLAINs exactly what runs.
  */
-export function pendingReadQuery(db: Knex, requests: readonly PendingRead[]): Knex.Raw {
+export function pendingReadQuery(db: Knex, requests: readonly PendingRead[], now: number): Knex.Raw {
   const parts: string[] = [];
   const bindings: Array<string | number> = [];
   // MySQL runs parenthesised UNION members directly; wrapped as derived tables each one was
@@ -172,15 +174,27 @@ export function pendingReadQuery(db: Knex, requests: readonly PendingRead[]): Kn
       request.cursor > 0 ? '(CASE WHEN EXISTS (SELECT 1 FROM mailboxes WHERE user_id = ? AND last_seq >= ?) THEN ? ELSE 0 END)' : '0';
     parts.push(
       wrap(
-        `SELECT ${index} AS read_index, ${MESSAGE_COLUMNS.join(', ')} FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq > ${after} ORDER BY seq LIMIT ?`,
+        `SELECT ${index} AS read_index, ${MESSAGE_COLUMNS.join(', ')} FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq > ${after} AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
         index,
       ),
     );
     bindings.push(request.userId);
     if (request.cursor > 0) bindings.push(request.userId, request.cursor, request.cursor);
-    bindings.push(request.limit);
+    bindings.push(now, request.limit);
   });
   return db.raw(parts.join(' UNION ALL '), bindings);
+}
+
+/**
+ * The badge query: a user's unacked, unexpired messages and the oldest one's time, from the
+ * (user_id, status, seq) index and those rows. Exported for the MySQL plan test.
+ */
+export function mailboxSummaryQuery(db: Knex, userId: string, now: number): Knex.QueryBuilder {
+  return db(TABLE)
+    .count({ pending: '*' })
+    .min({ oldest: 'created_at' })
+    .where({ user_id: userId, status: 'pending' })
+    .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', now));
 }
 
 export interface AckRequest {
@@ -211,6 +225,7 @@ function toStoredMessage(row: MessageRow): StoredMessage {
     body: row.body,
     createdAt: Number(row.created_at),
     seq: Number(row.seq),
+    expiresAt: row.expires_at === null || row.expires_at === undefined ? null : Number(row.expires_at),
   };
 }
 
@@ -380,10 +395,14 @@ export async function createKnexStore(
     });
   }
 
+  function expiresAtOf(draft: MessageDraft, createdAt: number): number | null {
+    return draft.ttlSeconds === undefined ? null : createdAt + draft.ttlSeconds * 1000;
+  }
+
   function sequencedRows(drafts: readonly MessageDraft[], offsets: readonly number[], createdAt: number): Statement[] {
     return drafts.map((draft, index) => ({
-      sql: "(?, ?, ?, ?, 'pending', ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
-      bindings: [draft.userId, draft.senderId, draft.clientMessageId ?? null, draft.body, createdAt, draft.userId, offsets[index]!],
+      sql: "(?, ?, ?, ?, 'pending', ?, ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
+      bindings: [draft.userId, draft.senderId, draft.clientMessageId ?? null, draft.body, createdAt, expiresAtOf(draft, createdAt), draft.userId, offsets[index]!],
     }));
   }
 
@@ -401,12 +420,13 @@ export async function createKnexStore(
       body: draft.body,
       createdAt,
       seq: heads.get(draft.userId)! - offsets[index]!,
+      expiresAt: expiresAtOf(draft, createdAt),
     }));
   }
 
   function insertRows(rows: readonly Statement[]): Statement {
     return {
-      sql: `INSERT INTO ${TABLE} (user_id, sender_id, client_msg_id, body, status, created_at, seq) VALUES ${rows.map((row) => row.sql).join(', ')}`,
+      sql: `INSERT INTO ${TABLE} (user_id, sender_id, client_msg_id, body, status, created_at, expires_at, seq) VALUES ${rows.map((row) => row.sql).join(', ')}`,
       bindings: rows.flatMap((row) => row.bindings),
     };
   }
@@ -572,7 +592,7 @@ export async function createKnexStore(
   /** The reads of every poll of one tick, in one UNION ALL statement. */
   const readCoalesced = createTickBatcher<PendingRead, StoredMessage[]>(
     async (reads) => {
-      const rows = await guarded(async () => resultRows<MessageRow & { read_index: number | string }>(await pendingReadQuery(knex, reads)));
+      const rows = await guarded(async () => resultRows<MessageRow & { read_index: number | string }>(await pendingReadQuery(knex, reads, clock.now())));
       const byRead: StoredMessage[][] = reads.map(() => []);
       for (const row of rows) byRead[Number(row.read_index)]!.push(toStoredMessage(row));
       return byRead.map((messages) => ({ status: 'fulfilled', value: messages.sort((a, b) => a.seq - b.seq) }));
@@ -584,6 +604,29 @@ export async function createKnexStore(
   async function readPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch> {
     const messages = await readCoalesced({ userId, cursor, limit });
     return { messages, cursor: messages.length > 0 ? messages[messages.length - 1]!.seq : cursor };
+  }
+
+  async function mailboxSummary(userId: string): Promise<MailboxSummary> {
+    return guarded(async () => {
+      const row = (await mailboxSummaryQuery(knex, userId, clock.now()).first()) as { pending: number | string; oldest: number | string | null } | undefined;
+      return { pending: Number(row?.pending ?? 0), oldestAt: row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest) };
+    });
+  }
+
+  /** Like purgeAcked, on idx_messages_expires_at: rows that expired before the cut-off, acked or not. */
+  async function purgeExpired(expiredBefore: number, limit: number): Promise<number> {
+    if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
+    return guarded(async () => {
+      if (dialectOf(knex) === 'mysql') {
+        const [result] = (await knex.raw('DELETE FROM ?? WHERE expires_at < ? ORDER BY expires_at, id LIMIT ?', [TABLE, expiredBefore, limit])) as [
+          { affectedRows: number },
+        ];
+        return result.affectedRows;
+      }
+      return knex(TABLE)
+        .whereIn('id', knex(TABLE).select('id').where('expires_at', '<', expiredBefore).orderBy([{ column: 'expires_at' }, { column: 'id' }]).limit(limit))
+        .del();
+    });
   }
 
   /**
@@ -616,7 +659,9 @@ export async function createKnexStore(
     ackThrough,
     acknowledge,
     readPending,
+    mailboxSummary,
     purgeAcked,
+    purgeExpired,
     async ping() {
       await guarded(() => knex.raw('select 1'));
     },

@@ -2,6 +2,7 @@ import knexFactory, { type Knex } from 'knex';
 import * as createMessages from '../../db/migrations/001_create_messages.js';
 import * as indexAckedForRetention from '../../db/migrations/002_index_acked_for_retention.js';
 import * as mailboxSequence from '../../db/migrations/003_mailbox_sequence.js';
+import * as messageExpiry from '../../db/migrations/004_message_expiry.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -16,6 +17,7 @@ const migrations: Array<[name: string, migration: Migration]> = [
   ['001_create_messages', createMessages],
   ['002_index_acked_for_retention', indexAckedForRetention],
   ['003_mailbox_sequence', mailboxSequence],
+  ['004_message_expiry', messageExpiry],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

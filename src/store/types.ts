@@ -22,6 +22,8 @@ export interface StoredMessage {
   createdAt: number;
   /** Position in the recipient's mailbox: what a cursor counts. */
   seq: number;
+  /** Epoch milliseconds after which it is never delivered; null = never expires. */
+  expiresAt: number | null;
 }
 
 export interface MessageDraft {
@@ -30,6 +32,8 @@ export interface MessageDraft {
   /** Idempotency key, unique per sender. Absent means "no idempotency". */
   clientMessageId?: string | undefined;
   body: string;
+  /** Seconds from storing after which the message is never delivered; absent = never. */
+  ttlSeconds?: number | undefined;
 }
 
 export interface InsertResult {
@@ -71,9 +75,20 @@ export interface MessageStore {
    * exactly them. Writes nothing. A cursor the mailbox never issued reads from the start.
    */
   readPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch>;
+  /**
+   * What is waiting for the user: unacked, unexpired messages and the oldest one's time. Optional
+   * for test doubles.
+   */
+  mailboxSummary?(userId: string): Promise<MailboxSummary>;
   /** Throws when the database cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface MailboxSummary {
+  pending: number;
+  /** Epoch milliseconds of the oldest pending message; null when none. */
+  oldestAt: number | null;
 }
 
 /** Kept apart from MessageStore: only the retention timer needs it, and test doubles need not. */
@@ -83,6 +98,8 @@ export interface RetentionStore {
    * oldest ack first, and returns how many. Bounded so each statement holds its row locks briefly.
    */
   purgeAcked(ackedBefore: number, limit: number): Promise<number>;
+  /** Deletes at most `limit` messages that expired before `expiredBefore` (epoch ms), acked or not. */
+  purgeExpired(expiredBefore: number, limit: number): Promise<number>;
 }
 
 export interface Clock {

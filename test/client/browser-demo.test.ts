@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/main.js';
@@ -122,4 +123,31 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     await expect.poll(() => pending(agent), { timeout: 10_000 }).toBe(0);
     expect(pageErrors).toEqual([]);
   }, 90_000);
+
+  it("refuses a customer's token to another customer (403 forbidden_recipient), storing nothing", async () => {
+    // The token the customer page itself fetched and publishes with, read off the network.
+    const tokenResponse = context.waitForEvent('response', (response) => response.url().includes('/demo/token?user=demo-customer&'));
+    const customer = await open('customer');
+    const { token } = (await (await tokenResponse).json()) as { token: string };
+    const knex = (gateway.store as unknown as { knex: Knex }).knex;
+    const stored = async () => (await knex('messages').count({ n: '*' }))[0]!.n;
+    const publishAs = (path: string, json: unknown) =>
+      fetch(`${gateway.url}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(json) });
+    const before = await stored();
+
+    const single = await publishAs('/v1/messages', { to: 'demo-customer-2', body: { text: 'psst' } });
+    expect(single.status).toBe(403);
+    expect(((await single.json()) as { error: { code: string } }).error.code).toBe('forbidden_recipient');
+    // A batch that hides one such message behind one to an agent is refused whole.
+    const batch = await publishAs('/v1/messages/batch', { messages: [{ to: 'demo-agent-2', body: 1 }, { to: 'demo-customer-2', body: 2 }] });
+    expect(batch.status).toBe(403);
+    expect(((await batch.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'forbidden_recipient', message: expect.stringContaining('messages.1.to') });
+    expect(await stored()).toBe(before);
+
+    // The same token still reaches any agent: the refusal is about the recipient, not the token.
+    expect((await publishAs('/v1/messages', { to: 'demo-agent-2', body: { text: 'hello' } })).status).toBe(201);
+    // And the page kept working through all of it.
+    expect(await customer.locator('#status').getAttribute('data-state')).not.toBe('stopped');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
 });

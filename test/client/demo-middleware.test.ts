@@ -11,6 +11,7 @@ import { repoRoot } from './support/legacy-bundle.js';
 let baseUrl: string;
 let closeServer: () => Promise<void>;
 const issued: string[] = [];
+const issuedClaims = new Map<string, { pub: string[] }>();
 
 beforeAll(async () => {
   const bundleDir = mkdtempSync(join(tmpdir(), 'demo-bundle-'));
@@ -20,8 +21,9 @@ beforeAll(async () => {
     createDemoMiddleware({
       demoDir: join(repoRoot, 'demo'),
       legacyBundlePath: join(bundleDir, 'longpoll.legacy.js'),
-      issueToken: async (userId) => {
+      issueToken: async (userId, claims) => {
         issued.push(userId);
+        issuedClaims.set(userId, claims);
         return `token-for-${userId}`;
       },
     }),
@@ -101,6 +103,19 @@ describe('createDemoMiddleware', () => {
       expect(JSON.parse(rejected.body), query).toMatchObject({ error: { code: 'invalid_demo_user' } });
     }
     expect(issued).toEqual(['demo-customer']);
+  });
+
+  it('lets customers write only to agents and agents only to customers (pub claim)', async () => {
+    for (const user of ['demo-customer', 'demo-customer-2', 'demo-agent', 'demo-agent-7', 'demo-visitor']) {
+      expect((await get(`/demo/token?user=${user}`)).status).toBe(200);
+    }
+    expect(Object.fromEntries(issuedClaims)).toEqual({
+      'demo-customer': { pub: ['demo-agent*'] },
+      'demo-customer-2': { pub: ['demo-agent*'] },
+      'demo-agent': { pub: ['demo-customer*'] },
+      'demo-agent-7': { pub: ['demo-customer*'] },
+      'demo-visitor': { pub: [] },
+    });
   });
 
   it('rejects other methods and leaves other paths to the next middleware', async () => {

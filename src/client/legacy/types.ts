@@ -6,6 +6,8 @@ export interface LpMessage {
   from: string;
   body: unknown;
   createdAt: string;
+  /** Absent when the message does not expire. */
+  expiresAt?: string;
 }
 
 export interface LpSeenSnapshot {

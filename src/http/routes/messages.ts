@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
+import { createPublishPolicy, type PublishDefault } from '../../auth/publish-policy.js';
 import type { Engine } from '../../core/engine.js';
 import { GatewayError } from '../../errors.js';
 import type { MessageDraft } from '../../store/types.js';
@@ -9,6 +10,12 @@ import { parseOrThrow, userIdSchema } from '../validation.js';
 export interface MessageRouteOptions {
   maxMessageBytes: number;
   maxBatchMessages: number;
+  /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
+  publishDefault: PublishDefault;
+  /** Seconds a message without `ttl` lives; 0 = forever. */
+  messageTtlDefaultSeconds: number;
+  /** Largest `ttl` accepted. */
+  messageTtlMaxSeconds: number;
 }
 
 /** Decides whether a sender (and its address) may publish `messages` more now; undefined = yes. */
@@ -31,6 +38,8 @@ const publishSchema = z.strictObject({
   to: userIdSchema,
   id: clientMessageIdSchema.optional(),
   body: z.unknown().refine((body) => body !== undefined, 'is required'),
+  // Checked in toDraft, against MESSAGE_TTL_MAX_S, with its own error code.
+  ttl: z.unknown().optional(),
 });
 type PublishInput = z.infer<typeof publishSchema>;
 
@@ -39,10 +48,12 @@ const ENVELOPE_BYTES = 4 * 1024;
 
 /**
  * POST /v1/messages {to, id?, body} and POST /v1/messages/batch {messages: [...]}.
- * The sender is always the token's subject, never a field of the request.
+ * The sender is always the token's subject, never a field of the request. Authentication already
+ * required the `publish` scope; the token's `pub` claim (or PUBLISH_DEFAULT) decides the recipients.
  */
 export function registerMessageRoutes(router: Router, engine: Engine, options: MessageRouteOptions, admission?: PublishAdmission): void {
   const batchSchema = z.strictObject({ messages: z.array(publishSchema).min(1).max(options.maxBatchMessages) });
+  const publishPolicy = createPublishPolicy({ publishDefault: options.publishDefault });
 
   function toDraft(senderId: string, input: PublishInput, index?: number): MessageDraft {
     const body = JSON.stringify(input.body);
@@ -50,11 +61,22 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
       const where = index === undefined ? '`body`' : `\`messages.${index}.body\``;
       throw new GatewayError('message_too_large', `${where} exceeds ${options.maxMessageBytes} bytes of JSON.`, { status: 413 });
     }
-    return { userId: input.to, senderId, clientMessageId: input.id, body };
+    return { userId: input.to, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index) };
+  }
+
+  /** Seconds the message lives: `ttl` when given (1 … MESSAGE_TTL_MAX_S), else the default; undefined = forever. */
+  function ttlOf(ttl: unknown, index?: number): number | undefined {
+    if (ttl === undefined) return options.messageTtlDefaultSeconds > 0 ? options.messageTtlDefaultSeconds : undefined;
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > options.messageTtlMaxSeconds) {
+      const where = index === undefined ? '`ttl`' : `\`messages.${index}.ttl\``;
+      throw new GatewayError('invalid_ttl', `${where} must be a whole number of seconds from 1 to ${options.messageTtlMaxSeconds}.`, { status: 400 });
+    }
+    return ttl;
   }
 
   router.post('/v1/messages', async function publishMessage(ctx) {
     const input = parseOrThrow(publishSchema, await readJsonBody(ctx, options.maxMessageBytes + ENVELOPE_BYTES));
+    publishPolicy.assertMayPublishTo(ctx.state.claims, [input.to]);
     const draft = toDraft(ctx.state.userId, input);
     admitOrThrow(admission, ctx, 1);
     const result = await engine.publish(draft);
@@ -65,7 +87,13 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
   router.post('/v1/messages/batch', async function publishBatch(ctx) {
     const limit = Math.min(options.maxBatchMessages * (options.maxMessageBytes + ENVELOPE_BYTES), 16 * 1024 * 1024);
     const input = parseOrThrow(batchSchema, await readJsonBody(ctx, limit));
-    // Validate every item before storing any, so a bad item never leaves a half-stored batch.
+    // Validate and authorize every item before storing any, so a bad or refused item never leaves
+    // a half-stored batch.
+    publishPolicy.assertMayPublishTo(
+      ctx.state.claims,
+      input.messages.map((message) => message.to),
+      (index) => `messages.${index}.to`,
+    );
     const drafts = input.messages.map((message, index) => toDraft(ctx.state.userId, message, index));
     admitOrThrow(admission, ctx, drafts.length);
     const results = await engine.publishMany(drafts);

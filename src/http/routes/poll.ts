@@ -19,7 +19,7 @@ export interface PollRouteOptions {
  * Proxies and old browsers cache GETs unless told not to in every dialect; nginx buffers a held
  * response unless told not to.
  */
-function setNoCacheHeaders(ctx: Koa.Context): void {
+export function setNoCacheHeaders(ctx: Koa.Context): void {
   ctx.set('Cache-Control', 'no-store, no-cache, must-revalidate');
   ctx.set('Pragma', 'no-cache');
   ctx.set('Expires', '0');
@@ -34,7 +34,9 @@ function messagesJson(messages: StoredMessage[]): string {
   return `[${messages
     .map(
       (message) =>
-        `{"id":${message.id},"from":${JSON.stringify(message.senderId)},"body":${message.body},"createdAt":"${new Date(message.createdAt).toISOString()}"}`,
+        `{"id":${message.id},"from":${JSON.stringify(message.senderId)},"body":${message.body},"createdAt":"${new Date(message.createdAt).toISOString()}"${
+          message.expiresAt === null ? '' : `,"expiresAt":"${new Date(message.expiresAt).toISOString()}"`
+        }}`,
     )
     .join(',')}]`;
 }
