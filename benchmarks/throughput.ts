@@ -71,6 +71,8 @@ if (!(insertSeconds > 0)) throw new Error('Expected `--insert-seconds` to be a p
 /** Target 2 of the performance issue: the ceiling of one process, single and batched publishes. */
 const TARGET_SINGLE_VS_KOA = 0.8;
 const TARGET_BATCH_MSG_PER_S = 7_900;
+/** Receipts on (every publish asks for one) may cost at most this much server CPU per delivered message. */
+const TARGET_RECEIPTS_CPU = 1.3;
 /** Target 3: what each delivered message may cost the database and Redis, amortised. */
 const TARGET_SQL_PER_MESSAGE = 1.5;
 const TARGET_REDIS_PER_MESSAGE = 1;
@@ -114,6 +116,8 @@ interface Run {
   publishBatch: number;
   messages: number;
   env?: Record<string, string>;
+  /** Every publish asks for a delivery receipt. */
+  receipts?: boolean;
 }
 
 interface Measured extends Run {
@@ -126,6 +130,7 @@ const runs: Run[] = [
   { what: PEER_NAMES.bare, kind: 'bare', publishBatch: 1, messages },
   { what: PEER_NAMES.koa, kind: 'koa', publishBatch: 1, messages },
   { what: 'gateway, one process', kind: 'gateway', publishBatch: 1, messages },
+  { what: 'gateway, one process, receipts on', kind: 'gateway', publishBatch: 1, messages, receipts: true },
   { what: `gateway, one process, batch ${publishBatch}`, kind: 'gateway', publishBatch, messages: batchMessages, env: { MAX_BATCH_MESSAGES: String(Math.max(100, publishBatch)) } },
   // `start --workers` (GATEWAY_WORKERS): node:cluster workers sharing one port.
   { what: `gateway, ${workers} workers`, kind: 'gateway', publishBatch: 1, messages, env: { GATEWAY_WORKERS: String(workers) } },
@@ -147,6 +152,7 @@ async function measure(run: Run): Promise<Measured> {
       [
         ...['--url', peer.url, '--secret', secret, '--clients', String(clients), '--rate', String(SCHEDULE_RATE), '--duration', String(run.messages / SCHEDULE_RATE)],
         ...['--short', 'none', '--long', '25', '--drain-timeout', '60', '--publish-batch', String(run.publishBatch)],
+        ...(run.receipts ? ['--receipts'] : []),
         // The workers of `start --workers` are several processes: their CPU comes from the meter.
         ...['--server-pid', run.env?.GATEWAY_WORKERS ? 'none' : String(peer.pid)],
       ],
@@ -186,13 +192,19 @@ try {
 
 const find = (predicate: (run: Measured) => boolean) => measured.find(predicate);
 const koa = find((run) => run.kind === 'koa');
-const single = find((run) => run.kind === 'gateway' && run.publishBatch === 1 && !run.env?.GATEWAY_WORKERS);
+const single = find((run) => run.kind === 'gateway' && run.publishBatch === 1 && !run.env?.GATEWAY_WORKERS && !run.receipts);
+const withReceipts = find((run) => run.kind === 'gateway' && run.receipts === true);
+const cpuPerMessage = (run: Measured | undefined) => (run && run.serverCpuSeconds !== null ? run.serverCpuSeconds / Math.max(1, run.result.delivered) : NaN);
 const batch = find((run) => run.kind === 'gateway' && run.publishBatch > 1);
 const koaCeiling = koa ? throughput(koa.result) : NaN;
 
 const atMost = (measuredValue: number | null | undefined, target: number) => ({ measured: measuredValue ?? null, target, met: measuredValue !== null && measuredValue !== undefined && measuredValue <= target });
 const targets = {
   singlePublishVsKoaCeiling: single && koa ? { measured: throughput(single.result) / koaCeiling, gatewayMsgPerS: throughput(single.result), koaMsgPerS: koaCeiling, target: TARGET_SINGLE_VS_KOA, met: throughput(single.result) / koaCeiling >= TARGET_SINGLE_VS_KOA } : null,
+  receiptsCpuVsWithout:
+    single && withReceipts
+      ? { measured: cpuPerMessage(withReceipts) / cpuPerMessage(single), target: TARGET_RECEIPTS_CPU, met: cpuPerMessage(withReceipts) / cpuPerMessage(single) <= TARGET_RECEIPTS_CPU }
+      : null,
   batchPublishMsgPerS: batch ? { measured: throughput(batch.result), publishBatch, target: TARGET_BATCH_MSG_PER_S, met: throughput(batch.result) >= TARGET_BATCH_MSG_PER_S } : null,
   sqlStatementsPerMessage: Object.fromEntries([single, batch].filter((run) => run !== undefined).map((run) => [run.what, atMost(run.counters?.sqlStatementsPerMessage, TARGET_SQL_PER_MESSAGE)])),
   redisCommandsPerMessage: Object.fromEntries([single, batch].filter((run) => run !== undefined).map((run) => [run.what, atMost(run.counters?.redisCommandsPerMessage, TARGET_REDIS_PER_MESSAGE)])),
@@ -203,6 +215,7 @@ const targetRows: string[][] = [
   ['target', 'measured', 'wanted', 'met'],
   ['gateway single publishes ÷ Koa ceiling', fmt(targets.singlePublishVsKoaCeiling?.measured, 2), `≥ ${TARGET_SINGLE_VS_KOA}`, verdict(targets.singlePublishVsKoaCeiling?.met)],
   [`gateway batch ${publishBatch} msg/s`, fmt(targets.batchPublishMsgPerS?.measured, 0), `≥ ${TARGET_BATCH_MSG_PER_S}`, verdict(targets.batchPublishMsgPerS?.met)],
+  ['server CPU per message, receipts on ÷ off', fmt(targets.receiptsCpuVsWithout?.measured, 2), `≤ ${TARGET_RECEIPTS_CPU}`, verdict(targets.receiptsCpuVsWithout?.met)],
   ...Object.entries(targets.sqlStatementsPerMessage).map(([what, value]) => [`SQL statements / msg (${what})`, fmt(value.measured, 2), `≤ ${TARGET_SQL_PER_MESSAGE}`, verdict(value.met)]),
   ...Object.entries(targets.redisCommandsPerMessage).map(([what, value]) => [`Redis commands / msg (${what})`, fmt(value.measured, 2), `≤ ${TARGET_REDIS_PER_MESSAGE}`, verdict(value.met)]),
 ];

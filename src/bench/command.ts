@@ -116,7 +116,7 @@ export async function runBench(
   const credentials = await loadCredentials(options);
   const serverPid = resolveServerPid(options, warnings);
   let runTag = '';
-  const target = createTarget({ url: options.url, ...credentials, publishConnections: options.publishConnections, runTag: () => runTag });
+  const target = createTarget({ url: options.url, ...credentials, publishConnections: options.publishConnections, receipts: options.receipts, runTag: () => runTag });
   if (options.publishBatch > 1 && !target.publishBatch) {
     await target.close();
     throw new BenchUsageError(`--publish-batch ${options.publishBatch}: this target has no batch publish`);

@@ -28,6 +28,8 @@ export interface BenchOptions {
   publishConnections: number;
   /** Messages per publish request: 1 = `POST /v1/messages`; more = `POST /v1/messages/batch`. */
   publishBatch: number;
+  /** Every publish asks for a delivery receipt (`receipt: true`). */
+  receipts: boolean;
   progress: boolean;
 }
 
@@ -72,6 +74,7 @@ publisher at --rate messages/s against a gateway, once per mode, with the same p
   --publish-batch <n>      messages per publish request (default 1, max ${BENCH_LIMITS.maxPublishBatch}); above 1,
                            n consecutive scheduled messages go out in one POST /v1/messages/batch,
                            sent when the last of them is due
+  --receipts               every publish asks for a delivery receipt (what receipts cost)
   --no-progress            no progress bar on stderr
 `;
 
@@ -122,6 +125,7 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
         seed: { type: 'string', default: '1' },
         'publish-connections': { type: 'string', default: '32' },
         'publish-batch': { type: 'string', default: '1' },
+        receipts: { type: 'boolean', default: false },
         'no-progress': { type: 'boolean', default: false },
       },
     }));
@@ -186,6 +190,7 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
     seed: positiveInteger('--seed', values.seed, 2 ** 31),
     publishConnections: positiveInteger('--publish-connections', values['publish-connections'], 1_024),
     publishBatch: positiveInteger('--publish-batch', values['publish-batch'], BENCH_LIMITS.maxPublishBatch),
+    receipts: values.receipts === true,
     progress: !values['no-progress'],
   };
 }

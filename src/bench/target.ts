@@ -56,6 +56,8 @@ export interface GatewayTargetOptions {
   clientTokens: string[];
   clientUserIds: string[];
   publishConnections: number;
+  /** Ask for a delivery receipt with every publish. */
+  receipts?: boolean;
   /** Matches the `run` field of published bodies; others are reported as unknown. */
   runTag: () => string;
 }
@@ -87,6 +89,7 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
   const pollHeaders = options.clientTokens.map((token) => ({ authorization: `Bearer ${token}` }));
   const publishHeaders = { authorization: `Bearer ${options.publisherToken}`, 'content-type': 'application/json' };
   let pollWaitMaxS: number | undefined;
+  const receiptField = options.receipts ? { receipt: true } : {};
 
   /** POSTs a publish (single or batch) and returns the answer's text; throws on transport errors and non-2xx. */
   async function postPublish(path: string, payload: unknown): Promise<string> {
@@ -144,11 +147,11 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
       };
     },
     async publish(client, key, body) {
-      await postPublish('/v1/messages', { to: options.clientUserIds[client], id: key, body });
+      await postPublish('/v1/messages', { to: options.clientUserIds[client], id: key, body, ...receiptField });
     },
     async publishBatch(items) {
       const text = await postPublish('/v1/messages/batch', {
-        messages: items.map((item) => ({ to: options.clientUserIds[item.client], id: item.key, body: item.body })),
+        messages: items.map((item) => ({ to: options.clientUserIds[item.client], id: item.key, body: item.body, ...receiptField })),
       });
       // The answer lists one result per message, in order: fewer means the server dropped some.
       let results: unknown;

@@ -1,9 +1,12 @@
 import type { Bus } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
-import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStore, type StoredMessage } from '../store/types.js';
+import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStatus, type MessageStore, type StoredMessage } from '../store/types.js';
 import { createTickBatcher } from '../batching/tick-batcher.js';
 import { MailboxHeads } from './mailbox-heads.js';
 import { Waiter } from './waiter.js';
+
+/** Receipts made per pump transaction. */
+const RECEIPT_BATCH = 200;
 
 export interface EngineOptions {
   /** Held polls per user; beyond it the oldest is answered empty with `superseded: true`. */
@@ -23,6 +26,12 @@ export interface EngineOptions {
   headTrustMs?: number;
   /** Mailbox heads remembered (default 100,000). */
   maxKnownHeads?: number;
+  /**
+   * How often the engine looks for receipts that fell due but were not made (a process that
+   * crashed between an ack and its receipt); default 5 s. Receipts are otherwise made right after
+   * the ack that makes them due.
+   */
+  receiptSweepMs?: number;
 }
 
 /**
@@ -67,6 +76,8 @@ export interface Engine {
   /** Acks through `cursor`, then answers with pending messages, holding while there are none. */
   holdPoll(userId: string, request: PollRequest): Promise<PollResult>;
   ackThrough(userId: string, cursor: number): Promise<number>;
+  /** A message's delivery state (for its sender); undefined when there is none. */
+  messageStatus(id: number): Promise<MessageStatus | undefined>;
   /** Unacked, unexpired messages waiting for the user and the oldest one's time. */
   mailboxSummary(userId: string): Promise<MailboxSummary>;
   /** Answers every held poll now (empty) and makes later polls short: used on shutdown. */
@@ -250,16 +261,57 @@ export function createEngine(
     });
   }
 
+  /** Records, in the background, how far the answer carried the mailbox (for "delivered"). */
+  function delivered(userId: string, batch: DeliveryBatch): DeliveryBatch {
+    if (batch.messages.length > 0 && store.noteDelivered) {
+      store.noteDelivered(userId, batch.cursor).catch((error: unknown) => onError(error, 'store.noteDelivered'));
+    }
+    return batch;
+  }
+
   function acknowledgeInBackground(userId: string, cursor: number): void {
     // Not awaited: the answer does not depend on it (reads ask for `seq > cursor`), and an ack
     // that fails is covered by the client's next, higher cursor.
-    if (cursor > 0) acknowledge(userId, cursor).catch((error: unknown) => onError(error, 'store.acknowledge'));
+    if (cursor > 0) {
+      acknowledge(userId, cursor).then(pumpReceipts, (error: unknown) => onError(error, 'store.acknowledge'));
+    }
   }
+
+  /**
+   * Makes the receipts the last acks made due and announces them like publishes (held polls of
+   * the senders get them at once, every process is woken). One pump at a time; a request while it
+   * runs makes it go round once more.
+   */
+  let pumping: Promise<void> | undefined;
+  let pumpAgain = false;
+  function pumpReceipts(): void {
+    if (!store.takeDueReceipts) return;
+    if (pumping) {
+      pumpAgain = true;
+      return;
+    }
+    pumping = (async () => {
+      do {
+        pumpAgain = false;
+        for (;;) {
+          const receipts = await store.takeDueReceipts!(RECEIPT_BATCH);
+          if (receipts.length > 0) await announce(receipts.map((receipt) => receipt.userId), receipts.map((message) => ({ id: message.id, duplicate: false, message })));
+          if (receipts.length < RECEIPT_BATCH) break;
+        }
+      } while (pumpAgain);
+    })()
+      .catch((error: unknown) => onError(error, 'receipts'))
+      .finally(() => {
+        pumping = undefined;
+      });
+  }
+  const receiptSweep = store.takeDueReceipts ? setInterval(pumpReceipts, options.receiptSweepMs ?? 5_000) : undefined;
+  receiptSweep?.unref();
 
   async function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
     acknowledgeInBackground(userId, cursor);
-    if (request.waitMs <= 0 || draining) return nextBatch(userId, undefined, cursor, limit);
+    if (request.waitMs <= 0 || draining) return delivered(userId, await nextBatch(userId, undefined, cursor, limit));
     if (heldPolls >= maxHeldPolls) {
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', {
         status: 503,
@@ -279,7 +331,7 @@ export function createEngine(
       for (;;) {
         waiter.woken = false;
         const batch = await nextBatch(userId, waiter, cursor, limit);
-        if (batch.messages.length > 0) return batch;
+        if (batch.messages.length > 0) return delivered(userId, batch);
         if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
         const remaining = deadline - clock.now();
         if (remaining <= 0) return batch;
@@ -299,7 +351,14 @@ export function createEngine(
     publish,
     publishMany,
     holdPoll,
-    ackThrough: (userId, cursor) => store.ackThrough(userId, cursor),
+    async ackThrough(userId, cursor) {
+      const acked = await store.ackThrough(userId, cursor);
+      if (acked > 0) pumpReceipts();
+      return acked;
+    },
+    async messageStatus(id) {
+      return store.messageStatus?.(id);
+    },
     async mailboxSummary(userId) {
       // A programming error (a test double without it): a logged 500, not an API error code.
       if (!store.mailboxSummary) throw new Error('the store does not implement mailboxSummary');
@@ -307,6 +366,7 @@ export function createEngine(
     },
     drain() {
       draining = true;
+      if (receiptSweep) clearInterval(receiptSweep);
       for (const waiters of waitersByUser.values()) for (const waiter of [...waiters]) waiter.end('draining');
     },
     get heldPolls() {

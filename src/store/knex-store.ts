@@ -12,6 +12,8 @@ import {
   type InsertResult,
   type MailboxSummary,
   type MessageDraft,
+  type MessageStatus,
+  RECEIPT_SENDER,
   type MessageStore,
   type RetentionStore,
   type StoredMessage,
@@ -213,7 +215,12 @@ export function ackQuery(db: Knex, requests: readonly AckRequest[], ackedAt: num
     bindings.push(request.userId, request.cursor, request.userId, request.cursor);
     return '(user_id = ? AND seq <= ? AND EXISTS (SELECT 1 FROM mailboxes WHERE user_id = ? AND last_seq >= ?))';
   });
-  return db.raw(`UPDATE ${TABLE} SET status = 'acked', acked_at = ? WHERE status = 'pending' AND (${conditions.join(' OR ')})`, bindings);
+  // A receipt falls due with the ack that covers its message, unless the message expired first.
+  bindings.splice(1, 0, ackedAt);
+  return db.raw(
+    `UPDATE ${TABLE} SET status = 'acked', acked_at = ?, receipt_due = CASE WHEN receipt = 1 AND (expires_at IS NULL OR expires_at > ?) THEN 1 ELSE 0 END WHERE status = 'pending' AND (${conditions.join(' OR ')})`,
+    bindings,
+  );
 }
 
 function toStoredMessage(row: MessageRow): StoredMessage {
@@ -401,8 +408,18 @@ export async function createKnexStore(
 
   function sequencedRows(drafts: readonly MessageDraft[], offsets: readonly number[], createdAt: number): Statement[] {
     return drafts.map((draft, index) => ({
-      sql: "(?, ?, ?, ?, 'pending', ?, ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
-      bindings: [draft.userId, draft.senderId, draft.clientMessageId ?? null, draft.body, createdAt, expiresAtOf(draft, createdAt), draft.userId, offsets[index]!],
+      sql: "(?, ?, ?, ?, 'pending', ?, ?, ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
+      bindings: [
+        draft.userId,
+        draft.senderId,
+        draft.clientMessageId ?? null,
+        draft.body,
+        createdAt,
+        expiresAtOf(draft, createdAt),
+        draft.receipt ? 1 : 0,
+        draft.userId,
+        offsets[index]!,
+      ],
     }));
   }
 
@@ -426,7 +443,7 @@ export async function createKnexStore(
 
   function insertRows(rows: readonly Statement[]): Statement {
     return {
-      sql: `INSERT INTO ${TABLE} (user_id, sender_id, client_msg_id, body, status, created_at, expires_at, seq) VALUES ${rows.map((row) => row.sql).join(', ')}`,
+      sql: `INSERT INTO ${TABLE} (user_id, sender_id, client_msg_id, body, status, created_at, expires_at, receipt, seq) VALUES ${rows.map((row) => row.sql).join(', ')}`,
       bindings: rows.flatMap((row) => row.bindings),
     };
   }
@@ -613,6 +630,122 @@ export async function createKnexStore(
     });
   }
 
+  /**
+   * The receipt pump: in one transaction, the due rows (locked), their receipts inserted into the
+   * senders' mailboxes like any publish (sequence, idempotency key `receipt:<id>` under the
+   * reserved sender), and the flags cleared. A crash anywhere rolls all of it back, so the next
+   * pump makes the receipt; a re-ack finds the message already acked and sets nothing due.
+   */
+  async function takeDueReceipts(limit: number): Promise<StoredMessage[]> {
+    return guarded(async () => {
+      // Most calls find nothing: answer that from the index without opening a transaction.
+      if (!(await knex(TABLE).where({ receipt_due: 1 }).first('id'))) return [];
+      return withDeadlockRetry(() => knex.transaction(async (trx) => {
+        let due = trx(TABLE).select('id', 'user_id', 'sender_id', 'acked_at').where({ receipt_due: 1 }).orderBy('id').limit(limit);
+        if (dialect === 'mysql') due = due.forUpdate();
+        const rows = (await due) as Array<{ id: number | string; user_id: string; sender_id: string; acked_at: number | string | null }>;
+        if (rows.length === 0) return [];
+        const drafts: MessageDraft[] = rows.map((row) => ({
+          userId: row.sender_id,
+          senderId: RECEIPT_SENDER,
+          clientMessageId: `receipt:${row.id}`,
+          body: JSON.stringify({ type: 'receipt', id: Number(row.id), to: row.user_id, status: 'acked', at: new Date(Number(row.acked_at ?? clock.now())).toISOString() }),
+        }));
+        const createdAt = clock.now();
+        const counts = countByRecipient(drafts);
+        const offsets = offsetsBelowHead(drafts);
+        const reserve = reserveSequences(counts);
+        await trx.raw(reserve.sql, reserve.bindings);
+        const rowsToInsert = sequencedRows(drafts, offsets, createdAt);
+        const inserts = consecutiveIds ? [insertRows(rowsToInsert)] : rowsToInsert.map((row) => insertRows([row]));
+        const results: unknown[] = [];
+        for (const insert of inserts) results.push(await trx.raw(insert.sql, insert.bindings));
+        const ids = consecutiveIds ? insertedIds(results[0], drafts.length) : results.map((result) => insertedIds(result, 1)[0]!);
+        const heads = readHeads([...counts.keys()]);
+        const receipts = storedMessages(drafts, ids, offsets, await trx.raw(heads.sql, heads.bindings), createdAt);
+        await trx(TABLE)
+          .whereIn(
+            'id',
+            rows.map((row) => row.id),
+          )
+          .update({ receipt_due: 0 });
+        return receipts;
+      }));
+    });
+  }
+
+  /** Poll answers' high-water marks, folded per window into one UPDATE of the mailboxes. */
+  const deliveredCoalesced = createTickBatcher<{ userId: string; seq: number }, void>(
+    async (marks) => {
+      const highest = new Map<string, number>();
+      for (const { userId, seq } of marks) highest.set(userId, Math.max(seq, highest.get(userId) ?? seq));
+      const users = [...highest.keys()];
+      const cases = users.map(() => 'WHEN ? THEN ?').join(' ');
+      const bindings: Array<string | number> = [];
+      for (const userId of users) bindings.push(userId, highest.get(userId)!);
+      bindings.push(...users);
+      const greatest = dialect === 'mysql' ? 'GREATEST' : 'MAX';
+      await guarded(() =>
+        knex.raw(
+          `UPDATE mailboxes SET delivered_seq = ${greatest}(delivered_seq, CASE user_id ${cases} ELSE 0 END) WHERE user_id IN (${users.map(() => '?').join(', ')})`,
+          bindings,
+        ),
+      );
+      return marks.map(() => ({ status: 'fulfilled', value: undefined }));
+    },
+    { maxBatch: 500, windowMs: ACK_WINDOW_MS },
+  );
+
+  async function noteDelivered(userId: string, seq: number): Promise<void> {
+    await deliveredCoalesced({ userId, seq });
+  }
+
+  async function messageStatus(id: number): Promise<MessageStatus | undefined> {
+    return guarded(async () => {
+      const row = (await knex(TABLE)
+        .leftJoin('mailboxes', 'mailboxes.user_id', `${TABLE}.user_id`)
+        .where(`${TABLE}.id`, id)
+        .first(
+          `${TABLE}.id`,
+          `${TABLE}.user_id`,
+          `${TABLE}.sender_id`,
+          `${TABLE}.status`,
+          `${TABLE}.seq`,
+          `${TABLE}.created_at`,
+          `${TABLE}.acked_at`,
+          `${TABLE}.expires_at`,
+          'mailboxes.delivered_seq',
+        )) as
+        | {
+            id: number | string;
+            user_id: string;
+            sender_id: string;
+            status: string;
+            seq: number | string | null;
+            created_at: number | string;
+            acked_at: number | string | null;
+            expires_at: number | string | null;
+            delivered_seq: number | string | null;
+          }
+        | undefined;
+      if (!row) return undefined;
+      const expiresAt = row.expires_at === null ? null : Number(row.expires_at);
+      let status: MessageStatus['status'];
+      if (row.status === 'acked') status = 'acked';
+      else if (expiresAt !== null && expiresAt <= clock.now()) status = 'expired';
+      else status = row.seq !== null && Number(row.seq) <= Number(row.delivered_seq ?? 0) ? 'delivered' : 'pending';
+      return {
+        id: Number(row.id),
+        from: row.sender_id,
+        to: row.user_id,
+        status,
+        createdAt: Number(row.created_at),
+        ackedAt: row.acked_at === null ? null : Number(row.acked_at),
+        expiresAt,
+      };
+    });
+  }
+
   /** Like purgeAcked, on idx_messages_expires_at: rows that expired before the cut-off, acked or not. */
   async function purgeExpired(expiredBefore: number, limit: number): Promise<number> {
     if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
@@ -660,13 +793,16 @@ export async function createKnexStore(
     acknowledge,
     readPending,
     mailboxSummary,
+    takeDueReceipts,
+    noteDelivered,
+    messageStatus,
     purgeAcked,
     purgeExpired,
     async ping() {
       await guarded(() => knex.raw('select 1'));
     },
     async close() {
-      await Promise.allSettled([insertCoalesced.settle(), acknowledgeCoalesced.settle(), readCoalesced.settle()]);
+      await Promise.allSettled([insertCoalesced.settle(), acknowledgeCoalesced.settle(), readCoalesced.settle(), deliveredCoalesced.settle()]);
       await knex.destroy();
     },
   };

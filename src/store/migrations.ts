@@ -3,6 +3,7 @@ import * as createMessages from '../../db/migrations/001_create_messages.js';
 import * as indexAckedForRetention from '../../db/migrations/002_index_acked_for_retention.js';
 import * as mailboxSequence from '../../db/migrations/003_mailbox_sequence.js';
 import * as messageExpiry from '../../db/migrations/004_message_expiry.js';
+import * as deliveryReceipts from '../../db/migrations/005_delivery_receipts.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +19,7 @@ const migrations: Array<[name: string, migration: Migration]> = [
   ['002_index_acked_for_retention', indexAckedForRetention],
   ['003_mailbox_sequence', mailboxSequence],
   ['004_message_expiry', messageExpiry],
+  ['005_delivery_receipts', deliveryReceipts],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

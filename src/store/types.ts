@@ -34,6 +34,29 @@ export interface MessageDraft {
   body: string;
   /** Seconds from storing after which the message is never delivered; absent = never. */
   ttlSeconds?: number | undefined;
+  /** Put a receipt in the sender's mailbox when the recipient acks it. */
+  receipt?: boolean | undefined;
+}
+
+/**
+ * The sender id of receipt rows. User ids are 1 to 128 characters, so no user can publish as it
+ * (or forge a receipt's idempotency key).
+ */
+export const RECEIPT_SENDER = '';
+
+export function isReceipt(message: Pick<StoredMessage, 'senderId'>): boolean {
+  return message.senderId === RECEIPT_SENDER;
+}
+
+/** What the sender of a message can learn about it (GET /v1/messages/{id}). */
+export interface MessageStatus {
+  id: number;
+  from: string;
+  to: string;
+  status: 'pending' | 'delivered' | 'acked' | 'expired';
+  createdAt: number;
+  ackedAt: number | null;
+  expiresAt: number | null;
 }
 
 export interface InsertResult {
@@ -80,6 +103,15 @@ export interface MessageStore {
    * for test doubles.
    */
   mailboxSummary?(userId: string): Promise<MailboxSummary>;
+  /**
+   * Turns up to `limit` acked messages whose sender asked for a receipt into receipt rows in the
+   * senders' mailboxes (each message exactly once) and returns those rows. Optional for test doubles.
+   */
+  takeDueReceipts?(limit: number): Promise<StoredMessage[]>;
+  /** Records that a poll answer carried the user's mailbox up to `seq`. Optional for test doubles. */
+  noteDelivered?(userId: string, seq: number): Promise<void>;
+  /** A message's delivery state, for its sender; undefined when there is no such message. */
+  messageStatus?(id: number): Promise<MessageStatus | undefined>;
   /** Throws when the database cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

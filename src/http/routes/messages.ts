@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createPublishPolicy, type PublishDefault } from '../../auth/publish-policy.js';
 import type { Engine } from '../../core/engine.js';
 import { GatewayError } from '../../errors.js';
-import type { MessageDraft } from '../../store/types.js';
+import { RECEIPT_SENDER, type MessageDraft } from '../../store/types.js';
 import { readJsonBody } from '../body.js';
 import { parseOrThrow, userIdSchema } from '../validation.js';
 
@@ -40,6 +40,7 @@ const publishSchema = z.strictObject({
   body: z.unknown().refine((body) => body !== undefined, 'is required'),
   // Checked in toDraft, against MESSAGE_TTL_MAX_S, with its own error code.
   ttl: z.unknown().optional(),
+  receipt: z.boolean().optional(),
 });
 type PublishInput = z.infer<typeof publishSchema>;
 
@@ -61,7 +62,7 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
       const where = index === undefined ? '`body`' : `\`messages.${index}.body\``;
       throw new GatewayError('message_too_large', `${where} exceeds ${options.maxMessageBytes} bytes of JSON.`, { status: 413 });
     }
-    return { userId: input.to, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index) };
+    return { userId: input.to, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index), receipt: input.receipt === true };
   }
 
   /** Seconds the message lives: `ttl` when given (1 … MESSAGE_TTL_MAX_S), else the default; undefined = forever. */
@@ -99,5 +100,19 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
     const results = await engine.publishMany(drafts);
     ctx.status = results.every((result) => result.duplicate) ? 200 : 201;
     ctx.body = { results: results.map((result) => ({ id: result.id, duplicate: result.duplicate })) };
+  });
+
+  router.get('/v1/messages/:id', async function reportMessageStatus(ctx) {
+    const id = Number(ctx.params.id);
+    if (!/^\d{1,15}$/.test(ctx.params.id ?? '') || !Number.isSafeInteger(id) || id < 1) {
+      throw new GatewayError('invalid_request', '`id` must be a message id (a positive integer).', { status: 400 });
+    }
+    const status = await engine.messageStatus(id);
+    // A receipt is not a message anyone sent; an unknown id and a receipt answer alike.
+    if (!status || status.from === RECEIPT_SENDER) throw new GatewayError('not_found', `No message ${id}.`, { status: 404 });
+    if (status.from !== ctx.state.userId) throw new GatewayError('forbidden', 'Only the sender of a message may ask about it.', { status: 403 });
+    ctx.set('Cache-Control', 'no-store');
+    const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+    ctx.body = { id: status.id, to: status.to, status: status.status, createdAt: iso(status.createdAt), ackedAt: iso(status.ackedAt), expiresAt: iso(status.expiresAt) };
   });
 }

@@ -2,8 +2,8 @@ import type Router from '@koa/router';
 import type Koa from 'koa';
 import { z } from 'zod';
 import type { ServerResponse } from 'node:http';
-import type { CancelSignal, Engine } from '../../core/engine.js';
-import type { StoredMessage } from '../../store/types.js';
+import type { CancelSignal, Engine, PollResult } from '../../core/engine.js';
+import { isReceipt, type StoredMessage } from '../../store/types.js';
 import { assertOwnMailbox } from '../auth.js';
 import { readJsonBody } from '../body.js';
 import { cursorSchema, integerQuery, optionalStringQuery, parseOrThrow, userIdSchema } from '../validation.js';
@@ -39,6 +39,20 @@ function messagesJson(messages: StoredMessage[]): string {
         }}`,
     )
     .join(',')}]`;
+}
+
+/**
+ * A poll answer: messages, then (only when there are any) the receipts that share the mailbox
+ * sequence with them; their stored body is already the receipt object.
+ */
+function pollAnswerJson(result: PollResult): string {
+  const messages: StoredMessage[] = [];
+  const receipts: string[] = [];
+  for (const message of result.messages) {
+    if (isReceipt(message)) receipts.push(message.body);
+    else messages.push(message);
+  }
+  return `{"messages":${messagesJson(messages)}${receipts.length > 0 ? `,"receipts":[${receipts.join(',')}]` : ''},"cursor":${result.cursor}${result.superseded ? ',"superseded":true' : ''}}`;
 }
 
 /**
@@ -96,7 +110,7 @@ export function registerPollRoutes(router: Router, engine: Engine, options: Poll
       const result = await engine.holdPoll(ctx.state.userId, { cursor, waitMs: waitSeconds * 1000, limit, signal: clientGone });
       setNoCacheHeaders(ctx);
       ctx.type = 'application/json';
-      ctx.body = `{"messages":${messagesJson(result.messages)},"cursor":${result.cursor}${result.superseded ? ',"superseded":true' : ''}}`;
+      ctx.body = pollAnswerJson(result);
     } finally {
       clientGone.detach();
     }
