@@ -267,6 +267,7 @@ report(
       what: run.what,
       kind: run.kind,
       publishBatch: run.publishBatch,
+      receipts: run.receipts === true,
       throughput: throughput(run.result),
       ratioToKoaCeiling: throughput(run.result) / koaCeiling,
       ratioToRawInserts: throughput(run.result) / raw!.perSecond,

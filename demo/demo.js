@@ -1,7 +1,9 @@
 /* Customer-service chat on the legacy client (ES5, no Promise/fetch/WebSocket). Both sides keep
    their transcript and an outbox of unsent messages in localStorage, so a reload loses nothing:
    the transcript is redrawn, the poller resumes from its saved cursor, and unsent messages are
-   published again under the same client id, which the gateway stores only once. */
+   published again under the same client id, which the gateway stores only once. Every message is
+   published with `receipt: true`: a bubble shows ✓ once the gateway stored it and ✓✓ once the
+   other side's poller acknowledged it (its receipt arrives through our own poller). */
 (function () {
   'use strict';
 
@@ -20,6 +22,9 @@
 
   var transcript = loadJson('transcript', []);
   var outbox = loadJson('outbox', []);
+  // Receipts for messages whose publish answer has not come back yet (the receipt travels on
+  // another connection, so it can overtake that answer, e.g. after a retried publish). By server id.
+  var earlyReceipts = loadJson('early-receipts', {});
   var token = null;
   var poller = null;
   var publishing = false;
@@ -80,11 +85,14 @@
     if (entry.mine) {
       var state = document.createElement('span');
       state.className = 'state';
-      setText(state, entry.state === 'sent' ? '✓' : entry.state === 'failed' ? 'retrying…' : entry.state === 'refused' ? 'not allowed' : 'sending…');
+      setText(state, STATE_LABELS[entry.state] || 'sending…');
+      state.setAttribute('title', entry.state === 'read' ? 'read' : entry.state === 'sent' ? 'sent' : '');
       item.appendChild(state);
     }
     return item;
   }
+
+  var STATE_LABELS = { sent: '✓', read: '✓✓', failed: 'retrying…', refused: 'not allowed' };
 
   function redraw() {
     while (transcriptList.firstChild) transcriptList.removeChild(transcriptList.firstChild);
@@ -101,10 +109,11 @@
     transcriptList.scrollTop = transcriptList.scrollHeight;
   }
 
-  function setEntryState(key, state) {
+  function setEntryState(key, state, serverId) {
     var index = indexOfKey(key);
     if (index < 0 || transcript[index].state === state) return;
     transcript[index].state = state;
+    if (serverId !== undefined) transcript[index].serverId = serverId;
     saveJson('transcript', transcript);
     transcriptList.replaceChild(renderEntry(transcript[index]), transcriptList.childNodes[index]);
   }
@@ -120,6 +129,22 @@
       var key = 'in:' + message.from + ':' + (body.clientId || 'id-' + message.id);
       addEntry({ key: key, mine: false, text: String(body.text) });
     }
+  }
+
+  /** ✓✓ on the bubble whose publish the gateway answered with this id. */
+  function receiveReceipts(receipts) {
+    for (var index = 0; index < receipts.length; index++) {
+      var id = receipts[index].id;
+      var found = false;
+      for (var entry = 0; entry < transcript.length; entry++) {
+        if (transcript[entry].mine && transcript[entry].serverId === id) {
+          setEntryState(transcript[entry].key, 'read');
+          found = true;
+        }
+      }
+      if (!found) earlyReceipts[id] = true;
+    }
+    saveJson('early-receipts', earlyReceipts);
   }
 
   function onPollerStatus(status) {
@@ -163,9 +188,10 @@
         to: me.peer,
         id: item.clientId,
         body: { text: item.text, clientId: item.clientId },
+        receipt: true,
         retries: 6
       },
-      function (error) {
+      function (error, result) {
         publishing = false;
         if (error && error.status === 403) {
           // The token may not write to this recipient (its `pub` claim): final, so retrying would
@@ -188,7 +214,12 @@
         }
         outbox.shift();
         saveJson('outbox', outbox);
-        setEntryState('out:' + item.clientId, 'sent');
+        var read = earlyReceipts[result.id] === true;
+        if (read) {
+          delete earlyReceipts[result.id];
+          saveJson('early-receipts', earlyReceipts);
+        }
+        setEntryState('out:' + item.clientId, read ? 'read' : 'sent', result.id);
         publishNext();
       }
     );
@@ -223,6 +254,7 @@
       storage.removeItem(storagePrefix + 'transcript');
       storage.removeItem(storagePrefix + 'outbox');
       storage.removeItem(storagePrefix + 'cursor');
+      storage.removeItem(storagePrefix + 'early-receipts');
     } catch (ignored) {}
     window.location.reload();
   }
@@ -247,6 +279,7 @@
       token: function () { return token; },
       storageKey: storagePrefix + 'cursor',
       onMessages: receive,
+      onReceipts: receiveReceipts,
       onStatus: onPollerStatus
     });
     poller.start();

@@ -11,10 +11,12 @@ import type { SeenIdsSnapshot } from './seen-ids.js';
 export interface PollCheckpoint {
   cursor: number;
   seen: SeenIdsSnapshot;
+  /** Ids of the receipts handed to `onReceipts` lately; absent until the first one. */
+  seenReceipts?: SeenIdsSnapshot;
 }
 
 /**
- * Where a poller keeps its checkpoint. `save` is called only after `onMessages` returned, so a
+ * Where a poller keeps its checkpoint. `save` is called only after `onMessages` (and `onReceipts`) returned, so a
  * crash inside the application leads to redelivery, never to loss. `load` may also return a bare
  * cursor number (for stores that only ever kept the cursor).
  *
@@ -105,22 +107,25 @@ export function toCheckpoint(value: unknown, source: string): PollCheckpoint {
   if (typeof value !== 'object' || value === null) {
     throw new TypeError(`Expected checkpoint from ${source} to be an object or a number, got ${value === null ? 'null' : typeof value}`);
   }
-  const { cursor, seen } = value as { cursor?: unknown; seen?: unknown };
-  const checkpoint: PollCheckpoint = { cursor: requireCursor(cursor, source), seen: { ids: [] } };
-  if (seen !== undefined) {
-    const { lowWaterMark, ids } = seen as { lowWaterMark?: unknown; ids?: unknown };
-    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'number' && Number.isFinite(id))) {
-      throw new TypeError(`Expected \`seen.ids\` from ${source} to be an array of numbers`);
-    }
-    checkpoint.seen.ids = [...(ids as number[])];
-    if (lowWaterMark !== undefined) {
-      if (typeof lowWaterMark !== 'number' || !Number.isFinite(lowWaterMark)) {
-        throw new TypeError(`Expected \`seen.lowWaterMark\` from ${source} to be a number`);
-      }
-      checkpoint.seen.lowWaterMark = lowWaterMark;
-    }
-  }
+  const { cursor, seen, seenReceipts } = value as { cursor?: unknown; seen?: unknown; seenReceipts?: unknown };
+  const checkpoint: PollCheckpoint = { cursor: requireCursor(cursor, source), seen: seen === undefined ? { ids: [] } : toSeenIds(seen, 'seen', source) };
+  if (seenReceipts !== undefined) checkpoint.seenReceipts = toSeenIds(seenReceipts, 'seenReceipts', source);
   return checkpoint;
+}
+
+function toSeenIds(value: unknown, name: string, source: string): SeenIdsSnapshot {
+  const { lowWaterMark, ids } = (value ?? {}) as { lowWaterMark?: unknown; ids?: unknown };
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'number' && Number.isFinite(id))) {
+    throw new TypeError(`Expected \`${name}.ids\` from ${source} to be an array of numbers`);
+  }
+  const snapshot: SeenIdsSnapshot = { ids: [...(ids as number[])] };
+  if (lowWaterMark !== undefined) {
+    if (typeof lowWaterMark !== 'number' || !Number.isFinite(lowWaterMark)) {
+      throw new TypeError(`Expected \`${name}.lowWaterMark\` from ${source} to be a number`);
+    }
+    snapshot.lowWaterMark = lowWaterMark;
+  }
+  return snapshot;
 }
 
 function requireCursor(value: unknown, source: string): number {
@@ -131,7 +136,13 @@ function requireCursor(value: unknown, source: string): number {
 }
 
 function copyCheckpoint(checkpoint: PollCheckpoint): PollCheckpoint {
-  const seen: SeenIdsSnapshot = { ids: [...checkpoint.seen.ids] };
-  if (checkpoint.seen.lowWaterMark !== undefined) seen.lowWaterMark = checkpoint.seen.lowWaterMark;
-  return { cursor: checkpoint.cursor, seen };
+  const copy: PollCheckpoint = { cursor: checkpoint.cursor, seen: copySeenIds(checkpoint.seen) };
+  if (checkpoint.seenReceipts) copy.seenReceipts = copySeenIds(checkpoint.seenReceipts);
+  return copy;
+}
+
+function copySeenIds(seen: SeenIdsSnapshot): SeenIdsSnapshot {
+  const copy: SeenIdsSnapshot = { ids: [...seen.ids] };
+  if (seen.lowWaterMark !== undefined) copy.lowWaterMark = seen.lowWaterMark;
+  return copy;
 }

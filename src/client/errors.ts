@@ -70,15 +70,15 @@ export class ClientProtocolError extends ClientError {
 }
 
 /**
- * The application's `onMessages` threw; the batch is redelivered after a backoff delay. The
- * original exception is `cause`.
+ * The application's `onMessages` (or `onReceipts`) threw; the batch is redelivered after a backoff
+ * delay. The original exception is `cause`.
  *
  * @example
  * if (status.type === 'retrying' && status.error instanceof ClientCallbackError) log(status.error.cause);
  */
 export class ClientCallbackError extends ClientError {
-  constructor(cause: unknown) {
-    super('callback_failed', `onMessages threw: ${describe(cause)}`, { retryable: true, cause });
+  constructor(cause: unknown, callback: 'onMessages' | 'onReceipts' = 'onMessages') {
+    super('callback_failed', `${callback} threw: ${describe(cause)}`, { retryable: true, cause });
     this.name = 'ClientCallbackError';
   }
 }

@@ -1,13 +1,13 @@
 /**
  * Client library for the long-polling gateway (`longpoll-gateway/client`): long and short pollers
- * with cursors, de-duplication and backoff, plus `publish`. Runs wherever `fetch` and
+ * with cursors, de-duplication, delivery receipts and backoff, plus `publish` and `publishBatch`. Runs wherever `fetch` and
  * `AbortController` exist (Node 20+, current browsers); old browsers use the legacy bundle
  * (`dist/client/longpoll.legacy.js`, global `LongPoll`) instead.
  */
 export { createLongPoller, type LongPollerOptions } from './long-poller.js';
 export { createShortPoller, type ShortPollerOptions } from './short-poller.js';
 export type { CommonPollerOptions, MessageContext, Poller, PollerStatus, PollerStopped } from './poll-loop.js';
-export { publish, type PublishOptions, type PublishResult } from './publish.js';
+export { publish, publishBatch, type PublishOptions, type PublishBatchOptions, type BatchItem, type PublishResult } from './publish.js';
 export { backoffDelays, type BackoffOptions } from './backoff.js';
 export { memoryCursorStore, localStorageCursorStore, type CursorStore, type PollCheckpoint, type StorageLike } from './cursor-store.js';
 export type { SeenIdsSnapshot } from './seen-ids.js';
@@ -21,4 +21,4 @@ export {
   isClientError,
   isRetryableStatus,
 } from './errors.js';
-export type { PollMessage, PollResponse, FetchLike } from './types.js';
+export type { PollMessage, PollResponse, DeliveryReceipt, FetchLike } from './types.js';

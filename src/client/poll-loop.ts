@@ -6,7 +6,7 @@ import { ClientCallbackError, ClientCursorStoreError, ClientError, type ClientHt
 import { endpoint, httpErrorFrom, sendJsonRequest, type JsonResponse } from './http.js';
 import { parsePollResponse } from './poll-response.js';
 import { DEFAULT_SEEN_ID_CAPACITY, SeenIdWindow } from './seen-ids.js';
-import type { FetchLike, PollMessage } from './types.js';
+import type { DeliveryReceipt, FetchLike, PollMessage } from './types.js';
 import { parseBaseUrl, requireAbortSignal, requireFunction, requireNonEmptyString, requireNumberInRange } from './validate.js';
 
 /**
@@ -44,7 +44,7 @@ export type PollerStopped = { type: 'stopped'; reason: 'stop' | 'signal' | 'erro
  * onMessages: (messages, { cursor }: MessageContext) => db.saveBatch(messages, cursor)
  */
 export interface MessageContext {
-  /** The cursor that will be saved (and sent with the next poll) once `onMessages` returns. */
+  /** The cursor that will be saved (and sent with the next poll) once `onMessages` and `onReceipts` return. */
   cursor: number;
 }
 
@@ -65,6 +65,14 @@ export interface CommonPollerOptions<Body = unknown> {
    * after a backoff delay.
    */
   onMessages: (messages: PollMessage<Body>[], context: MessageContext) => void | Promise<void>;
+  /**
+   * Receives the receipts for messages this user published with `receipt: true`, after
+   * `onMessages` for the same response and under the same rules: the checkpoint is saved only
+   * after it returns, a throw means redelivery, and a receipt is handed over once (de-duplicated
+   * by the original message `id`, remembered apart from message ids). Without it receipts are
+   * skipped, and the cursor still moves past them.
+   */
+  onReceipts?: (receipts: DeliveryReceipt[], context: MessageContext) => void | Promise<void>;
   /** Messages per response, 1..500. Default 100. */
   limit?: number;
   /** Where the cursor and recently seen ids live between runs. Default: memory. */
@@ -75,7 +83,7 @@ export interface CommonPollerOptions<Body = unknown> {
   backoff?: BackoffOptions;
   /** Aborting it stops the poller, like `stop()`. */
   signal?: AbortSignal;
-  /** How many recent message ids to remember for de-duplication. Default 1000. */
+  /** How many recent message ids (and, apart from them, receipt ids) to remember for de-duplication. Default 1000. */
   dedupWindow?: number;
 }
 
@@ -117,6 +125,7 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
 
   let checkpoint: PollCheckpoint | undefined;
   let seen: SeenIdWindow | undefined;
+  let seenReceipts: SeenIdWindow | undefined;
   let running: { controller: AbortController; done: Promise<PollerStopped> } | undefined;
 
   function emit(status: PollerStatus): void {
@@ -146,6 +155,7 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
       throw new ClientCursorStoreError('load', error, false);
     }
     seen = new SeenIdWindow(config.dedupWindow, checkpoint.seen);
+    seenReceipts = new SeenIdWindow(config.dedupWindow, checkpoint.seenReceipts, { ascending: false });
   }
 
   async function requestPoll(signal: AbortSignal): Promise<JsonResponse> {
@@ -205,26 +215,18 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
   async function pollAndDeliver(signal: AbortSignal, onConnected: () => void) {
     const response = await requestPoll(signal);
     if (response.status < 200 || response.status > 299) throw httpErrorFrom(response);
-    const { messages, cursor, superseded } = parsePollResponse(response.body);
+    const { messages, receipts, cursor, superseded } = parsePollResponse(response.body);
     onConnected();
 
-    const fresh: PollMessage<Body>[] = [];
-    const inThisBatch = new Set<number>();
-    for (const message of messages) {
-      if (seen!.has(message.id) || inThisBatch.has(message.id)) continue;
-      inThisBatch.add(message.id);
-      fresh.push(message as PollMessage<Body>);
-    }
-    if (fresh.length > 0) {
-      try {
-        await config.onMessages(fresh, { cursor });
-      } catch (error) {
-        throw new ClientCallbackError(error);
-      }
-      for (const message of fresh) seen!.add(message.id);
-    }
-    const changed = fresh.length > 0 || cursor !== checkpoint!.cursor;
+    const fresh = unseen(messages as PollMessage<Body>[], seen!);
+    await handOver(fresh, seen!, config.onMessages, 'onMessages', cursor);
+    const freshReceipts = config.onReceipts ? unseen(receipts, seenReceipts!) : [];
+    await handOver(freshReceipts, seenReceipts!, config.onReceipts, 'onReceipts', cursor);
+    const changed = fresh.length > 0 || freshReceipts.length > 0 || cursor !== checkpoint!.cursor;
     checkpoint = { cursor, seen: seen!.snapshot() };
+    // Left out while empty, so checkpoints of apps without receipts keep their old shape.
+    const receiptIds = seenReceipts!.snapshot();
+    if (receiptIds.ids.length > 0) checkpoint.seenReceipts = receiptIds;
     if (changed) {
       try {
         await config.cursorStore.save(checkpoint);
@@ -234,7 +236,28 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
       }
     }
     if (fresh.length > 0) emit({ type: 'messages', count: fresh.length, cursor });
-    return { received: messages.length, superseded };
+    // Receipts fill the page like messages (they hold places in the mailbox sequence).
+    return { received: messages.length + receipts.length, superseded };
+  }
+
+  /**
+   * Hands `items` to the application and only then records their ids: if the callback throws, the
+   * response is polled again and whatever was not recorded is handed over once more.
+   */
+  async function handOver<Item extends { id: number }>(
+    items: Item[],
+    window: SeenIdWindow,
+    callback: ((items: Item[], context: MessageContext) => void | Promise<void>) | undefined,
+    name: 'onMessages' | 'onReceipts',
+    cursor: number,
+  ): Promise<void> {
+    if (items.length === 0 || !callback) return;
+    try {
+      await callback(items, { cursor });
+    } catch (error) {
+      throw new ClientCallbackError(error, name);
+    }
+    for (const item of items) window.add(item.id);
   }
 
   async function run(controller: AbortController): Promise<PollerStopped> {
@@ -320,6 +343,18 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
   };
 }
 
+/** The items whose id `window` has not seen, without repeats inside the batch, in the server's order. */
+function unseen<Item extends { id: number }>(items: Item[], window: SeenIdWindow): Item[] {
+  const fresh: Item[] = [];
+  const inThisBatch = new Set<number>();
+  for (const item of items) {
+    if (window.has(item.id) || inThisBatch.has(item.id)) continue;
+    inThisBatch.add(item.id);
+    fresh.push(item);
+  }
+  return fresh;
+}
+
 function toClientError(error: unknown): ClientError {
   if (error instanceof ClientError) return error;
   return new ClientError('unexpected_error', error instanceof Error ? error.message : String(error), { retryable: false, cause: error });
@@ -329,6 +364,7 @@ interface ResolvedCommonOptions<Body> {
   baseUrl: URL;
   token: () => string | Promise<string>;
   onMessages: CommonPollerOptions<Body>['onMessages'];
+  onReceipts: CommonPollerOptions<Body>['onReceipts'];
   limit: number;
   cursorStore: CursorStore;
   fetch: FetchLike;
@@ -359,6 +395,7 @@ function resolveCommonOptions<Body>(options: CommonPollerOptions<Body>): Resolve
     baseUrl: parseBaseUrl('url', options.url),
     token: tokenProvider,
     onMessages: requireFunction('onMessages', options.onMessages),
+    onReceipts: options.onReceipts === undefined ? undefined : requireFunction('onReceipts', options.onReceipts),
     limit: requireNumberInRange('limit', options.limit ?? 100, { min: 1, max: 500, integer: true }),
     cursorStore,
     fetch: fetchImpl,

@@ -20,13 +20,21 @@ export const DEFAULT_SEEN_ID_CAPACITY = 1000;
 
 export class SeenIdWindow {
   readonly #capacity: number;
+  readonly #ascending: boolean;
   #lowWaterMark: number | undefined;
   /** Ascending; appends are the common case because ids mostly arrive in order. */
   #ids: number[];
 
-  constructor(capacity: number = DEFAULT_SEEN_ID_CAPACITY, snapshot?: SeenIdsSnapshot) {
+  /**
+   * `ascending: false` is for ids that do not arrive in order, such as receipts (they come in the
+   * order the recipients ack, and a recipient may come back after a week). Then overflow only
+   * forgets the smallest ids and never infers "seen" from a low-water mark: a forgotten id that
+   * repeats passes again (at-least-once), but a late id that was never seen is never dropped.
+   */
+  constructor(capacity: number = DEFAULT_SEEN_ID_CAPACITY, snapshot?: SeenIdsSnapshot, options: { ascending?: boolean } = {}) {
     this.#capacity = capacity;
-    this.#lowWaterMark = snapshot?.lowWaterMark;
+    this.#ascending = options.ascending ?? true;
+    this.#lowWaterMark = this.#ascending ? snapshot?.lowWaterMark : undefined;
     this.#ids = [...new Set(snapshot?.ids ?? [])]
       .filter((id) => this.#lowWaterMark === undefined || id > this.#lowWaterMark)
       .sort((a, b) => a - b);
@@ -57,7 +65,7 @@ export class SeenIdWindow {
     const overflow = this.#ids.length - this.#capacity;
     if (overflow > 0) {
       const forgotten = this.#ids.splice(0, overflow);
-      this.#lowWaterMark = forgotten[forgotten.length - 1];
+      if (this.#ascending) this.#lowWaterMark = forgotten[forgotten.length - 1];
     }
   }
 

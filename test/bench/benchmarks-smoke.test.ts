@@ -58,21 +58,23 @@ describe('benchmarks still run (--smoke)', () => {
     expect(result.code).toBe(0);
     const json = lastJson(result.stdout) as {
       benchmark: string;
-      results: Array<{ kind: string; publishBatch: number; counters: { sqlStatementsPerMessage: number } | null; result: { delivered: number; lost: number } }>;
+      results: Array<{ kind: string; publishBatch: number; receipts?: boolean; counters: { sqlStatementsPerMessage: number } | null; result: { delivered: number; lost: number } }>;
       targets: Record<string, unknown>;
     };
     expect(json.benchmark).toBe('throughput');
-    // Bare and Koa holders, the gateway with single and batched publishes, the gateway's workers.
-    expect(json.results.map((row) => [row.kind, row.publishBatch])).toEqual([
-      ['bare', 1],
-      ['koa', 1],
-      ['gateway', 1],
-      ['gateway', 100],
-      ['gateway', 1],
+    // Bare and Koa holders, the gateway with single publishes (receipts off and on), batched
+    // publishes, and the gateway's workers.
+    expect(json.results.map((row) => [row.kind, row.publishBatch, row.receipts === true])).toEqual([
+      ['bare', 1, false],
+      ['koa', 1, false],
+      ['gateway', 1, false],
+      ['gateway', 1, true],
+      ['gateway', 100, false],
+      ['gateway', 1, false],
     ]);
-    expect(json.results.map((row) => row.result.lost)).toEqual([0, 0, 0, 0, 0]);
+    expect(json.results.map((row) => row.result.lost)).toEqual([0, 0, 0, 0, 0, 0]);
     expect(json.results.every((row) => row.result.delivered === 200)).toBe(true);
     expect(json.results.every((row) => row.counters !== null)).toBe(true);
-    expect(Object.keys(json.targets)).toEqual(['singlePublishVsKoaCeiling', 'batchPublishMsgPerS', 'sqlStatementsPerMessage', 'redisCommandsPerMessage']);
+    expect(Object.keys(json.targets)).toEqual(['singlePublishVsKoaCeiling', 'receiptsCpuVsWithout', 'batchPublishMsgPerS', 'sqlStatementsPerMessage', 'redisCommandsPerMessage']);
   }, 120_000);
 });

@@ -69,7 +69,9 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
   }
 
   const transcript = (page: Page) => page.locator('#transcript .message .text').allTextContents();
-  const pending = (page: Page) => page.locator('#transcript .message.mine:not(.sent)').count();
+  // Sent (✓) or already read (✓✓): either way the gateway has it.
+  const pending = (page: Page) => page.locator('#transcript .message.mine:not(.sent):not(.read)').count();
+  const bubbleState = (page: Page, text: string) => page.locator('#transcript .message.mine', { hasText: text }).locator('.state').textContent();
 
   async function say(page: Page, text: string): Promise<void> {
     await page.locator('#text').fill(text);
@@ -150,4 +152,29 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     expect(await customer.locator('#status').getAttribute('data-state')).not.toBe('stopped');
     expect(pageErrors).toEqual([]);
   }, 60_000);
+
+  it("marks the customer's bubble ✓ once the gateway stored it and ✓✓ once the agent's page received it", async () => {
+    // Nobody may poll as the agent while the customer sends: only then is "stored, not yet read" observable.
+    for (const page of context.pages()) await page.close();
+    const customer = await open('customer');
+    const text = `Receipt check ${Date.now()}`;
+    await say(customer, text);
+    await expect.poll(() => bubbleState(customer, text), { timeout: 15_000 }).toBe('✓');
+    // Still not read a while later: no receipt without the agent's ack.
+    await customer.waitForTimeout(500);
+    expect(await bubbleState(customer, text)).toBe('✓');
+
+    // The agent's page receives the message and, by polling again with the new cursor, acks it.
+    const agent = await open('agent');
+    await expect.poll(() => transcript(agent), { timeout: 15_000 }).toContain(text);
+    await expect.poll(() => bubbleState(customer, text), { timeout: 15_000 }).toBe('✓✓');
+
+    // The other way round too, and the state survives a reload of the sender's page.
+    const reply = `Read you ${Date.now()}`;
+    await say(agent, reply);
+    await expect.poll(() => bubbleState(agent, reply), { timeout: 15_000 }).toBe('✓✓');
+    await customer.reload();
+    expect(await bubbleState(customer, text)).toBe('✓✓');
+    expect(pageErrors).toEqual([]);
+  }, 90_000);
 });

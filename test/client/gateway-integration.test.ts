@@ -4,6 +4,8 @@ import {
   createShortPoller,
   memoryCursorStore,
   publish,
+  publishBatch,
+  type DeliveryReceipt,
   type FetchLike,
   type Poller,
   type PollerStatus,
@@ -53,7 +55,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
   beforeAll(async () => {
     backend = make();
     gateway = await startGateway({ PORT: '0', HOST: '127.0.0.1', POLL_WAIT_MAX_S: '5', LOG_LEVEL: 'silent', ...(await backend.gatewayEnv()) });
-    for (const user of ['alice', 'bob', 'carol', 'dave']) tokens[user] = await gateway.issueToken(user);
+    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) tokens[user] = await gateway.issueToken(user);
   });
   afterAll(async () => {
     await gateway?.close();
@@ -150,5 +152,46 @@ describe.each(backendCases('client against the gateway'))('client against the re
     const waits = polls.map((query) => Number(query.get('wait')));
     expect(waits[0]).toBe(60);
     expect(waits.at(-1)).toBeLessThanOrEqual(5);
+  });
+
+  it('delivery receipts: the sender hears once per message it asked about, after the recipient acked it', async () => {
+    const receipts: DeliveryReceipt[] = [];
+    const erinMessages: PollMessage[] = [];
+    const erin = createLongPoller({
+      url: gateway.url,
+      token: tokens.erin!,
+      wait: 4,
+      backoff: FAST,
+      onMessages: (messages) => void erinMessages.push(...messages),
+      onReceipts: (batch) => void receipts.push(...batch),
+    });
+    void erin.start();
+    const single = await publish({ url: gateway.url, token: tokens.erin!, to: 'frank', body: 'read me', receipt: true, backoff: FAST });
+    const [batched, silent] = await publishBatch({
+      url: gateway.url,
+      token: tokens.erin!,
+      backoff: FAST,
+      messages: [
+        { to: 'frank', body: 'me too', receipt: true },
+        { to: 'frank', body: 'no receipt for me' },
+      ],
+    });
+    // No receipt before frank acks.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(receipts).toEqual([]);
+
+    const frank = collect('frank');
+    await waitFor(() => frank.received.length === 3, 5000, "frank's three messages");
+    await waitFor(() => receipts.length >= 2, 10_000, 'two receipts');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await frank.poller.stop();
+    await erin.stop();
+    expect(receipts.map((receipt) => receipt.id).sort((a, b) => a - b)).toEqual([single.id, batched!.id].sort((a, b) => a - b));
+    expect(receipts.map((receipt) => receipt.id)).not.toContain(silent!.id);
+    for (const receipt of receipts) {
+      expect(receipt).toMatchObject({ to: 'frank', status: 'acked' });
+      expect(Number.isNaN(Date.parse(receipt.at))).toBe(false);
+    }
+    expect(erinMessages).toEqual([]);
   });
 });

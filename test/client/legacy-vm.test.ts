@@ -248,6 +248,88 @@ describe('legacy client in an ES5-only VM context', () => {
     expect(requests).toHaveLength(1);
   });
 
+  it('hands receipts to onReceipts before saving the checkpoint, de-duplicated apart from message ids', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    const receipt = (id: number) => ({ id, to: 'bob', status: 'acked', at: '2026-11-27T10:00:00.000Z' });
+    gateway.failNext(
+      () => jsonResponse(200, { messages: [{ id: 5, from: 'bob', body: 'm5', createdAt: '2026-11-27T10:00:00.000Z' }], receipts: [receipt(5), receipt(6), receipt(6)], cursor: 3 }),
+      // Receipts only, with a repeat: the cursor still moves on.
+      () => jsonResponse(200, { messages: [], receipts: [receipt(6), receipt(2)], cursor: 5 }),
+    );
+    const { LongPoll, storage } = loadLegacyClient(gateway);
+    const events: string[] = [];
+    const poller = LongPoll.createLongPoller({
+      url: 'http://gateway.test',
+      token: fakeJwt('alice'),
+      onMessages: (messages: Array<{ id: number }>) => events.push('messages ' + plain(messages).map((m) => m.id).join()),
+      onReceipts: (receipts: Array<{ id: number; to: string }>, context: { cursor: number }) => {
+        const saved = storage.get('longpoll:alice@http://gateway.test/');
+        events.push(`receipts ${plain(receipts).map((r) => `${r.id}@${r.to}`).join()} for ${context.cursor}, saved ${saved ? JSON.parse(saved).cursor : 'nothing'}`);
+      },
+    });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 3, 2000, 'both scripted answers');
+    poller.stop();
+    expect(events).toEqual(['messages 5', 'receipts 5@bob,6@bob for 3, saved nothing', 'receipts 2@bob for 5, saved 3']);
+    expect(new URL(gateway.polls()[2]!.url).searchParams.get('cursor')).toBe('5');
+    expect(JSON.parse(storage.get('longpoll:alice@http://gateway.test/')!)).toEqual({ cursor: 5, seen: { ids: [5] }, seenReceipts: { ids: [2, 5, 6] } });
+  });
+
+  it('skips receipts without onReceipts, retries on an invalid one, and redelivers when onReceipts throws', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(() => jsonResponse(200, { messages: [], receipts: [{ id: 1, to: 'bob', status: 'read', at: 'x' }], cursor: 1 }));
+    gateway.deliverReceipt(7);
+    const { LongPoll } = loadLegacyClient(gateway);
+    const statuses: Array<{ type: string; error?: { code: string; message: string } }> = [];
+    const skipping = LongPoll.createLongPoller({ url: 'http://gateway.test', token: 't', storageKey: false, backoff: FAST, onMessages: () => {}, onStatus: (s: (typeof statuses)[number]) => statuses.push(plain(s)) });
+    skipping.start();
+    await waitFor(() => skipping.getCursor() === 1, 2000, 'the cursor past the receipt');
+    skipping.stop();
+    expect(statuses[0]).toMatchObject({ type: 'retrying', error: { code: 'invalid_response' } });
+
+    const throwing = createFakeGateway({ holdMs: 20 });
+    throwing.deliverReceipt(7);
+    const second = loadLegacyClient(throwing);
+    const got: number[] = [];
+    let calls = 0;
+    const errors: string[] = [];
+    const poller = second.LongPoll.createLongPoller({
+      url: 'http://gateway.test',
+      token: 't',
+      storageKey: false,
+      backoff: FAST,
+      onMessages: () => {},
+      onReceipts: (receipts: Array<{ id: number }>) => {
+        calls += 1;
+        if (calls === 1) throw new Error('render failed');
+        got.push(...plain(receipts).map((r) => r.id));
+      },
+      onStatus: (s: { type: string; error?: { message: string } }) => s.error && errors.push(s.error.message),
+    });
+    poller.start();
+    await waitFor(() => got.length === 1, 2000, 'the redelivered receipt');
+    poller.stop();
+    expect(got).toEqual([7]);
+    expect(errors[0]).toBe('onReceipts threw: Error: render failed');
+  });
+
+  it('publishes `receipt: true` only when asked for', async () => {
+    const gateway = createFakeGateway();
+    gateway.failNext(
+      () => new Response(JSON.stringify({ id: 41, duplicate: false }), { status: 201 }),
+      () => new Response(JSON.stringify({ id: 42, duplicate: false }), { status: 201 }),
+    );
+    const { LongPoll, requests } = loadLegacyClient(gateway);
+    for (const [id, receipt] of [['c-1', true], ['c-2', false]] as const) {
+      await new Promise((resolve) => LongPoll.publish({ url: 'http://gateway.test/', token: 'tok', to: 'bob', id, body: 1, receipt }, resolve));
+    }
+    expect(requests.map((request) => JSON.parse(request.body!))).toEqual([
+      { to: 'bob', id: 'c-1', body: 1, receipt: true },
+      { to: 'bob', id: 'c-2', body: 1 },
+    ]);
+    expect(() => LongPoll.publish({ url: '/', token: 'tok', to: 'bob', body: 1, receipt: 'yes' }, () => {})).toThrow('Expected `receipt` to be a boolean, got "yes"');
+  });
+
   it('computes the same backoff bounds as the modern client', () => {
     const { LongPoll } = loadLegacyClient(createFakeGateway());
     const delayFor = LongPoll.backoffDelays({ minDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.5 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClientHttpError, publish, type FetchLike } from '../../src/client/index.js';
+import { ClientHttpError, publish, publishBatch, type FetchLike } from '../../src/client/index.js';
 import { errorResponse, FAST_BACKOFF, jsonResponse } from './support/fake-gateway.js';
 
 function scriptedFetch(...answers: Array<() => Response | Promise<Response>>) {
@@ -57,5 +57,59 @@ describe('publish', () => {
     await expect(publish({ ...base, to: 'not valid!' })).rejects.toThrow('Expected `to` to match');
     await expect(publish({ ...base, id: 'x'.repeat(129) })).rejects.toThrow('Expected `id` to be at most 128 characters, got 129');
     await expect(publish({ ...base, url: 'ftp://x' })).rejects.toThrow('Expected `url` to be an absolute http(s) URL, got "ftp://x"');
+  });
+});
+
+describe('publish with a delivery receipt', () => {
+  it('sends `receipt: true` only when asked for', async () => {
+    const { fetch, bodies } = scriptedFetch(() => jsonResponse(201, { id: 8, duplicate: false }), () => jsonResponse(201, { id: 9, duplicate: false }));
+    await publish({ url: 'http://gateway.test', token: 't', to: 'bob', id: 'r-1', body: 'x', receipt: true, fetch });
+    await publish({ url: 'http://gateway.test', token: 't', to: 'bob', id: 'r-2', body: 'x', receipt: false, fetch });
+    expect(bodies).toEqual([
+      { to: 'bob', id: 'r-1', body: 'x', receipt: true },
+      { to: 'bob', id: 'r-2', body: 'x' },
+    ]);
+    await expect(publish({ url: 'http://gateway.test', token: 't', to: 'bob', body: 1, receipt: 'yes' as never, fetch })).rejects.toThrow(
+      'Expected `receipt` to be a boolean, got string',
+    );
+  });
+
+  it('publishBatch sends `receipt` per item, retries the whole batch under the same ids, and answers per item', async () => {
+    const urls: string[] = [];
+    const { fetch: inner, bodies } = scriptedFetch(
+      () => errorResponse(503, 'store_unavailable', { 'Retry-After': '0' }),
+      () => jsonResponse(201, { results: [{ id: 11, duplicate: false }, { id: 12, duplicate: true }] }),
+    );
+    const fetch: FetchLike = (input, init) => {
+      urls.push(input);
+      return inner(input, init);
+    };
+    const results = await publishBatch({
+      url: 'http://gateway.test',
+      token: 't',
+      fetch,
+      backoff: FAST_BACKOFF,
+      messages: [
+        { to: 'bob', id: 'b-1', body: 1, receipt: true },
+        { to: 'carol', body: 2 },
+      ],
+    });
+    const generated = (bodies[0] as unknown as { messages: Array<{ id: string }> }).messages[1]!.id;
+    expect(results).toEqual([
+      { id: 11, duplicate: false, clientId: 'b-1' },
+      { id: 12, duplicate: true, clientId: generated },
+    ]);
+    expect(urls).toEqual(['http://gateway.test/v1/messages/batch', 'http://gateway.test/v1/messages/batch']);
+    expect(bodies).toEqual([0, 1].map(() => ({ messages: [{ to: 'bob', id: 'b-1', body: 1, receipt: true }, { to: 'carol', id: generated, body: 2 }] })));
+  });
+
+  it('publishBatch validates its items and the answer', async () => {
+    const base = { url: 'http://gateway.test', token: 't', fetch: (() => {}) as unknown as FetchLike };
+    await expect(publishBatch({ ...base, messages: [] })).rejects.toThrow('Expected `messages` to be a non-empty array');
+    await expect(publishBatch({ ...base, messages: [{ to: 'bob', body: 1 }, { to: 'x y', body: 2 }] })).rejects.toThrow('Expected `messages[1].to` to match');
+    const { fetch } = scriptedFetch(() => jsonResponse(201, { results: [{ id: 1, duplicate: false }] }));
+    await expect(publishBatch({ ...base, fetch, retries: 0, messages: [{ to: 'bob', body: 1 }, { to: 'carol', body: 2 }] })).rejects.toMatchObject({
+      code: 'invalid_response',
+    });
   });
 });

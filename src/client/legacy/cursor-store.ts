@@ -2,7 +2,7 @@
    throws in sandboxed frames and some private modes, and setItem throws when the quota is full. */
 
 import { lpRoot } from './root.js';
-import type { LpCheckpoint, LpCursorStore } from './types.js';
+import type { LpCheckpoint, LpCursorStore, LpSeenSnapshot } from './types.js';
 import { lpDescribe, lpIsArray, lpIsFiniteNumber } from './util.js';
 
 export function lpStorage(): Storage | null {
@@ -65,18 +65,26 @@ export function lpToCheckpoint(value: unknown): LpCheckpoint {
   if (!lpIsFiniteNumber(cursor) || cursor < 0 || Math.floor(cursor) !== cursor) {
     throw new TypeError('Expected the stored `cursor` to be a non-negative integer, got ' + lpDescribe(cursor));
   }
-  var checkpoint: LpCheckpoint = { cursor: cursor, seen: { ids: [] } };
-  var seen = typeof value === 'object' && value ? (value as { seen?: { ids?: unknown; lowWaterMark?: unknown } }).seen : undefined;
+  var stored = (typeof value === 'object' && value ? value : {}) as { seen?: unknown; seenReceipts?: unknown };
+  var checkpoint: LpCheckpoint = { cursor: cursor, seen: lpToSeenSnapshot(stored.seen) };
+  if (stored.seenReceipts) checkpoint.seenReceipts = lpToSeenSnapshot(stored.seenReceipts);
+  return checkpoint;
+}
+
+/** Keeps what is usable of a stored seen-ids snapshot: at worst a message or receipt repeats. */
+export function lpToSeenSnapshot(value: unknown): LpSeenSnapshot {
+  var snapshot: LpSeenSnapshot = { ids: [] };
+  var seen = value as { ids?: unknown; lowWaterMark?: unknown } | undefined;
   if (seen && typeof seen === 'object') {
     if (lpIsArray(seen.ids)) {
       for (var index = 0; index < seen.ids.length; index++) {
         var id = seen.ids[index];
-        if (lpIsFiniteNumber(id)) checkpoint.seen.ids.push(id);
+        if (lpIsFiniteNumber(id)) snapshot.ids.push(id);
       }
     }
-    if (lpIsFiniteNumber(seen.lowWaterMark)) checkpoint.seen.lowWaterMark = seen.lowWaterMark;
+    if (lpIsFiniteNumber(seen.lowWaterMark)) snapshot.lowWaterMark = seen.lowWaterMark;
   }
-  return checkpoint;
+  return snapshot;
 }
 
 /**

@@ -15,7 +15,7 @@ export var lpExports = {
   createLongPoller: lpCreateLongPoller,
   /** Same options plus `intervalMs`; polls with wait=0. */
   createShortPoller: lpCreateShortPoller,
-  /** LongPoll.publish({ url: '/', token: jwt, to: 'bob', id: 'm-1', body: {} }, function (error, result) {}); */
+  /** LongPoll.publish({ url: '/', token: jwt, to: 'bob', id: 'm-1', body: {}, receipt: true }, function (error, result) {}); */
   publish: lpPublish,
   /** var delayFor = LongPoll.backoffDelays({ minDelayMs: 500 }); delayFor(3); */
   backoffDelays: lpBackoffDelays,

@@ -5,7 +5,7 @@ import { lpBackoffDelay, lpResolveBackoff } from './backoff.js';
 import { lpDefaultStorageKey, lpLocalStorageCursorStore, lpMemoryCursorStore, lpToCheckpoint } from './cursor-store.js';
 import { lpCreateSeenWindow, type LpSeenWindow } from './seen-ids.js';
 import { lpHttpError, lpParseJson, lpSend } from './transport.js';
-import type { LpCheckpoint, LpCursorStore, LpError, LpHttpResult, LpMessage, LpPoller, LpPollerOptions, LpRequestHandle, LpStatus } from './types.js';
+import type { LpCheckpoint, LpCursorStore, LpError, LpHttpResult, LpMessage, LpPoller, LpPollerOptions, LpReceipt, LpRequestHandle, LpStatus } from './types.js';
 import { lpBaseUrl, lpCallSafely, lpDescribe, lpError, lpIsArray, lpIsFiniteNumber, lpNumberOption, lpQuery, lpRequireFunction, lpTokenProvider } from './util.js';
 
 /** Added to the long-poll wait before a silent connection counts as dead. */
@@ -21,6 +21,7 @@ export function lpCreatePoller(options: LpPollerOptions, schedule: LpSchedule): 
   if (!options || typeof options !== 'object') throw new TypeError('Expected poller options to be an object');
   lpRequireFunction('onMessages', options.onMessages);
   if (options.onStatus !== undefined) lpRequireFunction('onStatus', options.onStatus);
+  if (options.onReceipts !== undefined) lpRequireFunction('onReceipts', options.onReceipts);
   var baseUrl = lpBaseUrl(options.url);
   var tokenFor = lpTokenProvider(options.token);
   var limit = lpNumberOption('limit', options.limit, 100, 1, 500, true);
@@ -28,6 +29,7 @@ export function lpCreatePoller(options: LpPollerOptions, schedule: LpSchedule): 
   var backoff = lpResolveBackoff(options.backoff, 'backoff.');
   var store = lpChooseStore(options, baseUrl, tokenFor());
   var onMessages = options.onMessages;
+  var onReceipts = options.onReceipts;
   var onStatus = options.onStatus;
   var waitSeconds = schedule.waitSeconds;
 
@@ -37,6 +39,7 @@ export function lpCreatePoller(options: LpPollerOptions, schedule: LpSchedule): 
   var timer: ReturnType<typeof setTimeout> | undefined;
   var checkpoint: LpCheckpoint | undefined;
   var seen: LpSeenWindow | undefined;
+  var seenReceipts: LpSeenWindow | undefined;
   var failures = 0;
   var connected = false;
 
@@ -70,7 +73,8 @@ export function lpCreatePoller(options: LpPollerOptions, schedule: LpSchedule): 
         }, 0);
         return;
       }
-      seen = lpCreateSeenWindow(dedupWindow, checkpoint.seen);
+      seen = lpCreateSeenWindow(dedupWindow, checkpoint.seen, true);
+      seenReceipts = lpCreateSeenWindow(dedupWindow, checkpoint.seenReceipts, false);
       poller.cursor = checkpoint.cursor;
     }
     later(poll, 0);
@@ -124,25 +128,24 @@ export function lpCreatePoller(options: LpPollerOptions, schedule: LpSchedule): 
     }
     var body = lpParsePollBody(result.text);
     if (!body) {
-      retryAfter(lpError('invalid_response', 'Expected a poll response with `messages` and `cursor`', true));
+      retryAfter(lpError('invalid_response', 'Expected a poll response with `messages`, `cursor` and valid `receipts`', true));
       return;
     }
     if (!connected) {
       connected = true;
       lpCallSafely(onStatus, { type: 'connected', cursor: (checkpoint as LpCheckpoint).cursor });
     }
-    var fresh = lpFreshMessages(body.messages, seen as LpSeenWindow);
-    if (fresh.length > 0) {
-      try {
-        onMessages(fresh, { cursor: body.cursor });
-      } catch (callbackError) {
-        // Not acknowledged, so the gateway redelivers the batch on the retry.
-        retryAfter(lpError('callback_failed', 'onMessages threw: ' + String(callbackError), true, callbackError));
-        return;
-      }
-      for (var index = 0; index < fresh.length; index++) (seen as LpSeenWindow).add((fresh[index] as LpMessage).id);
+    var fresh = lpUnseen(body.messages, seen as LpSeenWindow);
+    var freshReceipts = onReceipts ? lpUnseen(body.receipts, seenReceipts as LpSeenWindow) : [];
+    // Not acknowledged when a callback throws, so the gateway redelivers the batch on the retry.
+    var failure =
+      lpHandOver(fresh, seen as LpSeenWindow, onMessages, 'onMessages', body.cursor) ||
+      lpHandOver(freshReceipts, seenReceipts as LpSeenWindow, onReceipts, 'onReceipts', body.cursor);
+    if (failure) {
+      retryAfter(failure);
+      return;
     }
-    commit(body.cursor, fresh.length > 0);
+    commit(body.cursor, fresh.length + freshReceipts.length > 0);
     failures = 0;
     if (fresh.length > 0) lpCallSafely(onStatus, { type: 'messages', count: fresh.length, cursor: body.cursor });
     // stop() may have been called from inside onMessages or onStatus.
@@ -152,13 +155,17 @@ export function lpCreatePoller(options: LpPollerOptions, schedule: LpSchedule): 
       lpCallSafely(onStatus, { type: 'superseded', delayMs: delayMs });
       later(poll, delayMs);
     } else {
-      later(poll, schedule.pauseAfter(body.messages.length, limit));
+      // Receipts fill the page like messages (they hold places in the mailbox sequence).
+      later(poll, schedule.pauseAfter(body.messages.length + body.receipts.length, limit));
     }
   }
 
   function commit(cursor: number, delivered: boolean): void {
     var changed = delivered || cursor !== (checkpoint as LpCheckpoint).cursor;
     checkpoint = { cursor: cursor, seen: (seen as LpSeenWindow).snapshot() };
+    var receiptIds = (seenReceipts as LpSeenWindow).snapshot();
+    // Left out while empty: checkpoints of pages without receipts keep their old shape.
+    if (receiptIds.ids.length > 0) checkpoint.seenReceipts = receiptIds;
     poller.cursor = cursor;
     if (!changed) return;
     try {
@@ -194,28 +201,52 @@ export function lpChooseStore(options: LpPollerOptions, baseUrl: string, token: 
   return key ? lpLocalStorageCursorStore(key) : lpMemoryCursorStore();
 }
 
-/** Null unless the body has the documented shape. */
-export function lpParsePollBody(text: string): { messages: LpMessage[]; cursor: number; superseded: boolean } | null {
-  var body = lpParseJson(text) as { messages?: unknown; cursor?: unknown; superseded?: unknown } | undefined;
+/** Null unless the body has the documented shape (`receipts` may be missing: none). */
+export function lpParsePollBody(text: string): { messages: LpMessage[]; receipts: LpReceipt[]; cursor: number; superseded: boolean } | null {
+  var body = lpParseJson(text) as { messages?: unknown; receipts?: unknown; cursor?: unknown; superseded?: unknown } | undefined;
   if (!body || typeof body !== 'object' || !lpIsArray(body.messages) || !lpIsFiniteNumber(body.cursor) || body.cursor < 0) return null;
+  var receipts = body.receipts === undefined ? [] : body.receipts;
+  if (!lpIsArray(receipts)) return null;
   for (var index = 0; index < body.messages.length; index++) {
     var message = body.messages[index] as LpMessage;
     if (!message || !lpIsFiniteNumber(message.id) || typeof message.from !== 'string') return null;
   }
-  return { messages: body.messages as LpMessage[], cursor: body.cursor, superseded: body.superseded === true };
+  for (index = 0; index < receipts.length; index++) {
+    var receipt = receipts[index] as LpReceipt;
+    if (!receipt || !lpIsFiniteNumber(receipt.id) || typeof receipt.to !== 'string' || receipt.status !== 'acked' || typeof receipt.at !== 'string') return null;
+  }
+  return { messages: body.messages as LpMessage[], receipts: receipts as LpReceipt[], cursor: body.cursor, superseded: body.superseded === true };
 }
 
-/** Messages not seen before, without repeats inside the batch; keeps the server's order. */
-export function lpFreshMessages(messages: LpMessage[], seen: LpSeenWindow): LpMessage[] {
-  var fresh: LpMessage[] = [];
+/** Items (messages or receipts) not seen before, without repeats inside the batch; keeps the server's order. */
+export function lpUnseen<T extends { id: number }>(items: T[], seen: LpSeenWindow): T[] {
+  var fresh: T[] = [];
   var inBatch: { [id: string]: boolean } = {};
-  for (var index = 0; index < messages.length; index++) {
-    var message = messages[index] as LpMessage;
-    if (seen.has(message.id) || inBatch[message.id] === true) continue;
-    inBatch[message.id] = true;
-    fresh.push(message);
+  for (var index = 0; index < items.length; index++) {
+    var item = items[index] as T;
+    if (seen.has(item.id) || inBatch[item.id] === true) continue;
+    inBatch[item.id] = true;
+    fresh.push(item);
   }
   return fresh;
+}
+
+/** Calls the application, then records the ids; returns the error to retry with when it threw. */
+export function lpHandOver<T extends { id: number }>(
+  items: T[],
+  seen: LpSeenWindow,
+  callback: ((items: T[], context: { cursor: number }) => void) | undefined,
+  name: string,
+  cursor: number,
+): LpError | null {
+  if (items.length === 0 || !callback) return null;
+  try {
+    callback(items, { cursor: cursor });
+  } catch (callbackError) {
+    return lpError('callback_failed', name + ' threw: ' + String(callbackError), true, callbackError);
+  }
+  for (var index = 0; index < items.length; index++) seen.add((items[index] as T).id);
+  return null;
 }
 
 export function lpCreateLongPoller(options: LpPollerOptions): LpPoller {

@@ -22,7 +22,13 @@ export function lpPublish(options: LpPublishOptions, callback: (error: LpError |
   var retries = lpNumberOption('retries', options.retries, 4, 0, undefined, true);
   var timeoutMs = lpNumberOption('timeoutMs', options.timeoutMs, 30000, 1);
   var backoff = lpResolveBackoff(options.backoff, 'backoff.');
-  var payload = JSON.stringify({ to: options.to, id: clientId, body: options.body });
+  if (options.receipt !== undefined && typeof options.receipt !== 'boolean') {
+    throw new TypeError('Expected `receipt` to be a boolean, got ' + lpDescribe(options.receipt));
+  }
+  // `receipt` only when asked for, so gateways that predate receipts keep accepting plain publishes.
+  var message: { to: string; id: string; body: unknown; receipt?: boolean } = { to: options.to, id: clientId, body: options.body };
+  if (options.receipt) message.receipt = true;
+  var payload = JSON.stringify(message);
 
   var aborted = false;
   var request: LpRequestHandle | null = null;

@@ -1,5 +1,6 @@
 /* Bounded memory of delivered ids (see src/client/seen-ids.ts for the reasoning): the newest
-   `capacity` ids exactly, everything at or below the low-water mark counts as seen. */
+   `capacity` ids exactly, everything at or below the low-water mark counts as seen. Receipt ids
+   do not arrive in order (`ascending` false): overflow then only forgets, never infers "seen". */
 
 import type { LpSeenSnapshot } from './types.js';
 
@@ -9,8 +10,8 @@ export interface LpSeenWindow {
   snapshot(): LpSeenSnapshot;
 }
 
-export function lpCreateSeenWindow(capacity: number, snapshot: LpSeenSnapshot | undefined): LpSeenWindow {
-  var lowWaterMark: number | undefined = snapshot ? snapshot.lowWaterMark : undefined;
+export function lpCreateSeenWindow(capacity: number, snapshot: LpSeenSnapshot | undefined, ascending: boolean): LpSeenWindow {
+  var lowWaterMark: number | undefined = snapshot && ascending ? snapshot.lowWaterMark : undefined;
   var ids: number[] = [];
 
   /** Binary search: first index whose id is >= `id`. */
@@ -36,7 +37,7 @@ export function lpCreateSeenWindow(capacity: number, snapshot: LpSeenSnapshot | 
     else ids.splice(insertionPoint(id), 0, id);
     if (ids.length > capacity) {
       var forgotten = ids.splice(0, ids.length - capacity);
-      lowWaterMark = forgotten[forgotten.length - 1];
+      if (ascending) lowWaterMark = forgotten[forgotten.length - 1];
     }
   }
 

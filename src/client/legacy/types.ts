@@ -10,6 +10,14 @@ export interface LpMessage {
   expiresAt?: string;
 }
 
+/** A delivery receipt for a message this user published with `receipt: true`. */
+export interface LpReceipt {
+  id: number;
+  to: string;
+  status: 'acked';
+  at: string;
+}
+
 export interface LpSeenSnapshot {
   lowWaterMark?: number;
   ids: number[];
@@ -18,6 +26,8 @@ export interface LpSeenSnapshot {
 export interface LpCheckpoint {
   cursor: number;
   seen: LpSeenSnapshot;
+  /** Receipt ids handed over lately; absent until the first. */
+  seenReceipts?: LpSeenSnapshot;
 }
 
 export interface LpCursorStore {
@@ -62,6 +72,8 @@ export interface LpPollerOptions {
   url: string;
   token: string | (() => string);
   onMessages: (messages: LpMessage[], context: { cursor: number }) => void;
+  /** Called after onMessages, before the checkpoint is saved; without it receipts are skipped. */
+  onReceipts?: (receipts: LpReceipt[], context: { cursor: number }) => void;
   onStatus?: (status: LpStatus) => void;
   wait?: number;
   intervalMs?: number;
@@ -97,6 +109,7 @@ export interface LpPublishOptions {
   to: string;
   id?: string;
   body: unknown;
+  receipt?: boolean;
   retries?: number;
   backoff?: LpBackoffOptions;
   timeoutMs?: number;

@@ -1,9 +1,10 @@
-import type { FetchLike, PollMessage } from '../../../src/client/index.js';
+import type { DeliveryReceipt, FetchLike, PollMessage } from '../../../src/client/index.js';
 
 /**
  * An in-memory stand-in for the gateway's HTTP API, served through an injected `fetch`: one
- * mailbox, cumulative acknowledgement by cursor (cursor = highest id delivered), long polls held
- * until a message arrives or `holdMs` passes, and a queue of scripted faults.
+ * mailbox, cumulative acknowledgement by cursor (cursor = highest sequence number delivered; a
+ * message's id is its sequence number, receipts take sequence numbers too), long polls held until
+ * something arrives or `holdMs` passes, and a queue of scripted faults.
  */
 export interface RecordedRequest {
   method: string;
@@ -28,22 +29,30 @@ export function errorResponse(status: number, code: string, headers: Record<stri
 export function createFakeGateway(options: { holdMs?: number; waitMax?: number; waitMaxOnErrors?: boolean } = {}) {
   const holdMs = options.holdMs ?? 200;
   const waitMax = options.waitMax ?? 30;
-  const messages: PollMessage[] = [];
+  const entries: Array<{ seq: number; message?: PollMessage; receipt?: DeliveryReceipt }> = [];
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
   const waiters = new Set<() => void>();
   let acknowledged = 0;
-  let nextId = 1;
+  let nextSeq = 1;
 
   function deliver(body: unknown, from = 'alice'): number {
-    const id = nextId++;
-    messages.push({ id, from, body, createdAt: new Date().toISOString() });
+    const id = nextSeq++;
+    entries.push({ seq: id, message: { id, from, body, createdAt: new Date().toISOString() } });
     for (const wake of [...waiters]) wake();
     return id;
   }
 
-  function pending(limit: number): PollMessage[] {
-    return messages.filter((message) => message.id > acknowledged).slice(0, limit);
+  /** Puts a receipt for message `id` (one this mailbox's user sent to `to`) into the mailbox; returns its sequence number. */
+  function deliverReceipt(id: number, to = 'bob'): number {
+    const seq = nextSeq++;
+    entries.push({ seq, receipt: { id, to, status: 'acked', at: new Date().toISOString() } });
+    for (const wake of [...waiters]) wake();
+    return seq;
+  }
+
+  function pending(limit: number) {
+    return entries.filter((entry) => entry.seq > acknowledged).slice(0, limit);
   }
 
   async function poll(request: RecordedRequest): Promise<Response> {
@@ -73,8 +82,11 @@ export function createFakeGateway(options: { holdMs?: number; waitMax?: number; 
       });
     }
     const batch = pending(limit);
-    const nextCursor = batch.length > 0 ? batch[batch.length - 1]!.id : cursor;
-    return jsonResponse(200, { messages: batch, cursor: nextCursor }, { 'X-Poll-Wait-Max': String(waitMax) });
+    const nextCursor = batch.length > 0 ? batch[batch.length - 1]!.seq : cursor;
+    const receipts = batch.flatMap((entry) => (entry.receipt ? [entry.receipt] : []));
+    const body = { messages: batch.flatMap((entry) => (entry.message ? [entry.message] : [])), cursor: nextCursor };
+    // Like the gateway: the key is there only when there are receipts.
+    return jsonResponse(200, receipts.length > 0 ? { ...body, receipts } : body, { 'X-Poll-Wait-Max': String(waitMax) });
   }
 
   const fetch: FetchLike = async (input, init) => {
@@ -103,6 +115,7 @@ export function createFakeGateway(options: { holdMs?: number; waitMax?: number; 
   return {
     fetch,
     deliver,
+    deliverReceipt,
     requests,
     /** Requests to /v1/poll, in order. */
     polls: () => requests.filter((request) => request.url.pathname.endsWith('/v1/poll')),
