@@ -27,6 +27,8 @@ export interface PublishOptions {
    * with the returned `id` reaches this sender's own poller (`onReceipts`). Default false.
    */
   receipt?: boolean;
+  /** Seconds after which the gateway never delivers it (1 … the gateway's MESSAGE_TTL_MAX_S). Default: never, or the gateway's MESSAGE_TTL_DEFAULT_S. */
+  ttl?: number;
   fetch?: FetchLike;
   signal?: AbortSignal;
   /** Retries after transient failures (network, 5xx, 429). Default 4. */
@@ -77,7 +79,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
  * @example
  * const item: BatchItem = { to: 'agent-7', id: 'order-42-note-3', body: { text: 'hi' }, receipt: true };
  */
-export type BatchItem = Pick<PublishOptions, 'to' | 'id' | 'body' | 'receipt'>;
+export type BatchItem = Pick<PublishOptions, 'to' | 'id' | 'body' | 'receipt' | 'ttl'>;
 
 /**
  * @example
@@ -122,6 +124,7 @@ interface WireItem {
   id: string;
   body: unknown;
   receipt?: true;
+  ttl?: number;
 }
 
 function toWireItem(item: BatchItem, prefix: string): WireItem {
@@ -133,8 +136,14 @@ function toWireItem(item: BatchItem, prefix: string): WireItem {
   if (item.receipt !== undefined && typeof item.receipt !== 'boolean') {
     throw new TypeError(`Expected \`${prefix}receipt\` to be a boolean, got ${typeof item.receipt}`);
   }
-  // Sent only when asked for, so gateways that predate receipts keep accepting plain publishes.
-  return item.receipt ? { to, id: clientId, body: item.body, receipt: true } : { to, id: clientId, body: item.body };
+  if (item.ttl !== undefined && !(Number.isInteger(item.ttl) && item.ttl >= 1)) {
+    throw new TypeError(`Expected \`${prefix}ttl\` to be a positive whole number of seconds, got ${String(item.ttl)}`);
+  }
+  // Sent only when asked for, so gateways that predate receipts and expiry keep accepting plain publishes.
+  const wire: WireItem = { to, id: clientId, body: item.body };
+  if (item.receipt) wire.receipt = true;
+  if (item.ttl !== undefined) wire.ttl = item.ttl;
+  return wire;
 }
 
 function toResult(body: unknown, clientId: string, what: string): PublishResult {

@@ -330,6 +330,17 @@ describe('legacy client in an ES5-only VM context', () => {
     expect(() => LongPoll.publish({ url: '/', token: 'tok', to: 'bob', body: 1, receipt: 'yes' }, () => {})).toThrow('Expected `receipt` to be a boolean, got "yes"');
   });
 
+  it('publishes `ttl` when given, and refuses one that is not a positive whole number of seconds', async () => {
+    const gateway = createFakeGateway();
+    gateway.failNext(() => new Response(JSON.stringify({ id: 43, duplicate: false }), { status: 201 }));
+    const { LongPoll, requests } = loadLegacyClient(gateway);
+    await new Promise((resolve) => LongPoll.publish({ url: 'http://gateway.test/', token: 'tok', to: 'bob', id: 't-1', body: 1, ttl: 60 }, resolve));
+    expect(requests.map((request) => JSON.parse(request.body!))).toEqual([{ to: 'bob', id: 't-1', body: 1, ttl: 60 }]);
+    for (const ttl of [0, 1.5, '60']) {
+      expect(() => LongPoll.publish({ url: '/', token: 'tok', to: 'bob', body: 1, ttl }, () => {})).toThrow('Expected `ttl` to be a positive whole number of seconds');
+    }
+  });
+
   it('computes the same backoff bounds as the modern client', () => {
     const { LongPoll } = loadLegacyClient(createFakeGateway());
     const delayFor = LongPoll.backoffDelays({ minDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.5 });

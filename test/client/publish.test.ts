@@ -74,6 +74,15 @@ describe('publish with a delivery receipt', () => {
     );
   });
 
+  it('sends `ttl` only when given, and refuses one that is not a positive whole number of seconds', async () => {
+    const { fetch, bodies } = scriptedFetch(() => jsonResponse(201, { id: 10, duplicate: false }));
+    await publish({ url: 'http://gateway.test', token: 't', to: 'bob', id: 't-1', body: 'x', ttl: 60, fetch });
+    expect(bodies).toEqual([{ to: 'bob', id: 't-1', body: 'x', ttl: 60 }]);
+    for (const ttl of [0, -1, 1.5]) {
+      await expect(publish({ url: 'http://gateway.test', token: 't', to: 'bob', body: 1, ttl, fetch })).rejects.toThrow('Expected `ttl` to be a positive whole number of seconds');
+    }
+  });
+
   it('publishBatch sends `receipt` per item, retries the whole batch under the same ids, and answers per item', async () => {
     const urls: string[] = [];
     const { fetch: inner, bodies } = scriptedFetch(

@@ -25,9 +25,13 @@ export function lpPublish(options: LpPublishOptions, callback: (error: LpError |
   if (options.receipt !== undefined && typeof options.receipt !== 'boolean') {
     throw new TypeError('Expected `receipt` to be a boolean, got ' + lpDescribe(options.receipt));
   }
-  // `receipt` only when asked for, so gateways that predate receipts keep accepting plain publishes.
-  var message: { to: string; id: string; body: unknown; receipt?: boolean } = { to: options.to, id: clientId, body: options.body };
+  if (options.ttl !== undefined && !(typeof options.ttl === 'number' && options.ttl >= 1 && Math.floor(options.ttl) === options.ttl)) {
+    throw new TypeError('Expected `ttl` to be a positive whole number of seconds, got ' + lpDescribe(options.ttl));
+  }
+  // `receipt` and `ttl` only when asked for, so older gateways keep accepting plain publishes.
+  var message: { to: string; id: string; body: unknown; receipt?: boolean; ttl?: number } = { to: options.to, id: clientId, body: options.body };
   if (options.receipt) message.receipt = true;
+  if (options.ttl !== undefined) message.ttl = options.ttl;
   var payload = JSON.stringify(message);
 
   var aborted = false;

@@ -110,6 +110,8 @@ export interface LpPublishOptions {
   id?: string;
   body: unknown;
   receipt?: boolean;
+  /** Seconds after which the gateway never delivers it. */
+  ttl?: number;
   retries?: number;
   backoff?: LpBackoffOptions;
   timeoutMs?: number;
