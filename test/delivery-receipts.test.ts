@@ -52,6 +52,8 @@ describe.each(backendCases('delivery receipts'))('delivery receipts on $name', (
     const answer = await held;
     expect(answer.messages).toEqual([]);
     expect(answer.receipts).toEqual([{ type: 'receipt', id, to: bob, status: 'acked', at: expect.stringMatching(/^\d{4}-/) }]);
+    // The receipt waits in alice's mailbox, but her badge counts messages only.
+    expect(await (await gw.request('/v1/mailbox', { token: await gw.tokenFor(alice) })).json()).toEqual({ pending: 0, oldestAt: null });
     const acked = (await (await status(alice, id)).json()) as { status: string; ackedAt: string };
     expect(acked.status).toBe('acked');
     expect(acked.ackedAt).toBe(answer.receipts![0]!.at);

@@ -188,7 +188,7 @@ export function pendingReadQuery(db: Knex, requests: readonly PendingRead[], now
 }
 
 /**
- * The badge query: a user's unacked, unexpired messages and the oldest one's time, from the
+ * The badge query: a user's unacked, unexpired messages (not receipts) and the oldest one's time, from the
  * (user_id, status, seq) index and those rows. Exported for the MySQL plan test.
  */
 export function mailboxSummaryQuery(db: Knex, userId: string, now: number): Knex.QueryBuilder {
@@ -196,6 +196,8 @@ export function mailboxSummaryQuery(db: Knex, userId: string, now: number): Knex
     .count({ pending: '*' })
     .min({ oldest: 'created_at' })
     .where({ user_id: userId, status: 'pending' })
+    // Receipts wait in the mailbox too, but a badge counts messages.
+    .andWhereNot('sender_id', RECEIPT_SENDER)
     .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', now));
 }
 
