@@ -386,12 +386,6 @@ export async function createKnexStore(
   }
 
   /**
-   * Rows of drafts whose mailboxes were just advanced by `reserveSequences` in the same
-   * transaction. Each row's `seq` is read from its (locked) mailbox row by the INSERT itself: the
-   * k-th of n drafts to one mailbox takes last_seq - (n - 1 - k), so no round trip is needed to
-   * learn the counters first.
-   */
-  /**
    * How far below its mailbox's new head each draft lands: the k-th of n drafts to one mailbox
    * takes head - (n - 1 - k).
    */
@@ -408,6 +402,12 @@ export async function createKnexStore(
     return draft.ttlSeconds === undefined ? null : createdAt + draft.ttlSeconds * 1000;
   }
 
+  /**
+   * Rows of drafts whose mailboxes were just advanced by `reserveSequences` in the same
+   * transaction. Each row's `seq` is read from its (locked) mailbox row by the INSERT itself: the
+   * k-th of n drafts to one mailbox takes last_seq - (n - 1 - k), so no round trip is needed to
+   * learn the counters first.
+   */
   function sequencedRows(drafts: readonly MessageDraft[], offsets: readonly number[], createdAt: number): Statement[] {
     return drafts.map((draft, index) => ({
       sql: "(?, ?, ?, ?, 'pending', ?, ?, ?, (SELECT last_seq FROM mailboxes WHERE user_id = ?) - ?)",
@@ -488,32 +488,45 @@ export async function createKnexStore(
   }
 
   /**
-   * Group commit: every draft of every publish that arrived in one tick, in one transaction: one
-   * upsert of the mailboxes and one multi-row INSERT (one INSERT per row where auto-increment is
-   * interleaved). On MySQL the whole transaction is one round trip. Throws (and stores nothing) on
-   * any unique violation: the caller then replays each publish on its own, where repeats are told
-   * apart from conflicts.
+   * The statements that store drafts in sequence (mailbox upsert, the INSERT — one per row where
+   * auto-increment is interleaved — and the read of the new heads) and how to read the stored rows
+   * from their results. Run inside one transaction, as a script or one by one.
    */
-  async function insertGroup(drafts: readonly MessageDraft[]): Promise<StoredMessage[]> {
+  function sequencedInsert(drafts: readonly MessageDraft[]): { statements: Statement[]; stored(results: readonly unknown[]): StoredMessage[] } {
     const createdAt = clock.now();
     const counts = countByRecipient(drafts);
     const offsets = offsetsBelowHead(drafts);
-    const reserve = reserveSequences(counts);
     const rows = sequencedRows(drafts, offsets, createdAt);
     const inserts = consecutiveIds ? [insertRows(rows)] : rows.map((row) => insertRows([row]));
-    const heads = readHeads([...counts.keys()]);
-    const idsOf = (results: unknown[]) =>
-      consecutiveIds ? insertedIds(results[0], drafts.length) : results.map((result) => insertedIds(result, 1)[0]!);
+    return {
+      statements: [reserveSequences(counts), ...inserts, readHeads([...counts.keys()])],
+      stored(results) {
+        const insertResults = results.slice(1, 1 + inserts.length);
+        const ids = consecutiveIds ? insertedIds(insertResults[0], drafts.length) : insertResults.map((result) => insertedIds(result, 1)[0]!);
+        return storedMessages(drafts, ids, offsets, results[1 + inserts.length], createdAt);
+      },
+    };
+  }
+
+  async function runInTransaction(trx: Knex.Transaction, statements: readonly Statement[]): Promise<unknown[]> {
+    const results: unknown[] = [];
+    for (const statement of statements) results.push(await trx.raw(statement.sql, statement.bindings));
+    return results;
+  }
+
+  /**
+   * Group commit: every draft of every publish that arrived in one tick, in one transaction. On
+   * MySQL the whole transaction is one round trip. Throws (and stores nothing) on any unique
+   * violation: the caller then replays each publish on its own, where repeats are told apart from
+   * conflicts.
+   */
+  async function insertGroup(drafts: readonly MessageDraft[]): Promise<StoredMessage[]> {
+    const insert = sequencedInsert(drafts);
     if (dialect === 'mysql') {
-      const results = await runScript([{ sql: 'START TRANSACTION', bindings: [] }, reserve, ...inserts, heads, { sql: 'COMMIT', bindings: [] }]);
-      return storedMessages(drafts, idsOf(results.slice(2, 2 + inserts.length)), offsets, results[2 + inserts.length], createdAt);
+      const results = await runScript([{ sql: 'START TRANSACTION', bindings: [] }, ...insert.statements, { sql: 'COMMIT', bindings: [] }]);
+      return insert.stored(results.slice(1, -1));
     }
-    return knex.transaction(async (trx) => {
-      await trx.raw(reserve.sql, reserve.bindings);
-      const results: unknown[] = [];
-      for (const insert of inserts) results.push(await trx.raw(insert.sql, insert.bindings));
-      return storedMessages(drafts, idsOf(results), offsets, await trx.raw(heads.sql, heads.bindings), createdAt);
-    });
+    return knex.transaction(async (trx) => insert.stored(await runInTransaction(trx, insert.statements)));
   }
 
   /**
@@ -533,18 +546,13 @@ export async function createKnexStore(
             continue;
           }
         }
-        const reserve = reserveSequences(new Map([[draft.userId, 1]]));
-        await trx.raw(reserve.sql, reserve.bindings);
         try {
-          const createdAt = clock.now();
-          const insert = insertRows(sequencedRows([draft], [0], createdAt));
-          const ids = insertedIds(await trx.raw(insert.sql, insert.bindings), 1);
-          const heads = readHeads([draft.userId]);
-          const [message] = storedMessages([draft], ids, [0], await trx.raw(heads.sql, heads.bindings), createdAt);
+          const insert = sequencedInsert([draft]);
+          const [message] = insert.stored(await runInTransaction(trx, insert.statements));
           results.push({ id: message!.id, duplicate: false, message: message! });
         } catch (error) {
           if (clientMessageId === null || !isUniqueViolation(error)) throw error;
-          // The sequence number taken above stays unused: a gap, which no reader depends on.
+          // The sequence number the mailbox upsert took stays unused: a gap, which no reader depends on.
           const existing = await findByClientId(trx, draft.senderId, clientMessageId);
           if (!existing) throw error;
           results.push(asDuplicate(existing, draft));
@@ -653,18 +661,8 @@ export async function createKnexStore(
           clientMessageId: `receipt:${row.id}`,
           body: JSON.stringify({ type: 'receipt', id: Number(row.id), to: row.user_id, status: 'acked', at: new Date(Number(row.acked_at ?? clock.now())).toISOString() }),
         }));
-        const createdAt = clock.now();
-        const counts = countByRecipient(drafts);
-        const offsets = offsetsBelowHead(drafts);
-        const reserve = reserveSequences(counts);
-        await trx.raw(reserve.sql, reserve.bindings);
-        const rowsToInsert = sequencedRows(drafts, offsets, createdAt);
-        const inserts = consecutiveIds ? [insertRows(rowsToInsert)] : rowsToInsert.map((row) => insertRows([row]));
-        const results: unknown[] = [];
-        for (const insert of inserts) results.push(await trx.raw(insert.sql, insert.bindings));
-        const ids = consecutiveIds ? insertedIds(results[0], drafts.length) : results.map((result) => insertedIds(result, 1)[0]!);
-        const heads = readHeads([...counts.keys()]);
-        const receipts = storedMessages(drafts, ids, offsets, await trx.raw(heads.sql, heads.bindings), createdAt);
+        const insert = sequencedInsert(drafts);
+        const receipts = insert.stored(await runInTransaction(trx, insert.statements));
         await trx(TABLE)
           .whereIn(
             'id',
@@ -748,43 +746,35 @@ export async function createKnexStore(
     });
   }
 
-  /** Like purgeAcked, on idx_messages_expires_at: rows that expired before the cut-off, acked or not. */
-  async function purgeExpired(expiredBefore: number, limit: number): Promise<number> {
+  /**
+   * Deletes at most `limit` rows whose `column` is before `before` (acked ones only, for
+   * `acked_at`), oldest first, walking that column's index (`idx_messages_acked_at`,
+   * `idx_messages_expires_at`; InnoDB appends id), so each DELETE touches only the rows it
+   * removes: no table scan, no long lock. MySQL takes ORDER BY + LIMIT on a DELETE directly;
+   * SQLite (built without that option) needs the ids from a subquery.
+   */
+  async function deleteOldest(column: 'acked_at' | 'expires_at', before: number, limit: number): Promise<number> {
     if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
+    // `column` is one of two literals, never input.
+    const condition = `${column === 'acked_at' ? "status = 'acked' AND " : ''}${column} < ?`;
     return guarded(async () => {
-      if (dialectOf(knex) === 'mysql') {
-        const [result] = (await knex.raw('DELETE FROM ?? WHERE expires_at < ? ORDER BY expires_at, id LIMIT ?', [TABLE, expiredBefore, limit])) as [
-          { affectedRows: number },
-        ];
+      if (dialect === 'mysql') {
+        const [result] = (await knex.raw(`DELETE FROM ${TABLE} WHERE ${condition} ORDER BY ${column}, id LIMIT ?`, [before, limit])) as [{ affectedRows: number }];
         return result.affectedRows;
       }
       return knex(TABLE)
-        .whereIn('id', knex(TABLE).select('id').where('expires_at', '<', expiredBefore).orderBy([{ column: 'expires_at' }, { column: 'id' }]).limit(limit))
+        .whereIn('id', knex(TABLE).select('id').whereRaw(condition, [before]).orderBy([{ column }, { column: 'id' }]).limit(limit))
         .del();
     });
   }
 
-  /**
-   * Walks idx_messages_acked_at (acked_at[, id]) in order, so each DELETE touches
-   * only the rows it removes: no table scan, no long lock. MySQL takes ORDER BY + LIMIT on a
-   * DELETE directly; SQLite (built without that option) needs the ids from a subquery.
-   */
   async function purgeAcked(ackedBefore: number, limit: number): Promise<number> {
-    if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
-    return guarded(async () => {
-      if (dialectOf(knex) === 'mysql') {
-        const [result] = (await knex.raw('DELETE FROM ?? WHERE status = ? AND acked_at < ? ORDER BY acked_at, id LIMIT ?', [
-          TABLE,
-          'acked',
-          ackedBefore,
-          limit,
-        ])) as [{ affectedRows: number }];
-        return result.affectedRows;
-      }
-      return knex(TABLE)
-        .whereIn('id', knex(TABLE).select('id').where('status', 'acked').andWhere('acked_at', '<', ackedBefore).orderBy([{ column: 'acked_at' }, { column: 'id' }]).limit(limit))
-        .del();
-    });
+    return deleteOldest('acked_at', ackedBefore, limit);
+  }
+
+  /** Like purgeAcked: rows that expired before the cut-off, acked or not. */
+  async function purgeExpired(expiredBefore: number, limit: number): Promise<number> {
+    return deleteOldest('expires_at', expiredBefore, limit);
   }
 
   return {
