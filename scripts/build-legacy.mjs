@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// Builds dist/client/longpoll.legacy.js: the ES5 client (global `LongPoll`, UMD) for browsers
-// without fetch, Promise, Map or Set. Type-checks src/client/legacy first and fails on any error,
-// transpiles each file to ES5 (TypeScript's transpileModule) in the order its tsconfig lists them,
-// wraps them in one UMD closure, and refuses to write a bundle that does not parse as ES5.
+// Builds dist/client/longpoll.legacy.js: the ES5 client (global `LongPoll`, or AMD / CommonJS) for
+// browsers without fetch, Promise, Map or Set. Type-checks src/client/legacy and the shared core it
+// imports against the ES5 library first and fails on any error, bundles from
+// src/client/legacy/index.ts with esbuild (each file lowered to ES5 by TypeScript), and refuses to
+// write a bundle that does not parse as ES5.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import * as esbuild from 'esbuild';
 import ts from 'typescript';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,86 +44,42 @@ function typeCheck(parsed) {
 }
 
 /**
- * The legacy files are ES modules only so that each type-checks on its own (and under the main
- * tsconfig). In the bundle they share one closure: imports are dropped and `export` keywords
- * removed, so every imported name resolves to the declaration of the same name in another file.
+ * esbuild bundles (resolution, scope hoisting, minification); TypeScript lowers each file to ES5 on
+ * the way in, because esbuild cannot lower let/const, arrow functions or destructuring to ES5.
  */
-function stripModuleSyntax(context) {
-  const withoutExport = (modifiers) => modifiers?.filter((modifier) => modifier.kind !== ts.SyntaxKind.ExportKeyword);
-  const visit = (node) => {
-    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node) || ts.isExportAssignment(node)) return undefined;
-    if (ts.isFunctionDeclaration(node)) {
-      const { factory } = context;
-      return factory.updateFunctionDeclaration(node, withoutExport(node.modifiers), node.asteriskToken, node.name, node.typeParameters, node.parameters, node.type, node.body);
-    }
-    if (ts.isVariableStatement(node)) return context.factory.updateVariableStatement(node, withoutExport(node.modifiers), node.declarationList);
-    return node;
-  };
-  return (sourceFile) => ts.visitEachChild(sourceFile, visit, context);
-}
+const es5Plugin = {
+  name: 'typescript-to-es5',
+  setup(build) {
+    build.onLoad({ filter: /\.ts$/ }, (args) => {
+      const { outputText, diagnostics } = ts.transpileModule(readFileSync(args.path, 'utf8'), {
+        fileName: args.path,
+        reportDiagnostics: true,
+        compilerOptions: { target: ts.ScriptTarget.ES5, module: ts.ModuleKind.ESNext, removeComments: true, importHelpers: false },
+      });
+      if (diagnostics?.length) fail(ts.formatDiagnostics(diagnostics, formatHost));
+      // A helper (__assign, __spreadArray, __extends) would be copied into every file that needs it.
+      if (/\b__\w+\s*=\s*\(this && this\.__/.test(outputText)) fail(`${relative(root, args.path)} needs a TypeScript helper; write it without spread/rest/classes`);
+      return { contents: outputText, loader: 'js' };
+    });
+  },
+};
 
-/** Top-level value names of one file; two files declaring the same name would clash in the closure. */
-function topLevelNames(sourceFile) {
-  const names = [];
-  for (const statement of sourceFile.statements) {
-    if (ts.isFunctionDeclaration(statement) && statement.name) names.push(statement.name.text);
-    if (ts.isVariableStatement(statement) && !statement.modifiers?.some((modifier) => modifier.kind === ts.SyntaxKind.DeclareKeyword)) {
-      for (const declaration of statement.declarationList.declarations) {
-        if (ts.isIdentifier(declaration.name)) names.push(declaration.name.text);
-      }
-    }
-  }
-  return names;
-}
-
-function checkUniqueNames(fileNames) {
-  const owners = new Map();
-  for (const fileName of fileNames) {
-    const sourceFile = ts.createSourceFile(fileName, readFileSync(fileName, 'utf8'), ts.ScriptTarget.ES5, true);
-    for (const name of topLevelNames(sourceFile)) {
-      if (owners.has(name)) fail(`\`${name}\` is declared in both ${relative(root, owners.get(name))} and ${relative(root, fileName)}`);
-      owners.set(name, fileName);
-    }
-  }
-}
-
-function transpile(fileName) {
-  const { outputText, diagnostics } = ts.transpileModule(readFileSync(fileName, 'utf8'), {
-    fileName,
-    reportDiagnostics: true,
-    transformers: { before: [stripModuleSyntax] },
-    compilerOptions: {
-      target: ts.ScriptTarget.ES5,
-      module: ts.ModuleKind.ESNext,
-      removeComments: true,
-      newLine: ts.NewLineKind.LineFeed,
-    },
-  });
-  if (diagnostics?.length) fail(ts.formatDiagnostics(diagnostics, formatHost));
-  // TypeScript keeps a file a module with an empty `export {}`; the closure needs none of that.
-  const code = outputText.replace(/^export \{\};?$/m, '').trim();
-  if (/^\s*(import|export)\b/m.test(code)) fail(`${relative(root, fileName)}: module syntax survived the build`);
-  // Files holding only types emit nothing.
-  return code === '' ? '' : `// ${relative(root, fileName)}\n${code}\n`;
-}
-
-function wrapUmd(body) {
+async function bundle() {
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  return `/*! longpoll-gateway legacy client ${version} (ES5, global LongPoll). Generated by scripts/build-legacy.mjs from src/client/legacy; do not edit. */
-(function (root, factory) {
-  if (typeof define === 'function' && define.amd) {
-    define([], function () { return factory(root); });
-  } else if (typeof module === 'object' && module && module.exports) {
-    module.exports = factory(root);
-  } else {
-    root.LongPoll = factory(root);
-  }
-}(typeof self !== 'undefined' ? self : this, function (lpRoot) {
-'use strict';
-${body}
-return lpExports;
-}));
-`;
+  const result = await esbuild.build({
+    entryPoints: [join(legacyDir, 'index.ts')],
+    bundle: true,
+    format: 'iife',
+    target: 'es5',
+    minify: true,
+    legalComments: 'inline',
+    charset: 'utf8',
+    banner: { js: `/*! longpoll-gateway legacy client ${version} (ES5) */` },
+    plugins: [es5Plugin],
+    write: false,
+    logLevel: 'silent',
+  });
+  return result.outputFiles[0].text;
 }
 
 async function assertParsesAsEs5(code) {
@@ -141,15 +99,13 @@ async function assertParsesAsEs5(code) {
 
 const parsed = loadProjectConfig();
 typeCheck(parsed);
-const sources = parsed.fileNames.filter((fileName) => !fileName.endsWith('.d.ts'));
-checkUniqueNames(sources);
-const bundle = wrapUmd(sources.map(transpile).filter(Boolean).join('\n'));
-await assertParsesAsEs5(bundle);
+const code = await bundle();
+await assertParsesAsEs5(code);
 mkdirSync(dirname(outputFile), { recursive: true });
 // Write-then-rename: a test or server reading the bundle never sees half a file.
 const temporaryFile = `${outputFile}.${process.pid}.tmp`;
-writeFileSync(temporaryFile, bundle);
+writeFileSync(temporaryFile, code);
 renameSync(temporaryFile, outputFile);
-const raw = Buffer.byteLength(bundle);
-const gzipped = gzipSync(bundle, { level: 9 }).length;
+const raw = Buffer.byteLength(code);
+const gzipped = gzipSync(code, { level: 9 }).length;
 console.log(`build-legacy: wrote ${relative(root, outputFile)} (${raw} bytes raw, ${gzipped} bytes gzip)`);

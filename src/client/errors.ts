@@ -1,3 +1,7 @@
+import { callbackFailure, cursorStoreFailure, isRetryableStatus, unexpectedFailure, type CallbackName, type FailureSpec } from './core/failures.js';
+
+export { isRetryableStatus };
+
 /**
  * Errors raised by the client. Each has a stable `code` to switch on and says whether the poll loop
  * retries it (`retryable`), so applications and the loop classify failures the same way.
@@ -77,36 +81,26 @@ export class ClientProtocolError extends ClientError {
  * if (status.type === 'retrying' && status.error instanceof ClientCallbackError) log(status.error.cause);
  */
 export class ClientCallbackError extends ClientError {
-  constructor(cause: unknown, callback: 'onMessages' | 'onReceipts' = 'onMessages') {
-    super('callback_failed', `${callback} threw: ${describe(cause)}`, { retryable: true, cause });
+  constructor(cause: unknown, callback: CallbackName = 'onMessages') {
+    const spec = callbackFailure(cause, callback);
+    super(spec.code, spec.message, spec);
     this.name = 'ClientCallbackError';
   }
 }
 
 /**
- * The cursor store's `load` (fatal: the poller cannot know where to resume) or `save` (retried)
- * failed.
+ * The cursor store's `load` (fatal: the poller cannot know where to resume) or `save` (retried;
+ * the checkpoint is saved again after the next poll) failed.
  *
  * @example
  * if (result.error instanceof ClientCursorStoreError) clearCorruptedStorage();
  */
 export class ClientCursorStoreError extends ClientError {
-  constructor(operation: 'load' | 'save', cause: unknown, retryable: boolean) {
-    super('cursor_store_failed', `Cursor store ${operation}() failed: ${describe(cause)}`, { retryable, cause });
+  constructor(operation: 'load' | 'save', cause: unknown) {
+    const spec = cursorStoreFailure(operation, cause);
+    super(spec.code, spec.message, spec);
     this.name = 'ClientCursorStoreError';
   }
-}
-
-/**
- * 408, 429 and 5xx are transient by definition; every other 4xx means the request itself is wrong
- * (bad token, forbidden, invalid parameter), so repeating it would fail forever.
- *
- * @example
- * isRetryableStatus(503); // true
- * isRetryableStatus(401); // false
- */
-export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
 }
 
 /**
@@ -120,6 +114,28 @@ export function isClientError(value: unknown): value is ClientError {
   return value instanceof ClientError;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/**
+ * Builds the error a FailureSpec describes, as the class that matches its kind (the poll session
+ * and publish logic describe failures; this build decides what they look like).
+ */
+export function makeClientError(spec: FailureSpec): ClientError {
+  switch (spec.kind) {
+    case 'http':
+      return new ClientHttpError(spec.status ?? 0, spec.code, spec.message, spec.retryAfterMs);
+    case 'network':
+      return new ClientNetworkError(spec.message, spec.cause, spec.code === 'request_timeout' ? 'request_timeout' : 'network_error');
+    case 'protocol':
+      return new ClientProtocolError(spec.message, spec.cause);
+    case 'callback':
+      return new ClientCallbackError(spec.cause, spec.callback);
+    case 'cursor_store':
+      return new ClientCursorStoreError(spec.retryable ? 'save' : 'load', spec.cause);
+    default:
+      return new ClientError(spec.code, spec.message, spec);
+  }
+}
+
+/** Any thrown value as a ClientError (non-retryable unless it already was one). */
+export function toClientError(error: unknown): ClientError {
+  return error instanceof ClientError ? error : makeClientError(unexpectedFailure(error));
 }

@@ -8,9 +8,9 @@ export { createLongPoller, type LongPollerOptions } from './long-poller.js';
 export { createShortPoller, type ShortPollerOptions } from './short-poller.js';
 export type { CommonPollerOptions, MessageContext, Poller, PollerStatus, PollerStopped } from './poll-loop.js';
 export { publish, publishBatch, type PublishOptions, type PublishBatchOptions, type BatchItem, type PublishResult } from './publish.js';
-export { backoffDelays, type BackoffOptions } from './backoff.js';
+export { backoffDelays, type BackoffOptions } from './core/backoff.js';
 export { memoryCursorStore, localStorageCursorStore, type CursorStore, type PollCheckpoint, type StorageLike } from './cursor-store.js';
-export type { SeenIdsSnapshot } from './seen-ids.js';
+export type { SeenIdsSnapshot } from './core/seen-ids.js';
 export {
   ClientError,
   ClientHttpError,

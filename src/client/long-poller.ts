@@ -1,5 +1,5 @@
+import { longPollSchedule } from './core/poller-options.js';
 import { createPollLoop, type CommonPollerOptions, type Poller } from './poll-loop.js';
-import { requireNumberInRange } from './validate.js';
 
 /**
  * @example
@@ -29,7 +29,5 @@ export interface LongPollerOptions<Body = unknown> extends CommonPollerOptions<B
  * // later: await poller.stop();
  */
 export function createLongPoller<Body = unknown>(options: LongPollerOptions<Body>): Poller {
-  const waitSeconds = requireNumberInRange('wait', options?.wait ?? 25, { min: 1, integer: true, description: 'a positive integer (seconds)' });
-  // A full page means more may be waiting, an empty one means `wait` elapsed: either way, ask again now.
-  return createPollLoop(options, { waitSeconds, pauseAfter: () => 0 });
+  return createPollLoop(options, longPollSchedule(options));
 }

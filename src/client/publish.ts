@@ -1,34 +1,23 @@
 import pRetry, { AbortError } from 'p-retry';
 import { sleep } from './abortable.js';
-import { backoffDelays, resolveBackoffOptions, type BackoffOptions } from './backoff.js';
-import { ClientError, ClientProtocolError, type ClientHttpError } from './errors.js';
-import { endpoint, httpErrorFrom, sendJsonRequest } from './http.js';
+import { resolveBackoffOptions, retryDelay, type BackoffOptions } from './core/backoff.js';
+import { batchPlan, newClientMessageId, publishPlan, publishRetryOptions, type BatchItem, type PublishPlan, type PublishResult } from './core/publish-request.js';
+import type { HttpAnswer } from './core/failures.js';
+import { ClientError, makeClientError } from './errors.js';
+import { sendRequest } from './http.js';
 import type { FetchLike } from './types.js';
-import { parseBaseUrl, requireAbortSignal, requireNonEmptyString, requireNumberInRange } from './validate.js';
+import { parseBaseUrl, requireAbortSignal, resolveFetch } from './validate.js';
+import { requireNonEmptyString } from './core/validate.js';
+
+export type { BatchItem, PublishResult };
 
 /**
  * @example
  * const options: PublishOptions = { url, token, to: 'bob', id: 'note-1', body: { text: 'hi' } };
  */
-export interface PublishOptions {
+export interface PublishOptions extends BatchItem {
   url: string | URL;
   token: string;
-  /** Recipient user id. */
-  to: string;
-  /**
-   * Client message id (at most 128 characters) that makes retries idempotent: the gateway stores a
-   * (sender, id) pair once. Generated when omitted; pass your own to stay idempotent across restarts.
-   */
-  id?: string;
-  /** Any JSON value. */
-  body: unknown;
-  /**
-   * Ask for a delivery receipt: once the recipient acknowledges the message, a `DeliveryReceipt`
-   * with the returned `id` reaches this sender's own poller (`onReceipts`). Default false.
-   */
-  receipt?: boolean;
-  /** Seconds after which the gateway never delivers it (1 … the gateway's MESSAGE_TTL_MAX_S). Default: never, or the gateway's MESSAGE_TTL_DEFAULT_S. */
-  ttl?: number;
   fetch?: FetchLike;
   signal?: AbortSignal;
   /** Retries after transient failures (network, 5xx, 429). Default 4. */
@@ -37,21 +26,6 @@ export interface PublishOptions {
   /** Per-attempt timeout. Default 30000. */
   timeoutMs?: number;
 }
-
-/**
- * @example
- * const { id, duplicate }: PublishResult = await publish(options);
- */
-export interface PublishResult {
-  /** Server id of the stored message. */
-  id: number;
-  /** True when this (sender, id) had already been stored, e.g. by an earlier attempt whose answer got lost. */
-  duplicate: boolean;
-  /** The client message id that was sent. */
-  clientId: string;
-}
-
-const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /**
  * Sends one message, retrying transient failures with backoff. Rejects with a ClientError
@@ -69,17 +43,8 @@ const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 export async function publish(options: PublishOptions): Promise<PublishResult> {
   if (typeof options !== 'object' || options === null) throw new TypeError('Expected publish options to be an object');
   const transport = resolveTransport(options);
-  const item = toWireItem(options, '');
-  return sendWithRetries(transport, 'v1/messages', item, (body) => toResult(body, item.id, 'the publish response'));
+  return sendWithRetries(transport, publishPlan(options, newClientId));
 }
-
-/**
- * One message of a batch: the fields of `publish` that belong to a message.
- *
- * @example
- * const item: BatchItem = { to: 'agent-7', id: 'order-42-note-3', body: { text: 'hi' }, receipt: true };
- */
-export type BatchItem = Pick<PublishOptions, 'to' | 'id' | 'body' | 'receipt' | 'ttl'>;
 
 /**
  * @example
@@ -105,51 +70,7 @@ export interface PublishBatchOptions extends Omit<PublishOptions, keyof BatchIte
 export async function publishBatch(options: PublishBatchOptions): Promise<PublishResult[]> {
   if (typeof options !== 'object' || options === null) throw new TypeError('Expected publish options to be an object');
   const transport = resolveTransport(options);
-  if (!Array.isArray(options.messages) || options.messages.length === 0) throw new TypeError('Expected `messages` to be a non-empty array');
-  const items = options.messages.map((item, index) => {
-    if (typeof item !== 'object' || item === null) throw new TypeError(`Expected \`messages[${index}]\` to be an object`);
-    return toWireItem(item, `messages[${index}].`);
-  });
-  return sendWithRetries(transport, 'v1/messages/batch', { messages: items }, (body) => {
-    const results = (body as { results?: unknown } | undefined)?.results;
-    if (!Array.isArray(results) || results.length !== items.length) {
-      throw new ClientProtocolError(`Expected \`results\` with ${items.length} entries in the batch publish response`);
-    }
-    return results.map((result, index) => toResult(result, items[index]!.id, `results[${index}] of the batch publish response`));
-  });
-}
-
-interface WireItem {
-  to: string;
-  id: string;
-  body: unknown;
-  receipt?: true;
-  ttl?: number;
-}
-
-function toWireItem(item: BatchItem, prefix: string): WireItem {
-  const to = requireNonEmptyString(`${prefix}to`, item.to);
-  if (!USER_ID_PATTERN.test(to)) throw new TypeError(`Expected \`${prefix}to\` to match ${USER_ID_PATTERN}, got ${JSON.stringify(to)}`);
-  const clientId = item.id === undefined ? newClientMessageId() : requireNonEmptyString(`${prefix}id`, item.id);
-  if (clientId.length > 128) throw new TypeError(`Expected \`${prefix}id\` to be at most 128 characters, got ${clientId.length}`);
-  if (item.body === undefined) throw new TypeError(`Expected \`${prefix}body\` to be a JSON value, got undefined`);
-  if (item.receipt !== undefined && typeof item.receipt !== 'boolean') {
-    throw new TypeError(`Expected \`${prefix}receipt\` to be a boolean, got ${typeof item.receipt}`);
-  }
-  if (item.ttl !== undefined && !(Number.isInteger(item.ttl) && item.ttl >= 1)) {
-    throw new TypeError(`Expected \`${prefix}ttl\` to be a positive whole number of seconds, got ${String(item.ttl)}`);
-  }
-  // Sent only when asked for, so gateways that predate receipts and expiry keep accepting plain publishes.
-  const wire: WireItem = { to, id: clientId, body: item.body };
-  if (item.receipt) wire.receipt = true;
-  if (item.ttl !== undefined) wire.ttl = item.ttl;
-  return wire;
-}
-
-function toResult(body: unknown, clientId: string, what: string): PublishResult {
-  const { id, duplicate } = (body ?? {}) as { id?: unknown; duplicate?: unknown };
-  if (typeof id !== 'number') throw new ClientProtocolError(`Expected a numeric \`id\` in ${what}`);
-  return { id, duplicate: duplicate === true, clientId };
+  return sendWithRetries(transport, batchPlan(options.messages, newClientId));
 }
 
 interface Transport {
@@ -157,46 +78,39 @@ interface Transport {
   token: string;
   retries: number;
   timeoutMs: number;
-  delayFor: (attempt: number) => number;
+  backoff: ReturnType<typeof resolveBackoffOptions>;
   signal: AbortSignal | undefined;
   fetch: FetchLike;
 }
 
 function resolveTransport(options: Omit<PublishOptions, keyof BatchItem>): Transport {
-  const baseUrl = parseBaseUrl('url', options.url);
-  const token = requireNonEmptyString('token', options.token);
-  const retries = requireNumberInRange('retries', options.retries ?? 4, { min: 0, integer: true });
-  const timeoutMs = requireNumberInRange('timeoutMs', options.timeoutMs ?? 30_000, { min: 1 });
-  const delayFor = backoffDelays(resolveBackoffOptions(options.backoff, 'backoff'));
-  const signal = requireAbortSignal('signal', options.signal);
-  const fetchImpl = options.fetch ?? (globalThis.fetch as FetchLike | undefined);
-  if (typeof fetchImpl !== 'function') throw new TypeError('Expected `fetch` to be a function (no global fetch in this environment; pass one in)');
-  return { baseUrl, token, retries, timeoutMs, delayFor, signal, fetch: fetchImpl };
+  const { retries, timeoutMs } = publishRetryOptions(options);
+  return {
+    baseUrl: parseBaseUrl('url', options.url),
+    token: requireNonEmptyString('token', options.token),
+    retries,
+    timeoutMs,
+    backoff: resolveBackoffOptions(options.backoff, 'backoff'),
+    signal: requireAbortSignal('signal', options.signal),
+    fetch: resolveFetch(options.fetch),
+  };
 }
 
 /** POSTs `payload`, retrying transient failures; 4xx answers end at once with the server's code. */
-async function sendWithRetries<Result>(transport: Transport, path: string, payload: unknown, toResultOf: (body: unknown) => Result): Promise<Result> {
+async function sendWithRetries<Result>(transport: Transport, plan: PublishPlan<Result>): Promise<Result> {
   const { signal } = transport;
   const attempt = async (): Promise<Result> => {
-    let response;
+    let answer: HttpAnswer;
     try {
-      response = await sendJsonRequest(transport.fetch, {
-        method: 'POST',
-        url: endpoint(transport.baseUrl, path),
-        token: transport.token,
-        body: payload,
-        signal,
-        timeoutMs: transport.timeoutMs,
-      });
+      answer = await sendRequest(transport.fetch, { method: 'POST', url: new URL(plan.path, transport.baseUrl), token: transport.token, body: plan.payload, signal, timeoutMs: transport.timeoutMs });
     } catch (error) {
       if (signal?.aborted) throw new AbortError(signal.reason as Error);
       throw error;
     }
-    if (response.status < 200 || response.status > 299) {
-      const error: ClientHttpError = httpErrorFrom(response);
-      throw error.retryable ? error : new AbortError(error);
-    }
-    return toResultOf(response.body);
+    const outcome = plan.read(answer);
+    if ('result' in outcome) return outcome.result;
+    const error = makeClientError(outcome.failure);
+    throw error.retryable ? error : new AbortError(error);
   };
 
   return pRetry(attempt, {
@@ -206,15 +120,13 @@ async function sendWithRetries<Result>(transport: Transport, path: string, paylo
     signal,
     onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
       if (retriesLeft <= 0) return;
-      const retryAfterMs = error instanceof ClientError ? ((error as Partial<ClientHttpError>).retryAfterMs ?? 0) : 0;
-      await sleep(Math.max(transport.delayFor(attemptNumber), retryAfterMs), signal);
+      await sleep(retryDelay(transport.backoff, attemptNumber, error instanceof ClientError ? (error as { retryAfterMs?: number }) : {}), signal);
     },
   });
 }
 
-/** Random enough to never collide for one sender; works where `crypto.randomUUID` is missing (plain http pages). */
-export function newClientMessageId(): string {
+/** A UUID where the platform has one; the shared generator elsewhere (plain http pages). */
+export function newClientId(): string {
   const uuid = (globalThis.crypto as { randomUUID?: () => string } | undefined)?.randomUUID;
-  if (typeof uuid === 'function') return uuid.call(globalThis.crypto);
-  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+  return typeof uuid === 'function' ? uuid.call(globalThis.crypto) : newClientMessageId();
 }

@@ -1,5 +1,5 @@
+import { shortPollSchedule } from './core/poller-options.js';
 import { createPollLoop, type CommonPollerOptions, type Poller } from './poll-loop.js';
-import { requireNumberInRange } from './validate.js';
 
 /**
  * @example
@@ -20,9 +20,5 @@ export interface ShortPollerOptions<Body = unknown> extends CommonPollerOptions<
  * poller.start();
  */
 export function createShortPoller<Body = unknown>(options: ShortPollerOptions<Body>): Poller {
-  const intervalMs = requireNumberInRange('intervalMs', options?.intervalMs ?? 5000, { min: 0 });
-  return createPollLoop(options, {
-    waitSeconds: 0,
-    pauseAfter: (received, limit) => (received >= limit ? 0 : intervalMs),
-  });
+  return createPollLoop(options, shortPollSchedule(options));
 }

@@ -1,39 +1,8 @@
 /**
- * Option checks shared by every client factory. They run once, up front, so a typo surfaces as a
- * precise TypeError at construction time instead of as a strange request minutes later.
+ * Checks for the options only the modern client has (URL objects, AbortSignal); the shared ones
+ * live in core/validate.ts.
  */
-
-export function requireFunction<T>(name: string, value: T): T {
-  if (typeof value !== 'function') {
-    throw new TypeError(`Expected \`${name}\` to be a function, got ${typeName(value)}`);
-  }
-  return value;
-}
-
-export function requireNonEmptyString(name: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new TypeError(`Expected \`${name}\` to be a non-empty string, got ${typeName(value)}`);
-  }
-  return value;
-}
-
-export function requireNumberInRange(
-  name: string,
-  value: unknown,
-  range: { min: number; max?: number; integer?: boolean; description?: string },
-): number {
-  const description = range.description ?? describeRange(range);
-  const valid =
-    typeof value === 'number' &&
-    Number.isFinite(value) &&
-    value >= range.min &&
-    (range.max === undefined || value <= range.max) &&
-    (!range.integer || Number.isInteger(value));
-  if (!valid) {
-    throw new TypeError(`Expected \`${name}\` to be ${description}, got ${typeName(value)}`);
-  }
-  return value as number;
-}
+import { requireNonEmptyString, typeName } from './core/validate.js';
 
 /** Accepts `string | URL` and returns a URL whose path ends in `/`, so endpoint paths resolve below it. */
 export function parseBaseUrl(name: string, value: unknown): URL {
@@ -61,16 +30,9 @@ export function requireAbortSignal(name: string, value: unknown): AbortSignal | 
   return value as AbortSignal;
 }
 
-function describeRange(range: { min: number; max?: number; integer?: boolean }): string {
-  const kind = range.integer ? 'an integer' : 'a number';
-  if (range.max !== undefined) return `${kind} from ${range.min} to ${range.max}`;
-  if (range.min === 0) return `a non-negative ${range.integer ? 'integer' : 'number'}`;
-  return `${kind} >= ${range.min}`;
-}
-
-export function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  return typeof value;
+/** The `fetch` option, or the global one. */
+export function resolveFetch<F>(value: F | undefined): F {
+  const found = value ?? (globalThis.fetch as F | undefined);
+  if (typeof found !== 'function') throw new TypeError('Expected `fetch` to be a function (no global fetch in this environment; pass one in)');
+  return found;
 }

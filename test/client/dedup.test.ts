@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLongPoller, memoryCursorStore, type Poller, type PollMessage } from '../../src/client/index.js';
-import { SeenIdWindow } from '../../src/client/seen-ids.js';
+import { createSeenIdWindow } from '../../src/client/core/seen-ids.js';
 import { createFakeGateway, FAST_BACKOFF, jsonResponse, waitFor } from './support/fake-gateway.js';
 
 const pollers: Poller[] = [];
@@ -68,7 +68,7 @@ describe('de-duplication by message id', () => {
 
 describe('SeenIdWindow', () => {
   it('forgets the oldest ids beyond its capacity and raises the low-water mark instead', () => {
-    const window = new SeenIdWindow(3);
+    const window = createSeenIdWindow(3);
     for (const id of [5, 1, 3, 4]) window.add(id);
     expect(window.snapshot()).toEqual({ lowWaterMark: 1, ids: [3, 4, 5] });
     expect(window.has(1)).toBe(true);
@@ -80,7 +80,7 @@ describe('SeenIdWindow', () => {
   });
 
   it('restores from a snapshot, ignoring ids at or below its low-water mark', () => {
-    const window = new SeenIdWindow(10, { lowWaterMark: 7, ids: [9, 3, 8, 9] });
+    const window = createSeenIdWindow(10, { lowWaterMark: 7, ids: [9, 3, 8, 9] });
     expect(window.snapshot()).toEqual({ lowWaterMark: 7, ids: [8, 9] });
     expect(window.has(5)).toBe(true);
     expect(window.has(10)).toBe(false);

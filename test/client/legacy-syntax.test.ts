@@ -1,3 +1,4 @@
+import vm from 'node:vm';
 import { parse } from 'acorn';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureLegacyBundle } from './support/legacy-bundle.js';
@@ -25,8 +26,26 @@ describe('legacy bundle syntax', () => {
     }
   });
 
-  it('exposes a UMD factory that sets the LongPoll global', () => {
-    expect(bundle).toMatch(/root\.LongPoll = factory\(root\)/);
+  it('exposes LongPoll as an AMD module, a CommonJS export, or a global', () => {
+    const api = ['backoffDelays', 'createLongPoller', 'createShortPoller', 'localStorageCursorStore', 'memoryCursorStore', 'newClientId', 'publish', 'publishBatch', 'version'];
+    const keys = (value: unknown) => Object.keys(value as object).sort();
+
+    const defined: unknown[] = [];
+    const define = Object.assign((dependencies: string[], factory: () => unknown) => defined.push(factory()), { amd: {} });
+    const amd = vm.createContext({ define });
+    vm.runInContext(bundle, amd);
+    expect(defined.map(keys)).toEqual([api]);
+    expect(vm.runInContext('typeof LongPoll', amd)).toBe('undefined');
+
+    const module = { exports: {} as unknown };
+    const commonJs = vm.createContext({ module });
+    vm.runInContext(bundle, commonJs);
+    expect(keys(module.exports)).toEqual(api);
+    expect(vm.runInContext('typeof LongPoll', commonJs)).toBe('undefined');
+
+    const browser = vm.createContext({});
+    vm.runInContext(bundle, browser);
+    expect(keys(vm.runInContext('LongPoll', browser))).toEqual(api);
     expect(bundle).toMatch(/^\/\*! longpoll-gateway legacy client/);
   });
 });

@@ -7,7 +7,7 @@ const valid = { url: 'http://gateway.test', token: 't', fetch, onMessages: () =>
 describe('poller options are checked up front', () => {
   it.each([
     [{ url: 'not a url' }, 'Expected `url` to be an absolute http(s) URL, got "not a url"'],
-    [{ token: '' }, 'Expected `token` to be a non-empty string, got ""'],
+    [{ token: '' }, 'Expected `token` to be a non-empty string or a function, got ""'],
     [{ onMessages: 'nope' }, 'Expected `onMessages` to be a function, got "nope"'],
     [{ wait: 0 }, 'Expected `wait` to be a positive integer (seconds), got 0'],
     [{ wait: 2.5 }, 'Expected `wait` to be a positive integer (seconds), got 2.5'],

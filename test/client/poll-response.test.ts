@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePollResponse } from '../../src/client/poll-response.js';
+import { parsePollResponse } from './support/parse-poll.js';
 
 const message = { id: 1, from: 'alice', body: 'x', createdAt: '2026-11-27T10:00:00.000Z' };
 

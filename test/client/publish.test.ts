@@ -70,7 +70,7 @@ describe('publish with a delivery receipt', () => {
       { to: 'bob', id: 'r-2', body: 'x' },
     ]);
     await expect(publish({ url: 'http://gateway.test', token: 't', to: 'bob', body: 1, receipt: 'yes' as never, fetch })).rejects.toThrow(
-      'Expected `receipt` to be a boolean, got string',
+      'Expected `receipt` to be a boolean, got "yes"',
     );
   });
 

@@ -9,8 +9,8 @@ import {
   type Poller,
   type PollerStatus,
 } from '../../src/client/index.js';
-import { parsePollResponse } from '../../src/client/poll-response.js';
-import { SeenIdWindow } from '../../src/client/seen-ids.js';
+import { parsePollResponse } from './support/parse-poll.js';
+import { createSeenIdWindow } from '../../src/client/core/seen-ids.js';
 import { createFakeGateway, FAST_BACKOFF, jsonResponse, waitFor } from './support/fake-gateway.js';
 
 const pollers: Poller[] = [];
@@ -196,12 +196,12 @@ describe('parsePollResponse and receipts', () => {
 
 describe('SeenIdWindow for ids that arrive out of order', () => {
   it('never counts a late small id as seen after overflow, unlike the ascending window', () => {
-    const receipts = new SeenIdWindow(2, undefined, { ascending: false });
+    const receipts = createSeenIdWindow(2, undefined, false);
     for (const id of [50, 60, 70]) receipts.add(id);
     expect(receipts.snapshot()).toEqual({ ids: [60, 70] });
     expect(receipts.has(10)).toBe(false);
     expect(receipts.has(60)).toBe(true);
     // A stored low-water mark would also mean "seen": it is ignored.
-    expect(new SeenIdWindow(5, { lowWaterMark: 40, ids: [50] }, { ascending: false }).has(10)).toBe(false);
+    expect(createSeenIdWindow(5, { lowWaterMark: 40, ids: [50] }, false).has(10)).toBe(false);
   });
 });

@@ -1,67 +1,68 @@
-/* publish(options, callback): POSTs one message as text/plain JSON, retrying transient failures
-   with backoff under the same client id, which the gateway stores only once. */
+/* publish(options, callback) and publishBatch(options, callback): POST as text/plain JSON,
+   retrying transient failures with backoff under the same client ids, which the gateway stores
+   only once. */
 
-import { lpBackoffDelay, lpResolveBackoff } from './backoff.js';
-import { lpHttpError, lpParseJson, lpSend } from './transport.js';
-import type { LpError, LpHttpResult, LpPublishOptions, LpPublishResult, LpRequestHandle } from './types.js';
-import { lpBaseUrl, lpDescribe, lpError, lpIsFiniteNumber, lpNewClientId, lpNumberOption, lpQuery, lpRequireFunction, lpTokenProvider } from './util.js';
+import { resolveBackoffOptions, retryDelay } from '../core/backoff.js';
+import { tokenFailure } from '../core/failures.js';
+import { tokenProvider } from '../core/poller-options.js';
+import { batchPlan, newClientMessageId, publishPlan, publishRetryOptions, type PublishPlan, type PublishResult } from '../core/publish-request.js';
+import { queryString, requireFunction, requireNonEmptyString } from '../core/validate.js';
+import { invokeNow, makeLegacyError } from './errors.js';
+import { baseUrl, send } from './transport.js';
+import type { LpError, LpPublishBatchOptions, LpPublishOptions, LpRequestHandle } from './types.js';
 
-export function lpPublish(options: LpPublishOptions, callback: (error: LpError | null, result?: LpPublishResult) => void): LpRequestHandle {
+type Done<Result> = (error: LpError | null, result?: Result) => void;
+
+export function publish(options: LpPublishOptions, callback: Done<PublishResult>): LpRequestHandle {
+  checkOptions(options, callback);
+  return post(options, publishPlan(options, newClientMessageId), callback);
+}
+
+export function publishBatch(options: LpPublishBatchOptions, callback: Done<PublishResult[]>): LpRequestHandle {
+  checkOptions(options, callback);
+  return post(options, batchPlan(options.messages, newClientMessageId), callback);
+}
+
+function checkOptions(options: unknown, callback: unknown): void {
   if (!options || typeof options !== 'object') throw new TypeError('Expected publish options to be an object');
-  lpRequireFunction('callback', callback);
-  var baseUrl = lpBaseUrl(options.url);
-  var tokenFor = lpTokenProvider(options.token);
-  if (typeof options.to !== 'string' || !/^[A-Za-z0-9._:@-]{1,128}$/.test(options.to)) {
-    throw new TypeError('Expected `to` to be a user id (letters, digits, . _ : @ -; at most 128), got ' + lpDescribe(options.to));
-  }
-  var clientId = options.id === undefined ? lpNewClientId() : options.id;
-  if (typeof clientId !== 'string' || !clientId || clientId.length > 128) {
-    throw new TypeError('Expected `id` to be a non-empty string of at most 128 characters, got ' + lpDescribe(clientId));
-  }
-  if (options.body === undefined) throw new TypeError('Expected `body` to be a JSON value, got undefined');
-  var retries = lpNumberOption('retries', options.retries, 4, 0, undefined, true);
-  var timeoutMs = lpNumberOption('timeoutMs', options.timeoutMs, 30000, 1);
-  var backoff = lpResolveBackoff(options.backoff, 'backoff.');
-  if (options.receipt !== undefined && typeof options.receipt !== 'boolean') {
-    throw new TypeError('Expected `receipt` to be a boolean, got ' + lpDescribe(options.receipt));
-  }
-  if (options.ttl !== undefined && !(typeof options.ttl === 'number' && options.ttl >= 1 && Math.floor(options.ttl) === options.ttl)) {
-    throw new TypeError('Expected `ttl` to be a positive whole number of seconds, got ' + lpDescribe(options.ttl));
-  }
-  // `receipt` and `ttl` only when asked for, so older gateways keep accepting plain publishes.
-  var message: { to: string; id: string; body: unknown; receipt?: boolean; ttl?: number } = { to: options.to, id: clientId, body: options.body };
-  if (options.receipt) message.receipt = true;
-  if (options.ttl !== undefined) message.ttl = options.ttl;
-  var payload = JSON.stringify(message);
+  requireFunction('callback', callback);
+}
 
-  var aborted = false;
-  var request: LpRequestHandle | null = null;
-  var timer: ReturnType<typeof setTimeout> | undefined;
-  var failures = 0;
+function post<Result>(options: LpPublishBatchOptions | LpPublishOptions, plan: PublishPlan<Result>, callback: Done<Result>): LpRequestHandle {
+  const url = baseUrl(options.url) + plan.path + '?';
+  const token = tokenProvider(options.token);
+  const limits = publishRetryOptions(options);
+  const backoff = resolveBackoffOptions(options.backoff, 'backoff');
+  const body = JSON.stringify(plan.payload);
+  let aborted = false;
+  let request: LpRequestHandle | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
 
   function attempt(): void {
-    var url = baseUrl + 'v1/messages?' + lpQuery({ access_token: tokenFor() });
-    request = lpSend('POST', url, payload, timeoutMs, function (error, result) {
-      request = null;
-      if (aborted) return;
-      if (error) return retryOrFail(error);
-      var response = result as LpHttpResult;
-      if (response.status < 200 || response.status > 299) return retryOrFail(lpHttpError(response));
-      var body = lpParseJson(response.text) as { id?: unknown; duplicate?: unknown } | undefined;
-      if (!body || !lpIsFiniteNumber(body.id)) {
-        return retryOrFail(lpError('invalid_response', 'Expected a numeric `id` in the publish response', true));
+    invokeNow(token, function (failed, value) {
+      let accessToken: string;
+      try {
+        if (failed) throw value;
+        accessToken = requireNonEmptyString('token', value);
+      } catch (error) {
+        return retryOrFail(makeLegacyError(tokenFailure(error)));
       }
-      callback(null, { id: body.id, duplicate: body.duplicate === true, clientId: clientId });
+      request = send('POST', url + queryString({ access_token: accessToken }), body, limits.timeoutMs, function (failure, answer) {
+        request = null;
+        if (aborted) return;
+        if (failure) return retryOrFail(failure);
+        const outcome = plan.read(answer!);
+        if ('failure' in outcome) return retryOrFail(makeLegacyError(outcome.failure));
+        callback(null, outcome.result);
+      });
     });
   }
 
   function retryOrFail(error: LpError): void {
-    if (!error.retryable || failures >= retries) {
-      callback(error);
-      return;
-    }
+    if (!error.retryable || failures >= limits.retries) return callback(error);
     failures += 1;
-    timer = setTimeout(attempt, Math.max(lpBackoffDelay(backoff, failures), error.retryAfterMs || 0));
+    timer = setTimeout(attempt, retryDelay(backoff, failures, error));
   }
 
   attempt();

@@ -1,37 +1,41 @@
 /* XMLHttpRequest transport. Auth travels as `access_token` in the query and bodies as text/plain
    JSON: both keep cross-origin requests "simple", so old browsers send no preflight. */
 
-import type { LpError, LpHttpResult, LpRequestHandle } from './types.js';
-import { lpError } from './util.js';
+import { networkFailure, timeoutFailure, type HttpAnswer } from '../core/failures.js';
+import { makeLegacyError } from './errors.js';
+import type { LpError, LpRequestHandle } from './types.js';
 
-export var lpRequestCounter = new Date().getTime();
+let requestCounter = new Date().getTime();
 
 /** Appends the cache buster: old IE serves repeated GETs from its cache otherwise. */
-export function lpWithCacheBuster(url: string): string {
-  lpRequestCounter += 1;
-  return url + (url.indexOf('?') < 0 ? '?' : '&') + '_=' + lpRequestCounter;
+function withCacheBuster(url: string): string {
+  requestCounter += 1;
+  return url + (url.indexOf('?') < 0 ? '?' : '&') + '_=' + requestCounter;
 }
 
-export function lpNoop(): void {}
+function noop(): void {}
 
-export function lpSend(
-  method: 'GET' | 'POST',
-  url: string,
-  body: string | undefined,
-  timeoutMs: number,
-  done: (error: LpError | null, result?: LpHttpResult) => void,
-): LpRequestHandle {
-  var xhr = new XMLHttpRequest();
-  var finished = false;
-  var timer: ReturnType<typeof setTimeout> | undefined;
+/** `base` with a trailing slash, so that 'v1/poll' can be appended. '' means the page's origin root. */
+export function baseUrl(value: unknown): string {
+  if (typeof value !== 'string') throw new TypeError('Expected `url` to be a string, got ' + typeof value);
+  if (value === '') return '/';
+  return value.charAt(value.length - 1) === '/' ? value : value + '/';
+}
 
-  function finish(error: LpError | null, result?: LpHttpResult): void {
+/** Sends one request; `done` gets the failure (no answer) or any HTTP answer, always asynchronously. */
+export function send(method: 'GET' | 'POST', url: string, body: string | undefined, timeoutMs: number, done: (failure: LpError | null, answer?: HttpAnswer) => void): LpRequestHandle {
+  const xhr = new XMLHttpRequest();
+  const what = method + ' ' + url.split('?')[0];
+  let finished = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  function finish(failure: LpError | null, answer?: HttpAnswer): void {
     if (finished) return;
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
     // Old IE throws when this is set to null.
-    xhr.onreadystatechange = lpNoop;
-    done(error, result);
+    xhr.onreadystatechange = noop;
+    done(failure, answer);
   }
 
   function abortQuietly(): void {
@@ -43,17 +47,13 @@ export function lpSend(
   }
 
   try {
-    xhr.open(method, method === 'GET' ? lpWithCacheBuster(url) : url, true);
+    xhr.open(method, method === 'GET' ? withCacheBuster(url) : url, true);
     if (body !== undefined) xhr.setRequestHeader('Content-Type', 'text/plain;charset=UTF-8');
     xhr.onreadystatechange = function () {
       if (xhr.readyState !== 4) return;
-      var status = xhr.status;
-      if (!status) {
-        finish(lpError('network_error', method + ' ' + url.split('?')[0] + ' failed (no response)', true));
-        return;
-      }
+      if (!xhr.status) return finish(makeLegacyError(networkFailure(what)));
       finish(null, {
-        status: status,
+        status: xhr.status,
         text: xhr.responseText || '',
         header: function (name: string) {
           try {
@@ -66,14 +66,14 @@ export function lpSend(
     };
     // A timer instead of xhr.timeout: that property is missing on old engines.
     timer = setTimeout(function () {
-      finish(lpError('request_timeout', 'No response within ' + timeoutMs + ' ms', true));
+      finish(makeLegacyError(timeoutFailure(timeoutMs)));
       abortQuietly();
     }, timeoutMs);
     xhr.send(body === undefined ? null : body);
   } catch (error) {
     // Report asynchronously, like every other outcome, so callers never re-enter themselves.
     setTimeout(function () {
-      finish(lpError('network_error', 'Could not send ' + method + ' ' + url.split('?')[0] + ': ' + String(error), true, error));
+      finish(makeLegacyError(networkFailure(what, error)));
     }, 0);
   }
 
@@ -82,43 +82,8 @@ export function lpSend(
       if (finished) return;
       finished = true;
       if (timer !== undefined) clearTimeout(timer);
-      xhr.onreadystatechange = lpNoop;
+      xhr.onreadystatechange = noop;
       abortQuietly();
     },
   };
-}
-
-export function lpIsRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
-}
-
-/** Parses a JSON body; undefined when it is empty or not JSON. */
-export function lpParseJson(text: string): unknown {
-  if (!text) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch (ignored) {
-    return undefined;
-  }
-}
-
-/** The typed error for a non-2xx answer, keeping the server's stable code and Retry-After. */
-export function lpHttpError(result: LpHttpResult): LpError {
-  var parsed = lpParseJson(result.text) as { error?: { code?: unknown; message?: unknown } } | undefined;
-  var details = parsed && typeof parsed === 'object' ? parsed.error : undefined;
-  var code = details && typeof details.code === 'string' ? details.code : 'http_error';
-  var message = details && typeof details.message === 'string' ? details.message : 'HTTP ' + result.status;
-  var error = lpError(code, message, lpIsRetryableStatus(result.status));
-  error.status = result.status;
-  var retryAfter = lpParseRetryAfter(result.header('Retry-After'));
-  if (retryAfter !== undefined) error.retryAfterMs = retryAfter;
-  return error;
-}
-
-export function lpParseRetryAfter(value: string | null): number | undefined {
-  if (!value) return undefined;
-  var trimmed = value.replace(/^\s+|\s+$/g, '');
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(parseFloat(trimmed) * 1000);
-  var date = Date.parse(trimmed);
-  return isNaN(date) ? undefined : Math.max(0, date - new Date().getTime());
 }

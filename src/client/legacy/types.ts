@@ -1,79 +1,33 @@
-/* Shapes shared by the legacy files. Names carry an `Lp` prefix because these scripts share one
-   global namespace with the DOM typings while being type-checked. */
+/* The legacy build's public shapes: callbacks instead of promises, synchronous token functions and
+   cursor stores. Messages, receipts and checkpoints are the shared ones. */
 
-export interface LpMessage {
-  id: number;
-  from: string;
-  body: unknown;
-  createdAt: string;
-  /** Absent when the message does not expire. */
-  expiresAt?: string;
-}
-
-/** A delivery receipt for a message this user published with `receipt: true`. */
-export interface LpReceipt {
-  id: number;
-  to: string;
-  status: 'acked';
-  at: string;
-}
-
-export interface LpSeenSnapshot {
-  lowWaterMark?: number;
-  ids: number[];
-}
-
-export interface LpCheckpoint {
-  cursor: number;
-  seen: LpSeenSnapshot;
-  /** Receipt ids handed over lately; absent until the first. */
-  seenReceipts?: LpSeenSnapshot;
-}
-
-export interface LpCursorStore {
-  load(): LpCheckpoint | number | undefined;
-  save(checkpoint: LpCheckpoint): void;
-}
-
-export interface LpBackoffOptions {
-  minDelayMs?: number;
-  maxDelayMs?: number;
-  factor?: number;
-  jitter?: number;
-}
-
-export interface LpResolvedBackoff {
-  minDelayMs: number;
-  maxDelayMs: number;
-  factor: number;
-  jitter: number;
-}
+import type { BackoffOptions } from '../core/backoff.js';
+import type { PollCheckpoint } from '../core/checkpoint.js';
+import type { ClientFailure } from '../core/failures.js';
+import type { MessageContext, PollProgress } from '../core/poll-session.js';
+import type { BatchItem } from '../core/publish-request.js';
+import type { DeliveryReceipt, PollMessage } from '../core/types.js';
 
 /** Errors are plain Error objects with these fields, so old engines need no subclassing. */
-export interface LpError extends Error {
-  code: string;
-  retryable: boolean;
+export interface LpError extends Error, ClientFailure {
   status?: number;
-  retryAfterMs?: number;
   cause?: unknown;
 }
 
-export interface LpStatus {
-  type: 'connected' | 'messages' | 'superseded' | 'retrying' | 'stopped';
-  cursor?: number;
-  count?: number;
-  attempt?: number;
-  delayMs?: number;
-  reason?: 'stop' | 'error';
-  error?: LpError;
+export type LpStatus = PollProgress<LpError> | { type: 'stopped'; reason: 'stop' | 'error'; error?: LpError };
+
+export interface LpCursorStore {
+  load(): PollCheckpoint | number | undefined;
+  save(checkpoint: PollCheckpoint): void;
 }
 
 export interface LpPollerOptions {
   url: string;
+  /** The token, or a function returning the current one; a throw is retried like a network error. */
   token: string | (() => string);
-  onMessages: (messages: LpMessage[], context: { cursor: number }) => void;
+  onMessages: (messages: PollMessage[], context: MessageContext) => void;
   /** Called after onMessages, before the checkpoint is saved; without it receipts are skipped. */
-  onReceipts?: (receipts: LpReceipt[], context: { cursor: number }) => void;
+  onReceipts?: (receipts: DeliveryReceipt[], context: MessageContext) => void;
   onStatus?: (status: LpStatus) => void;
   wait?: number;
   intervalMs?: number;
@@ -81,7 +35,7 @@ export interface LpPollerOptions {
   cursorStore?: LpCursorStore;
   /** localStorage key for the checkpoint; `false` keeps it in memory. Default: derived from url + token subject. */
   storageKey?: string | false;
-  backoff?: LpBackoffOptions;
+  backoff?: BackoffOptions;
   dedupWindow?: number;
 }
 
@@ -93,32 +47,23 @@ export interface LpPoller {
   cursor: number | undefined;
 }
 
-export interface LpHttpResult {
-  status: number;
-  text: string;
-  header(name: string): string | null;
-}
-
 export interface LpRequestHandle {
   abort(): void;
 }
 
-export interface LpPublishOptions {
+export interface LpPublishOptions extends BatchItem {
   url: string;
   token: string | (() => string);
-  to: string;
-  id?: string;
-  body: unknown;
-  receipt?: boolean;
-  /** Seconds after which the gateway never delivers it. */
-  ttl?: number;
   retries?: number;
-  backoff?: LpBackoffOptions;
+  backoff?: BackoffOptions;
   timeoutMs?: number;
 }
 
-export interface LpPublishResult {
-  id: number;
-  duplicate: boolean;
-  clientId: string;
+export interface LpPublishBatchOptions {
+  url: string;
+  token: string | (() => string);
+  messages: BatchItem[];
+  retries?: number;
+  backoff?: BackoffOptions;
+  timeoutMs?: number;
 }

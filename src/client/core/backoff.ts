@@ -28,41 +28,44 @@ export interface BackoffOptions {
   jitter?: number;
 }
 
-export type ResolvedBackoffOptions = Required<BackoffOptions>;
+export interface ResolvedBackoffOptions {
+  minDelayMs: number;
+  maxDelayMs: number;
+  factor: number;
+  jitter: number;
+}
 
-export const DEFAULT_BACKOFF: ResolvedBackoffOptions = Object.freeze({
-  minDelayMs: 500,
-  maxDelayMs: 30_000,
-  factor: 2,
-  jitter: 0.5,
-});
-
-/** Copies and checks backoff options; `prefix` names the option path in error messages. */
-export function resolveBackoffOptions(options: BackoffOptions | undefined, prefix = ''): ResolvedBackoffOptions {
+/** Copies and checks backoff options; `path` names the option in error messages (`backoff`). */
+export function resolveBackoffOptions(options: BackoffOptions | undefined, path?: string): ResolvedBackoffOptions {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new TypeError(`Expected \`${prefix || 'backoff'}\` to be an object`);
+    throw new TypeError('Expected `' + (path || 'backoff') + '` to be an object');
   }
-  const name = (key: string) => (prefix ? `${prefix}.${key}` : key);
-  const minDelayMs = requireNumberInRange(name('minDelayMs'), options?.minDelayMs ?? DEFAULT_BACKOFF.minDelayMs, { min: 0 });
-  const maxDelayMs = requireNumberInRange(name('maxDelayMs'), options?.maxDelayMs ?? Math.max(DEFAULT_BACKOFF.maxDelayMs, minDelayMs), {
-    min: 0,
-  });
+  const given = options || {};
+  const name = (key: string) => (path ? path + '.' + key : key);
+  const minDelayMs = requireNumberInRange(name('minDelayMs'), given.minDelayMs === undefined ? 500 : given.minDelayMs, { min: 0 });
+  const maxDelayMs = requireNumberInRange(name('maxDelayMs'), given.maxDelayMs === undefined ? Math.max(30000, minDelayMs) : given.maxDelayMs, { min: 0 });
   if (maxDelayMs < minDelayMs) {
-    throw new TypeError(`Expected \`${name('maxDelayMs')}\` (${maxDelayMs}) to be >= \`${name('minDelayMs')}\` (${minDelayMs})`);
+    throw new TypeError('Expected `' + name('maxDelayMs') + '` (' + maxDelayMs + ') to be >= `' + name('minDelayMs') + '` (' + minDelayMs + ')');
   }
-  const factor = requireNumberInRange(name('factor'), options?.factor ?? DEFAULT_BACKOFF.factor, {
-    min: 1,
-    description: 'a number >= 1',
-  });
-  const jitter = requireNumberInRange(name('jitter'), options?.jitter ?? DEFAULT_BACKOFF.jitter, { min: 0, max: 1 });
-  return { minDelayMs, maxDelayMs, factor, jitter };
+  return {
+    minDelayMs: minDelayMs,
+    maxDelayMs: maxDelayMs,
+    factor: requireNumberInRange(name('factor'), given.factor === undefined ? 2 : given.factor, { min: 1, description: 'a number >= 1' }),
+    jitter: requireNumberInRange(name('jitter'), given.jitter === undefined ? 0.5 : given.jitter, { min: 0, max: 1 }),
+  };
 }
 
 /** The largest delay attempt `attempt` can get (before jitter is applied). */
 export function backoffCeiling(options: ResolvedBackoffOptions, attempt: number): number {
   if (options.minDelayMs === 0) return 0;
-  // `factor ** n` overflows to Infinity for large n; Math.min then yields maxDelayMs, which is right.
-  return Math.min(options.maxDelayMs, options.minDelayMs * options.factor ** (attempt - 1));
+  // factor^n overflows to Infinity for large n; Math.min then yields maxDelayMs, which is right.
+  return Math.min(options.maxDelayMs, options.minDelayMs * Math.pow(options.factor, attempt - 1));
+}
+
+export function jitteredDelay(options: ResolvedBackoffOptions, attempt: number, random?: () => number): number {
+  const ceiling = backoffCeiling(options, attempt);
+  const floor = ceiling * (1 - options.jitter);
+  return floor + (random || Math.random)() * (ceiling - floor);
 }
 
 /**
@@ -75,12 +78,15 @@ export function backoffCeiling(options: ResolvedBackoffOptions, attempt: number)
  *   try { return await doWork(); } catch { await sleep(delayFor(attempt)); }
  * }
  */
-export function backoffDelays(options: BackoffOptions = {}, random: () => number = Math.random): (attempt: number) => number {
+export function backoffDelays(options?: BackoffOptions, random?: () => number): (attempt: number) => number {
   const resolved = resolveBackoffOptions(options);
   return function delayFor(attempt: number): number {
     requireNumberInRange('attempt', attempt, { min: 1, integer: true, description: 'an integer >= 1' });
-    const ceiling = backoffCeiling(resolved, attempt);
-    const floor = ceiling * (1 - resolved.jitter);
-    return floor + random() * (ceiling - floor);
+    return jitteredDelay(resolved, attempt, random);
   };
+}
+
+/** The wait before retry `attempt` after `failure`: the backoff delay, or the server's Retry-After when longer. */
+export function retryDelay(options: ResolvedBackoffOptions, attempt: number, failure: { retryAfterMs?: number }): number {
+  return Math.max(jitteredDelay(options, attempt), failure.retryAfterMs || 0);
 }

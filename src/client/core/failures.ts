@@ -1,0 +1,139 @@
+/**
+ * What can go wrong in the client, as data: the protocol logic decides the code, the message and
+ * whether the loop retries, once for both builds; each build turns a FailureSpec into its own error
+ * object (classes in the modern client, plain Error objects with fields in the legacy one).
+ */
+import { describeError, parseJsonLeniently } from './validate.js';
+
+export type FailureKind = 'http' | 'network' | 'protocol' | 'callback' | 'cursor_store' | 'unexpected';
+
+export interface FailureSpec {
+  kind: FailureKind;
+  /** Stable, to switch on: the server's `error.code` for HTTP answers, the client's own otherwise. */
+  code: string;
+  message: string;
+  retryable: boolean;
+  /** HTTP status, for `kind: 'http'`. */
+  status?: number;
+  /** How long the server asked us to wait (`Retry-After`), in milliseconds. */
+  retryAfterMs?: number;
+  cause?: unknown;
+  /** Which application callback threw, for `kind: 'callback'`. */
+  callback?: CallbackName;
+}
+
+/** The fields of a built error that the protocol logic reads back. */
+export interface ClientFailure {
+  code: string;
+  message: string;
+  retryable: boolean;
+  retryAfterMs?: number;
+}
+
+export type MakeFailure<Failure extends ClientFailure> = (spec: FailureSpec) => Failure;
+
+/** Which callback threw (and, so, which half of a response is delivered again). */
+export type CallbackName = 'onMessages' | 'onReceipts';
+
+/**
+ * 408, 429 and 5xx are transient by definition; every other 4xx means the request itself is wrong
+ * (bad token, forbidden, invalid parameter), so repeating it would fail forever.
+ *
+ * @example
+ * isRetryableStatus(503); // true
+ * isRetryableStatus(401); // false
+ */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** `Retry-After` is either delay-seconds or an HTTP date; returns milliseconds from `now`. */
+export function parseRetryAfter(value: string | null | undefined, now?: number): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.replace(/^\s+|\s+$/g, '');
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(parseFloat(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  return date !== date ? undefined : Math.max(0, date - (now === undefined ? new Date().getTime() : now));
+}
+
+/** One HTTP answer, as both transports report it. */
+export interface HttpAnswer {
+  status: number;
+  text: string;
+  header(name: string): string | null;
+}
+
+export function isSuccess(answer: HttpAnswer): boolean {
+  return answer.status >= 200 && answer.status <= 299;
+}
+
+/** A non-2xx answer, keeping the server's stable error code and its Retry-After. */
+export function httpFailure(answer: HttpAnswer): FailureSpec {
+  const parsed = parseJsonLeniently(answer.text) as { error?: { code?: unknown; message?: unknown } } | undefined;
+  const details = parsed && typeof parsed === 'object' ? parsed.error : undefined;
+  const spec: FailureSpec = {
+    kind: 'http',
+    // A non-JSON error page (from a proxy, say) still yields an error through its status.
+    code: details && typeof details.code === 'string' ? details.code : 'http_error',
+    message: details && typeof details.message === 'string' ? details.message : 'HTTP ' + answer.status,
+    retryable: isRetryableStatus(answer.status),
+    status: answer.status,
+  };
+  const retryAfterMs = parseRetryAfter(answer.header('Retry-After'));
+  if (retryAfterMs !== undefined) spec.retryAfterMs = retryAfterMs;
+  return spec;
+}
+
+/**
+ * The JSON body of a 2xx answer. Anything else is retried: such answers usually come from
+ * infrastructure in between (a proxy's HTML page, a truncated body), not from the gateway.
+ */
+export function successBody(answer: HttpAnswer): { body: unknown } | { failure: FailureSpec } {
+  try {
+    return { body: JSON.parse(answer.text) };
+  } catch (error) {
+    return { failure: protocolFailure('Expected a JSON body from ' + answer.status + ' response, got ' + JSON.stringify(answer.text.slice(0, 60)), error) };
+  }
+}
+
+export function protocolFailure(message: string, cause?: unknown): FailureSpec {
+  return { kind: 'protocol', code: 'invalid_response', message: message, retryable: true, cause: cause };
+}
+
+/** Connection refused / reset, DNS: always retried. */
+export function networkFailure(what: string, cause?: unknown): FailureSpec {
+  return { kind: 'network', code: 'network_error', message: what + ' failed: ' + (cause === undefined ? 'no response' : describeError(cause)), retryable: true, cause: cause };
+}
+
+/** No answer in time: the connection may have died silently. Retried. */
+export function timeoutFailure(timeoutMs: number): FailureSpec {
+  return { kind: 'network', code: 'request_timeout', message: 'No response within ' + timeoutMs + ' ms', retryable: true };
+}
+
+/** The application's callback threw; the batch is delivered again after a backoff delay. */
+export function callbackFailure(cause: unknown, callback: CallbackName): FailureSpec {
+  return { kind: 'callback', code: 'callback_failed', message: callback + ' threw: ' + describeError(cause), retryable: true, cause: cause, callback: callback };
+}
+
+/**
+ * The cursor store's `load` failed (fatal: the poller cannot know where to resume) or its `save`
+ * did (retried: memory already moved on, and the checkpoint is saved again after the next poll).
+ */
+export function cursorStoreFailure(operation: 'load' | 'save', cause: unknown): FailureSpec {
+  return {
+    kind: 'cursor_store',
+    code: 'cursor_store_failed',
+    message: 'Cursor store ' + operation + '() failed: ' + describeError(cause),
+    retryable: operation === 'save',
+    cause: cause,
+  };
+}
+
+/** The token function threw (typically a refresh that could not reach its auth server): retried. */
+export function tokenFailure(cause: unknown): FailureSpec {
+  return { kind: 'unexpected', code: 'token_unavailable', message: 'The token function failed: ' + describeError(cause), retryable: true, cause: cause };
+}
+
+export function unexpectedFailure(cause: unknown): FailureSpec {
+  return { kind: 'unexpected', code: 'unexpected_error', message: describeError(cause), retryable: false, cause: cause };
+}

@@ -1,0 +1,267 @@
+/**
+ * The protocol half of a poller, written once for both builds: where to resume, what to ask for,
+ * what an answer means, what the application is handed (each message once, in order), when the
+ * checkpoint is saved and how long to wait before the next poll. It owns no transport and no
+ * timer: a shell sends the request it describes and schedules the next step (fetch + p-retry in
+ * the modern client, XMLHttpRequest + setTimeout in the legacy one).
+ *
+ * Every call into application code (token function, callbacks, cursor store) goes through the
+ * shell's `invoke`, so the same steps run whether that code answers at once or with a promise.
+ */
+import { jitteredDelay, retryDelay, type ResolvedBackoffOptions } from './backoff.js';
+import { toCheckpoint, type PollCheckpoint } from './checkpoint.js';
+import {
+  callbackFailure,
+  cursorStoreFailure,
+  httpFailure,
+  isSuccess,
+  successBody,
+  tokenFailure,
+  type CallbackName,
+  type ClientFailure,
+  type HttpAnswer,
+  type MakeFailure,
+} from './failures.js';
+import { parsePollResponse } from './poll-response.js';
+import { createSeenIdWindow, type SeenIdWindow } from './seen-ids.js';
+import type { DeliveryReceipt, PollMessage } from './types.js';
+import { queryString, requireNonEmptyString } from './validate.js';
+
+/**
+ * Runs `call` (application code, which may answer at once or with a promise) and reports how it
+ * ended: `done(false, result)` or `done(true, error)`.
+ */
+export type Invoke = (call: () => unknown, done: (failed: boolean, outcome: unknown) => void) => void;
+
+/** What a poller reports through `onStatus`, besides `stopped` (which the shell reports). */
+export type PollProgress<Failure> =
+  /** The first successful poll after `start()` or after a run of failures. */
+  | { type: 'connected'; cursor: number }
+  /** A batch was handed to `onMessages` and the checkpoint saved. `count` excludes duplicates. */
+  | { type: 'messages'; count: number; cursor: number }
+  /** A newer poll for the same user replaced ours; polling again after `delayMs`. */
+  | { type: 'superseded'; delayMs: number }
+  /** A poll failed with a transient error; retry number `attempt` follows after `delayMs`. */
+  | { type: 'retrying'; attempt: number; delayMs: number; error: Failure };
+
+/**
+ * @example
+ * onMessages: (messages, { cursor }: MessageContext) => db.saveBatch(messages, cursor)
+ */
+export interface MessageContext {
+  /** The cursor that will be saved (and sent with the next poll) once `onMessages` and `onReceipts` return. */
+  cursor: number;
+}
+
+/** How the two poller flavours differ: the `wait` they ask for and the pause after a success. */
+export interface PollSchedule {
+  waitSeconds: number;
+  /** Milliseconds to pause after a successful poll that returned `received` entries (0 = poll at once). */
+  pauseAfter(received: number, limit: number): number;
+}
+
+export interface PollSessionConfig<Failure extends ClientFailure> {
+  schedule: PollSchedule;
+  limit: number;
+  dedupWindow: number;
+  backoff: ResolvedBackoffOptions;
+  token: () => unknown;
+  store: { load(): unknown; save(checkpoint: PollCheckpoint): unknown };
+  onMessages: (messages: PollMessage[], context: MessageContext) => unknown;
+  onReceipts: ((receipts: DeliveryReceipt[], context: MessageContext) => unknown) | undefined;
+  /** Must not throw (the shell guards the application's handler). */
+  emit: (progress: PollProgress<Failure>) => void;
+  make: MakeFailure<Failure>;
+  invoke: Invoke;
+}
+
+/** How one answer ended: ask again at once (the wait was clamped), fail, or pause and poll on. */
+export type PollOutcome<Failure> = { again: true } | { failure: Failure } | { pauseMs: number };
+
+/** Added to the long-poll wait before a silent connection counts as dead. */
+export const REQUEST_TIMEOUT_GRACE_MS = 15000;
+
+export interface PollSession<Failure> {
+  /** Loads the checkpoint once (later runs keep what memory holds); a failure is fatal. */
+  load(done: (failure?: Failure) => void): void;
+  /** Call at every start: the next success reports `connected` again. */
+  begin(): void;
+  cursor(): number | undefined;
+  /** The current token, or a retryable `token_unavailable` failure when the token function throws. */
+  token(done: (failure: Failure | undefined, token?: string) => void): void;
+  /** `v1/poll?cursor=…&wait=…&limit=…`, relative to the gateway's base URL. */
+  pollPath(): string;
+  timeoutMs(): number;
+  handle(answer: HttpAnswer, done: (outcome: PollOutcome<Failure>) => void): void;
+  /** Reports retry number `attempt` after `failure` and returns how long to wait before it. */
+  retry(attempt: number, failure: Failure): number;
+}
+
+export function createPollSession<Failure extends ClientFailure>(config: PollSessionConfig<Failure>): PollSession<Failure> {
+  const make = config.make;
+  const invoke = config.invoke;
+  let waitSeconds = config.schedule.waitSeconds;
+  let checkpoint: PollCheckpoint | undefined;
+  let seen: SeenIdWindow;
+  let seenReceipts: SeenIdWindow;
+  /** The last save failed: save again after the next poll even when nothing new arrived. */
+  let unsaved = false;
+  let connected = false;
+
+  function load(done: (failure?: Failure) => void): void {
+    if (checkpoint) return done();
+    invoke(
+      function () {
+        return config.store.load();
+      },
+      function (failed, loaded) {
+      try {
+        if (failed) throw loaded;
+        checkpoint = loaded === undefined ? { cursor: 0, seen: { ids: [] } } : toCheckpoint(loaded, 'cursorStore.load()');
+      } catch (error) {
+        return done(make(cursorStoreFailure('load', error)));
+      }
+      seen = createSeenIdWindow(config.dedupWindow, checkpoint.seen);
+      seenReceipts = createSeenIdWindow(config.dedupWindow, checkpoint.seenReceipts, false);
+      done();
+      },
+    );
+  }
+
+  function token(done: (failure: Failure | undefined, token?: string) => void): void {
+    invoke(config.token, function (failed, value) {
+      try {
+        if (failed) throw value;
+        return done(undefined, requireNonEmptyString('token', value));
+      } catch (error) {
+        return done(make(tokenFailure(error)));
+      }
+    });
+  }
+
+  function handle(answer: HttpAnswer, done: (outcome: PollOutcome<Failure>) => void): void {
+    const serverWaitMax = parseInt(answer.header('X-Poll-Wait-Max') || '', 10);
+    const clamped = serverWaitMax >= 0 && serverWaitMax < waitSeconds;
+    if (clamped) waitSeconds = serverWaitMax;
+    if (!isSuccess(answer)) {
+      const failure = httpFailure(answer);
+      // Asked for a longer wait than this server allows: ask again at once with its maximum or,
+      // when the error does not say what that is, with half the wait until one is accepted.
+      if (answer.status === 400 && failure.code === 'invalid_wait' && (clamped || waitSeconds > 1)) {
+        if (!clamped) waitSeconds = Math.floor(waitSeconds / 2);
+        return done({ again: true });
+      }
+      return done({ failure: make(failure) });
+    }
+    const parsed = successBody(answer);
+    if ('failure' in parsed) return done({ failure: make(parsed.failure) });
+    const checked = parsePollResponse(parsed.body);
+    if ('failure' in checked) return done({ failure: make(checked.failure) });
+    const response = checked.response;
+    if (!connected) {
+      connected = true;
+      config.emit({ type: 'connected', cursor: (checkpoint as PollCheckpoint).cursor });
+    }
+    const cursor = response.cursor;
+    const context: MessageContext = { cursor: cursor };
+    const fresh = unseen(response.messages, seen);
+    const freshReceipts = config.onReceipts ? unseen(response.receipts, seenReceipts) : [];
+    handOver(fresh, seen, config.onMessages, 'onMessages', context, function (messagesFailure) {
+      if (messagesFailure) return done({ failure: messagesFailure });
+      handOver(freshReceipts, seenReceipts, config.onReceipts, 'onReceipts', context, function (receiptsFailure) {
+        if (receiptsFailure) return done({ failure: receiptsFailure });
+        const changed = unsaved || fresh.length > 0 || freshReceipts.length > 0 || cursor !== (checkpoint as PollCheckpoint).cursor;
+        checkpoint = { cursor: cursor, seen: seen.snapshot() };
+        // Left out while empty, so checkpoints of apps without receipts keep their old shape.
+        const receiptIds = seenReceipts.snapshot();
+        if (receiptIds.ids.length > 0) checkpoint.seenReceipts = receiptIds;
+        if (!changed) return pollOn();
+        const saving = checkpoint;
+        invoke(
+          function () {
+            return config.store.save(saving);
+          },
+          function (failed, error) {
+            // Memory already moved on, so the next poll acknowledges correctly; only persistence lags.
+            unsaved = failed;
+            if (failed) return done({ failure: make(cursorStoreFailure('save', error)) });
+            pollOn();
+          },
+        );
+      });
+    });
+
+    function pollOn(): void {
+      if (fresh.length > 0) config.emit({ type: 'messages', count: fresh.length, cursor: cursor });
+      if (response.superseded) {
+        const delayMs = jitteredDelay(config.backoff, 1);
+        config.emit({ type: 'superseded', delayMs: delayMs });
+        return done({ pauseMs: delayMs });
+      }
+      // Receipts fill the page like messages (they hold places in the mailbox sequence).
+      done({ pauseMs: config.schedule.pauseAfter(response.messages.length + response.receipts.length, config.limit) });
+    }
+  }
+
+  /**
+   * Hands `items` to the application and only then records their ids: if the callback throws, the
+   * response is polled again and whatever was not recorded is handed over once more.
+   */
+  function handOver<Item extends { id: number }>(
+    items: Item[],
+    window: SeenIdWindow,
+    callback: ((items: Item[], context: MessageContext) => unknown) | undefined,
+    name: CallbackName,
+    context: MessageContext,
+    done: (failure?: Failure) => void,
+  ): void {
+    if (items.length === 0 || !callback) return done();
+    invoke(
+      function () {
+        return callback(items, context);
+      },
+      function (failed, error) {
+        if (failed) return done(make(callbackFailure(error, name)));
+        for (let index = 0; index < items.length; index++) window.add((items[index] as Item).id);
+        done();
+      },
+    );
+  }
+
+  return {
+    load: load,
+    begin: function () {
+      connected = false;
+    },
+    cursor: function () {
+      return checkpoint ? checkpoint.cursor : undefined;
+    },
+    token: token,
+    pollPath: function () {
+      return 'v1/poll?' + queryString({ cursor: (checkpoint as PollCheckpoint).cursor, wait: waitSeconds, limit: config.limit });
+    },
+    timeoutMs: function () {
+      return waitSeconds * 1000 + REQUEST_TIMEOUT_GRACE_MS;
+    },
+    handle: handle,
+    retry: function (attempt, failure) {
+      connected = false;
+      const delayMs = retryDelay(config.backoff, attempt, failure);
+      config.emit({ type: 'retrying', attempt: attempt, delayMs: delayMs, error: failure });
+      return delayMs;
+    },
+  };
+}
+
+/** The items whose id `window` has not seen, without repeats inside the batch, in the server's order. */
+function unseen<Item extends { id: number }>(items: Item[], window: SeenIdWindow): Item[] {
+  const fresh: Item[] = [];
+  const inThisBatch: { [id: string]: true } = {};
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index] as Item;
+    if (window.has(item.id) || inThisBatch[item.id]) continue;
+    inThisBatch[item.id] = true;
+    fresh.push(item);
+  }
+  return fresh;
+}

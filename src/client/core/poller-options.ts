@@ -1,0 +1,82 @@
+/**
+ * The poller options both builds share, checked once. The shells add their own transport options
+ * (`fetch` and `signal`, or `storageKey`) and the cursor store.
+ */
+import { resolveBackoffOptions, type BackoffOptions, type ResolvedBackoffOptions } from './backoff.js';
+import type { MessageContext, PollSchedule } from './poll-session.js';
+import { DEFAULT_SEEN_ID_CAPACITY } from './seen-ids.js';
+import type { DeliveryReceipt, PollMessage } from './types.js';
+import { numberOption, requireFunction, typeName } from './validate.js';
+
+export interface SharedPollerOptions {
+  token: unknown;
+  onMessages: (messages: PollMessage<never>[], context: MessageContext) => unknown;
+  onReceipts?: (receipts: DeliveryReceipt[], context: MessageContext) => unknown;
+  onStatus?: (status: never) => void;
+  limit?: number;
+  backoff?: BackoffOptions;
+  dedupWindow?: number;
+}
+
+export interface ResolvedPollerOptions {
+  token: () => unknown;
+  onMessages: (messages: PollMessage[], context: MessageContext) => unknown;
+  onReceipts: ((receipts: DeliveryReceipt[], context: MessageContext) => unknown) | undefined;
+  onStatus: ((status: unknown) => void) | undefined;
+  limit: number;
+  backoff: ResolvedBackoffOptions;
+  dedupWindow: number;
+}
+
+export function resolvePollerOptions(options: SharedPollerOptions): ResolvedPollerOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('Expected poller options to be an object');
+  return {
+    token: tokenProvider(options.token),
+    onMessages: requireFunction('onMessages', options.onMessages) as ResolvedPollerOptions['onMessages'],
+    onReceipts: options.onReceipts === undefined ? undefined : requireFunction('onReceipts', options.onReceipts),
+    onStatus: options.onStatus === undefined ? undefined : (requireFunction('onStatus', options.onStatus) as (status: unknown) => void),
+    limit: numberOption('limit', options.limit, 100, { min: 1, max: 500, integer: true }),
+    backoff: resolveBackoffOptions(options.backoff, 'backoff'),
+    dedupWindow: numberOption('dedupWindow', options.dedupWindow, DEFAULT_SEEN_ID_CAPACITY, { min: 1, integer: true }),
+  };
+}
+
+/** A fixed token becomes a function; a function is called before every request. */
+export function tokenProvider(token: unknown): () => unknown {
+  if (typeof token === 'function') return token as () => unknown;
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new TypeError('Expected `token` to be a non-empty string or a function, got ' + typeName(token));
+  }
+  return function () {
+    return token;
+  };
+}
+
+/**
+ * Long polls: the server holds each request up to `wait` seconds. A full page means more may be
+ * waiting, an empty one means `wait` elapsed: either way, ask again at once.
+ */
+export function longPollSchedule(options: { wait?: number } | undefined): PollSchedule {
+  const waitSeconds = numberOption('wait', options && options.wait, 25, { min: 1, integer: true, description: 'a positive integer (seconds)' });
+  return {
+    waitSeconds: waitSeconds,
+    pauseAfter: function () {
+      return 0;
+    },
+  };
+}
+
+/**
+ * Short polls (`wait=0`, answered at once) every `intervalMs`; a full page is followed by another
+ * poll straight away, so a backlog drains without waiting out the interval.
+ */
+export function shortPollSchedule(options: { intervalMs?: number } | undefined): PollSchedule {
+  const intervalMs = numberOption('intervalMs', options && options.intervalMs, 5000, { min: 0 });
+  return {
+    waitSeconds: 0,
+    pauseAfter: function (received, limit) {
+      return received >= limit ? 0 : intervalMs;
+    },
+  };
+}
+

@@ -1,0 +1,159 @@
+/**
+ * What a publish sends and what its answer means, for both builds: the message checks (done
+ * before anything is sent), the wire shape and the reading of the gateway's answer. Retrying is
+ * the shells' part (p-retry, or timers).
+ */
+import { httpFailure, isSuccess, protocolFailure, successBody, type FailureSpec, type HttpAnswer } from './failures.js';
+import { isFiniteNumber, isWholeNumber, numberOption, requireNonEmptyString, typeName } from './validate.js';
+
+/** The gateway's user-id rule (recipients); checked here so a typo fails before any request. */
+export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/**
+ * One message to publish.
+ *
+ * @example
+ * const item: BatchItem = { to: 'agent-7', id: 'order-42-note-3', body: { text: 'hi' }, receipt: true };
+ */
+export interface BatchItem {
+  /** Recipient user id. */
+  to: string;
+  /**
+   * Client message id (at most 128 characters) that makes retries idempotent: the gateway stores a
+   * (sender, id) pair once. Generated when omitted; pass your own to stay idempotent across restarts.
+   */
+  id?: string;
+  /** Any JSON value. */
+  body: unknown;
+  /**
+   * Ask for a delivery receipt: once the recipient acknowledges the message, a `DeliveryReceipt`
+   * with the returned `id` reaches this sender's own poller (`onReceipts`). Default false.
+   */
+  receipt?: boolean;
+  /** Seconds after which the gateway never delivers it (1 … the gateway's MESSAGE_TTL_MAX_S). Default: never, or the gateway's MESSAGE_TTL_DEFAULT_S. */
+  ttl?: number;
+}
+
+/**
+ * @example
+ * const { id, duplicate }: PublishResult = await publish(options);
+ */
+export interface PublishResult {
+  /** Server id of the stored message. */
+  id: number;
+  /** True when this (sender, id) had already been stored, e.g. by an earlier attempt whose answer got lost. */
+  duplicate: boolean;
+  /** The client message id that was sent. */
+  clientId: string;
+}
+
+interface WireItem {
+  to: string;
+  id: string;
+  body: unknown;
+  receipt?: true;
+  ttl?: number;
+}
+
+/** Checks one message (`prefix` names it inside a batch) and gives it its client id. */
+function toWireItem(item: BatchItem, prefix: string, newClientId: () => string): WireItem {
+  if (typeof item !== 'object' || item === null) throw new TypeError('Expected `' + (prefix ? prefix.slice(0, -1) : 'options') + '` to be an object');
+  const to = requireNonEmptyString(prefix + 'to', item.to);
+  if (!USER_ID_PATTERN.test(to)) throw new TypeError('Expected `' + prefix + 'to` to match ' + String(USER_ID_PATTERN) + ', got ' + typeName(to));
+  const clientId = item.id === undefined ? newClientId() : requireNonEmptyString(prefix + 'id', item.id);
+  if (clientId.length > 128) throw new TypeError('Expected `' + prefix + 'id` to be at most 128 characters, got ' + clientId.length);
+  if (item.body === undefined) throw new TypeError('Expected `' + prefix + 'body` to be a JSON value, got undefined');
+  if (item.receipt !== undefined && typeof item.receipt !== 'boolean') {
+    throw new TypeError('Expected `' + prefix + 'receipt` to be a boolean, got ' + typeName(item.receipt));
+  }
+  if (item.ttl !== undefined && !(isWholeNumber(item.ttl) && item.ttl >= 1)) {
+    throw new TypeError('Expected `' + prefix + 'ttl` to be a positive whole number of seconds, got ' + typeName(item.ttl));
+  }
+  // Sent only when asked for, so gateways that predate receipts and expiry keep accepting plain publishes.
+  const wire: WireItem = { to: to, id: clientId, body: item.body };
+  if (item.receipt) wire.receipt = true;
+  if (item.ttl !== undefined) wire.ttl = item.ttl;
+  return wire;
+}
+
+/** Checks a batch and gives each item its client id. */
+function toWireBatch(messages: unknown, newClientId: () => string): WireItem[] {
+  if (Object.prototype.toString.call(messages) !== '[object Array]' || (messages as unknown[]).length === 0) {
+    throw new TypeError('Expected `messages` to be a non-empty array');
+  }
+  const items: WireItem[] = [];
+  for (let index = 0; index < (messages as BatchItem[]).length; index++) {
+    items.push(toWireItem((messages as BatchItem[])[index] as BatchItem, 'messages[' + index + '].', newClientId));
+  }
+  return items;
+}
+
+/** Retries and per-attempt timeout of a publish, checked. */
+export function publishRetryOptions(options: { retries?: number; timeoutMs?: number }): { retries: number; timeoutMs: number } {
+  return {
+    retries: numberOption('retries', options.retries, 4, { min: 0, integer: true }),
+    timeoutMs: numberOption('timeoutMs', options.timeoutMs, 30000, { min: 1 }),
+  };
+}
+
+/** One publish request: where it goes, what it sends, and how its answer is read. */
+export interface PublishPlan<Result> {
+  path: string;
+  payload: unknown;
+  /** The result, or the failure (retryable or not) the answer stands for. */
+  read(answer: HttpAnswer): { result: Result } | { failure: FailureSpec };
+}
+
+/** `POST v1/messages` for one message, checked before anything is sent. */
+export function publishPlan(options: BatchItem, newClientId: () => string): PublishPlan<PublishResult> {
+  const item = toWireItem(options, '', newClientId);
+  return {
+    path: 'v1/messages',
+    payload: item,
+    read: function (answer) {
+      if (!isSuccess(answer)) return { failure: httpFailure(answer) };
+      const parsed = successBody(answer);
+      return 'failure' in parsed ? parsed : toResult(parsed.body, item.id, 'the publish response');
+    },
+  };
+}
+
+/** `POST v1/messages/batch`: one result per item, in order; every item checked before anything is sent. */
+export function batchPlan(messages: unknown, newClientId: () => string): PublishPlan<PublishResult[]> {
+  const items = toWireBatch(messages, newClientId);
+  return {
+    path: 'v1/messages/batch',
+    payload: { messages: items },
+    read: function (answer) {
+      if (!isSuccess(answer)) return { failure: httpFailure(answer) };
+      const parsed = successBody(answer);
+      if ('failure' in parsed) return parsed;
+      const results = ((parsed.body || {}) as { results?: unknown }).results as unknown[] | undefined;
+      if (Object.prototype.toString.call(results) !== '[object Array]' || (results as unknown[]).length !== items.length) {
+        return { failure: protocolFailure('Expected `results` with ' + items.length + ' entries in the batch publish response') };
+      }
+      const read: PublishResult[] = [];
+      for (let index = 0; index < items.length; index++) {
+        const outcome = toResult((results as unknown[])[index], (items[index] as WireItem).id, 'results[' + index + '] of the batch publish response');
+        if ('failure' in outcome) return outcome;
+        read.push(outcome.result);
+      }
+      return { result: read };
+    },
+  };
+}
+
+function toResult(body: unknown, clientId: string, what: string): { result: PublishResult } | { failure: FailureSpec } {
+  const fields = (body || {}) as { id?: unknown; duplicate?: unknown };
+  if (!isFiniteNumber(fields.id)) return { failure: protocolFailure('Expected a numeric `id` in ' + what) };
+  return { result: { id: fields.id, duplicate: fields.duplicate === true, clientId: clientId } };
+}
+
+let clientIdCounter = 0;
+
+/** Random enough to never collide for one sender, where `crypto.randomUUID` is missing (old browsers, plain http pages). */
+export function newClientMessageId(): string {
+  clientIdCounter += 1;
+  const random = () => Math.random().toString(36).slice(2, 10);
+  return new Date().getTime().toString(36) + '-' + random() + random() + '-' + clientIdCounter;
+}

@@ -1,0 +1,87 @@
+/**
+ * Option checks shared by every client factory, modern and legacy. They run once, up front, so a
+ * typo surfaces as a precise TypeError at construction time instead of as a strange request
+ * minutes later. Written against ES5 (no Number.isInteger, no String#includes): the legacy bundle
+ * runs this very code.
+ */
+
+export function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'number') return value !== value ? 'NaN' : String(value);
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
+  return typeof value;
+}
+
+export function isArray(value: unknown): value is unknown[] {
+  // Array.isArray is missing before IE9.
+  return Object.prototype.toString.call(value) === '[object Array]';
+}
+
+export function isFiniteNumber(value: unknown): value is number {
+  return typeof value === 'number' && isFinite(value);
+}
+
+export function isWholeNumber(value: unknown): value is number {
+  return isFiniteNumber(value) && Math.floor(value) === value;
+}
+
+export function requireFunction<T>(name: string, value: T): T {
+  if (typeof value !== 'function') throw new TypeError('Expected `' + name + '` to be a function, got ' + typeName(value));
+  return value;
+}
+
+export function requireNonEmptyString(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TypeError('Expected `' + name + '` to be a non-empty string, got ' + typeName(value));
+  }
+  return value;
+}
+
+export interface NumberRange {
+  min: number;
+  max?: number;
+  integer?: boolean;
+  description?: string;
+}
+
+export function requireNumberInRange(name: string, value: unknown, range: NumberRange): number {
+  const valid =
+    isFiniteNumber(value) && value >= range.min && (range.max === undefined || value <= range.max) && (!range.integer || isWholeNumber(value));
+  if (!valid) throw new TypeError('Expected `' + name + '` to be ' + (range.description || describeRange(range)) + ', got ' + typeName(value));
+  return value as number;
+}
+
+/** `value` checked against `range`, or `fallback` when it is undefined. */
+export function numberOption(name: string, value: unknown, fallback: number, range: NumberRange): number {
+  return requireNumberInRange(name, value === undefined ? fallback : value, range);
+}
+
+function describeRange(range: NumberRange): string {
+  const kind = range.integer ? 'an integer' : 'a number';
+  if (range.max !== undefined) return kind + ' from ' + range.min + ' to ' + range.max;
+  if (range.min === 0) return 'a non-negative ' + (range.integer ? 'integer' : 'number');
+  return kind + ' >= ' + range.min;
+}
+
+/** `name=value` pairs joined with `&`, in the order given. */
+export function queryString(params: { [name: string]: string | number }): string {
+  const parts: string[] = [];
+  for (const name in params) {
+    if (Object.prototype.hasOwnProperty.call(params, name)) parts.push(encodeURIComponent(name) + '=' + encodeURIComponent(String(params[name])));
+  }
+  return parts.join('&');
+}
+
+/** Parses a JSON text; undefined when it is empty or not JSON. */
+export function parseJsonLeniently(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (ignored) {
+    return undefined;
+  }
+}
+
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,43 @@
+/* The legacy build's entry (global `LongPoll`, or an AMD / CommonJS module): the same protocol
+   logic as the modern client (src/client/core), around XMLHttpRequest and timers, compiled to ES5
+   by scripts/build-legacy.mjs. */
+
+import { backoffDelays } from '../core/backoff.js';
+import { memoryCursorStore } from '../core/checkpoint.js';
+import { newClientMessageId } from '../core/publish-request.js';
+import { createLongPoller, createShortPoller } from './poller.js';
+import { publish, publishBatch } from './publish.js';
+import { localStorageCursorStore } from './storage.js';
+
+declare const define: ((dependencies: string[], factory: () => unknown) => void) & { amd?: unknown };
+declare const module: { exports?: unknown } | undefined;
+
+const LongPoll = {
+  version: '2',
+  /**
+   * var poller = LongPoll.createLongPoller({ url: '/', token: jwt, onMessages: function (messages) {} });
+   * poller.start();
+   */
+  createLongPoller: createLongPoller,
+  /** Same options plus `intervalMs`; polls with wait=0. */
+  createShortPoller: createShortPoller,
+  /** LongPoll.publish({ url: '/', token: jwt, to: 'bob', id: 'm-1', body: {}, receipt: true }, function (error, result) {}); */
+  publish: publish,
+  /** LongPoll.publishBatch({ url: '/', token: jwt, messages: [{ to: 'bob', body: 1 }] }, function (error, results) {}); */
+  publishBatch: publishBatch,
+  /** var delayFor = LongPoll.backoffDelays({ minDelayMs: 500 }); delayFor(3); */
+  backoffDelays: backoffDelays,
+  localStorageCursorStore: localStorageCursorStore,
+  memoryCursorStore: memoryCursorStore,
+  newClientId: newClientMessageId,
+};
+
+if (typeof define === 'function' && define.amd) {
+  define([], function () {
+    return LongPoll;
+  });
+} else if (typeof module === 'object' && module && module.exports) {
+  module.exports = LongPoll;
+} else {
+  (typeof self !== 'undefined' ? self : typeof window !== 'undefined' ? window : Function('return this')()).LongPoll = LongPoll;
+}

@@ -1,0 +1,313 @@
+import { describe, expect, it } from 'vitest';
+import type { PollCheckpoint } from '../../src/client/index.js';
+import { createFakeGateway, errorResponse, jsonResponse, waitFor } from './support/fake-gateway.js';
+import { SHELLS, type ObservedStatus, type PollerUnderTest } from './support/shells.js';
+
+/**
+ * One contract for both builds: the modern client (fetch, p-retry, promises) and the legacy
+ * bundle (XMLHttpRequest, timers, run in a VM without Promise/fetch/Map/Set). Both wrap the same
+ * protocol core, and this suite is what keeps them from drifting apart again.
+ */
+const FAST = { minDelayMs: 1, maxDelayMs: 4, factor: 2, jitter: 0.5 };
+const message = (id: number, extra: object = {}) => ({ id, from: 'bob', body: `m${id}`, createdAt: '2026-11-27T10:00:00.000Z', ...extra });
+const ids = (poller: PollerUnderTest) => poller.received.map((received) => received.id);
+const stoppedStatus = (poller: PollerUnderTest) => poller.statuses.find((status) => status.type === 'stopped');
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(SHELLS)('client contract: $name', (shell) => {
+  it('backs off with jittered, growing delays between failed polls, and reports connected after the first success', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    const backoff = { minDelayMs: 20, maxDelayMs: 60, factor: 2, jitter: 0.5 };
+    gateway.failNext(
+      () => errorResponse(503, 'store_unavailable'),
+      () => errorResponse(500, 'internal_error'),
+      () => 'lose-response',
+      () => errorResponse(503, 'store_unavailable'),
+    );
+    gateway.deliver('after the outage');
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 3000, 'the message after four failures');
+    await poller.stop();
+    const retries = poller.statuses.filter((status) => status.type === 'retrying');
+    expect(retries.map((status) => [status.attempt, status.error?.code])).toEqual([
+      [1, 'store_unavailable'],
+      [2, 'internal_error'],
+      [3, 'network_error'],
+      [4, 'store_unavailable'],
+    ]);
+    // Ceilings 20, 40, 60 (capped), 60; equal jitter keeps each delay in [ceiling / 2, ceiling].
+    for (const [index, ceiling] of [20, 40, 60, 60].entries()) {
+      expect(retries[index]!.delayMs).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(retries[index]!.delayMs).toBeLessThanOrEqual(ceiling);
+    }
+    const times = gateway.polls().map((request) => request.at);
+    for (let index = 1; index <= 4; index++) expect(times[index]! - times[index - 1]!).toBeGreaterThanOrEqual(Math.floor(retries[index - 1]!.delayMs!) - 2);
+    expect(poller.statuses.filter((status) => status.type === 'connected')).toHaveLength(1);
+    expect(poller.statuses.findIndex((status) => status.type === 'connected')).toBe(4);
+  });
+
+  it('waits at least as long as Retry-After asks, in seconds or as an HTTP date', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(
+      () => errorResponse(429, 'rate_limited', { 'Retry-After': '0.25' }),
+      () => errorResponse(503, 'store_unavailable', { 'Retry-After': new Date(Date.now() + 2000).toUTCString() }),
+    );
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 3, 5000, 'the poll after both refusals');
+    await poller.stop();
+    const [first, second] = poller.statuses.filter((status) => status.type === 'retrying');
+    expect(first).toMatchObject({ attempt: 1, delayMs: 250, error: { code: 'rate_limited', status: 429, retryable: true } });
+    // An HTTP date has one-second resolution: somewhere in (1000, 2000] ms from now.
+    expect(second!.delayMs).toBeGreaterThan(900);
+    const times = gateway.polls().map((request) => request.at);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(245);
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(second!.delayMs! - 5);
+  });
+
+  it.each([
+    [400, 'invalid_cursor'],
+    [401, 'token_expired'],
+    [403, 'forbidden'],
+    [404, 'not_found'],
+    [413, 'payload_too_large'],
+  ])('stops on %i %s without another request', async (status, code) => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(() => errorResponse(status, code));
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST });
+    poller.start();
+    await waitFor(() => stoppedStatus(poller) !== undefined, 2000, 'the stop');
+    await pause(30);
+    expect(gateway.requests).toHaveLength(1);
+    expect(stoppedStatus(poller)).toMatchObject({ reason: 'error', error: { code, status, retryable: false } });
+    expect(poller.statuses.filter((observed) => observed.type === 'retrying')).toEqual([]);
+  });
+
+  it('hands each message over once: repeats in a batch, redeliveries after a lost response, and ids restored from the checkpoint', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(
+      () => jsonResponse(200, { messages: [message(1), message(2), message(2)], cursor: 2 }),
+      () => jsonResponse(200, { messages: [message(2), message(3)], cursor: 3 }),
+      () => jsonResponse(200, { messages: [message(3), message(4), message(5)], cursor: 5 }),
+    );
+    const client = shell.load(gateway);
+    // Restored state: id 4 was handed over before a restart that lost the cursor advance.
+    const poller = client.createPoller({ token: 't', cursorStore: client.memoryCursorStore({ cursor: 0, seen: { ids: [4] } }) });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 4, 2000, 'three scripted answers');
+    await poller.stop();
+    expect(ids(poller)).toEqual([1, 2, 3, 5]);
+    expect(poller.cursor).toBe(5);
+  });
+
+  it('de-duplicates across a restart whose cursor save never reached the server', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('a');
+    gateway.deliver('b');
+    // The answer to the poll is lost after the gateway processed it: the client retries with its old cursor.
+    const client = shell.load(gateway);
+    const store = client.memoryCursorStore();
+    const first = client.createPoller({ token: 't', cursorStore: store, backoff: FAST });
+    first.start();
+    await waitFor(() => first.received.length === 2, 2000, 'the first two');
+    await first.stop();
+
+    // The next process starts from the same store, and the server answers as if the ack was lost.
+    gateway.failNext(() => jsonResponse(200, { messages: [message(1), message(2), message(3)], cursor: 3 }));
+    const second = client.createPoller({ token: 't', cursorStore: store, backoff: FAST });
+    second.start();
+    await waitFor(() => second.received.length === 1, 2000, 'the one new message');
+    await second.stop();
+    expect(ids(first)).toEqual([1, 2]);
+    expect(ids(second)).toEqual([3]);
+  });
+
+  it('resumes after a reload from the checkpoint in Web Storage: cursor sent back, nothing handed over twice', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    const storage = new Map<string, string>();
+    gateway.deliver('a');
+    gateway.deliver('b');
+    const page = shell.load(gateway, storage);
+    const first = page.createPoller({ token: 't', cursorStore: page.storageCursorStore('inbox:alice') });
+    first.start();
+    await waitFor(() => first.received.length === 2, 2000, 'two messages');
+    await first.stop();
+    expect(JSON.parse(storage.get('inbox:alice')!)).toEqual({ cursor: 2, seen: { ids: [1, 2] } });
+
+    gateway.deliver('c');
+    const reloaded = shell.load(gateway, storage);
+    const second = reloaded.createPoller({ token: 't', cursorStore: reloaded.storageCursorStore('inbox:alice') });
+    const pollsBefore = gateway.polls().length;
+    second.start();
+    await waitFor(() => second.received.length === 1, 2000, 'the message after the reload');
+    await second.stop();
+    expect(second.received.map((received) => received.body)).toEqual(['c']);
+    expect(gateway.polls()[pollsBefore]!.url.searchParams.get('cursor')).toBe('2');
+  });
+
+  it('asks the token function before every request, so a refreshed token is used at once', async () => {
+    const gateway = createFakeGateway({ holdMs: 10 });
+    let generation = 0;
+    const client = shell.load(gateway);
+    const poller = client.createPoller({ token: () => `token-${++generation}`, backoff: FAST });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 3, 2000, 'three polls');
+    await poller.stop();
+    const tokens = gateway.polls().slice(0, 3).map((request) => client.tokenOf(request));
+    expect(tokens).toEqual(['token-1', 'token-2', 'token-3']);
+  });
+
+  it('retries when the token function throws (token_unavailable), and goes on delivering', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('after the refresh');
+    let calls = 0;
+    const client = shell.load(gateway);
+    const poller = client.createPoller({
+      token: () => {
+        calls += 1;
+        if (calls <= 2) throw new Error('auth server unreachable');
+        return 'fresh';
+      },
+      backoff: FAST,
+    });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the message once a token came');
+    await poller.stop();
+    expect(poller.statuses.filter((status) => status.type === 'retrying').map((status) => [status.attempt, status.error?.code, status.error?.retryable])).toEqual([
+      [1, 'token_unavailable', true],
+      [2, 'token_unavailable', true],
+    ]);
+    expect(poller.statuses.filter((status) => status.type === 'retrying')[0]!.error!.message).toContain('auth server unreachable');
+    expect(client.tokenOf(gateway.polls()[0]!)).toBe('fresh');
+    expect(stoppedStatus(poller)).toEqual({ type: 'stopped', reason: 'stop' });
+  });
+
+  it('refuses to start from a stored checkpoint with bad seen-ids (cursor_store_failed), without polling', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    const broken: Array<unknown> = [{ cursor: 3, seen: { ids: [1, 'two'] } }, { cursor: 3, seen: { ids: [1], lowWaterMark: 'x' } }, { cursor: -1, seen: { ids: [] } }];
+    for (const stored of broken) {
+      const poller = shell.load(gateway).createPoller({ token: 't', cursorStore: { load: () => stored, save: () => {} } });
+      poller.start();
+      await waitFor(() => stoppedStatus(poller) !== undefined, 2000, 'the stop');
+      expect(stoppedStatus(poller)).toMatchObject({ reason: 'error', error: { code: 'cursor_store_failed', retryable: false } });
+    }
+    expect(gateway.requests).toHaveLength(0);
+  });
+
+  it('starts over from cursor 0 when its own Web Storage entry is unreadable', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('a');
+    const storage = new Map([['inbox:alice', JSON.stringify({ cursor: 9, seen: { ids: ['x'] } })]]);
+    const client = shell.load(gateway, storage);
+    const poller = client.createPoller({ token: 't', cursorStore: client.storageCursorStore('inbox:alice') });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the message');
+    await poller.stop();
+    expect(gateway.polls()[0]!.url.searchParams.get('cursor')).toBe('0');
+    expect(JSON.parse(storage.get('inbox:alice')!)).toEqual({ cursor: 1, seen: { ids: [1] } });
+  });
+
+  it('reports a failed checkpoint save as retryable and saves again after the next poll, without handing anything over twice', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('a');
+    const saved: PollCheckpoint[] = [];
+    let saves = 0;
+    const store = {
+      load: () => undefined,
+      save: (checkpoint: PollCheckpoint) => {
+        saves += 1;
+        if (saves === 1) throw new Error('quota exceeded');
+        saved.push(JSON.parse(JSON.stringify(checkpoint)));
+      },
+    };
+    const poller = shell.load(gateway).createPoller({ token: 't', cursorStore: store, backoff: FAST });
+    poller.start();
+    await waitFor(() => saved.length === 1, 2000, 'the second save');
+    await poller.stop();
+    const retry = poller.statuses.find((status) => status.type === 'retrying');
+    expect(retry).toMatchObject({ attempt: 1, error: { code: 'cursor_store_failed', retryable: true } });
+    expect(retry!.error!.message).toContain('quota exceeded');
+    // Nothing new arrived, yet the checkpoint that failed to save was saved on the next success.
+    expect(saved).toEqual([{ cursor: 1, seen: { ids: [1] } }]);
+    expect(ids(poller)).toEqual([1]);
+    expect(gateway.polls()[1]!.url.searchParams.get('cursor')).toBe('1');
+  });
+
+  it('retries a response whose message lacks a valid createdAt, and hands nothing over from it', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(
+      () => jsonResponse(200, { messages: [{ id: 1, from: 'bob', body: 'x' }], cursor: 1 }),
+      () => jsonResponse(200, { messages: [message(1, { createdAt: 42 })], cursor: 1 }),
+      () => jsonResponse(200, { messages: [message(1)], cursor: 1 }),
+    );
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the valid answer');
+    await poller.stop();
+    const retries = poller.statuses.filter((status) => status.type === 'retrying');
+    expect(retries.map((status) => status.error?.code)).toEqual(['invalid_response', 'invalid_response']);
+    expect(retries[0]!.error!.message).toContain('createdAt');
+    expect(ids(poller)).toEqual([1]);
+  });
+
+  it('redelivers a batch whose onMessages threw, and only then moves the cursor', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('a');
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST, failOnMessagesCalls: [1] });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the redelivered message');
+    await poller.stop();
+    expect(poller.statuses.find((status) => status.type === 'retrying')).toMatchObject({ error: { code: 'callback_failed' } });
+    expect(gateway.polls()[1]!.url.searchParams.get('cursor')).toBe('0');
+  });
+
+  it('short-polls with wait=0 and pauses intervalMs after a page that was not full', async () => {
+    const gateway = createFakeGateway();
+    gateway.deliver('x');
+    const poller = shell.load(gateway).createPoller({ token: 't', short: true, intervalMs: 40 });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 3, 2000, 'three polls');
+    await poller.stop();
+    expect(gateway.polls().every((request) => request.url.searchParams.get('wait') === '0')).toBe(true);
+    const times = gateway.polls().map((request) => request.at);
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(38);
+    expect(ids(poller)).toEqual([1]);
+  });
+
+  it('publishes under one client id across retries and stops on a 4xx', async () => {
+    const gateway = createFakeGateway();
+    gateway.failNext(
+      () => errorResponse(503, 'store_unavailable', { 'Retry-After': '0' }),
+      () => 'lose-response',
+      () => jsonResponse(201, { id: 41, duplicate: true }),
+      () => errorResponse(403, 'forbidden_recipient'),
+    );
+    const client = shell.load(gateway);
+    await expect(client.publish({ token: 'tok', to: 'bob', id: 'c-1', body: { text: 'hi' } })).resolves.toEqual({ id: 41, duplicate: true, clientId: 'c-1' });
+    expect(gateway.requests.map((request) => (request.body as { id: string }).id)).toEqual(['c-1', 'c-1', 'c-1']);
+    await expect(client.publish({ token: 'tok', to: 'bob', body: 1 })).rejects.toMatchObject({ code: 'forbidden_recipient', status: 403 });
+    expect(gateway.requests).toHaveLength(4);
+  });
+
+  it('publishes a batch in one request with a result per item, and checks every item before sending', async () => {
+    const gateway = createFakeGateway();
+    gateway.failNext(
+      () => errorResponse(503, 'store_unavailable', { 'Retry-After': '0' }),
+      () => jsonResponse(201, { results: [{ id: 7, duplicate: false }, { id: 8, duplicate: true }] }),
+    );
+    const client = shell.load(gateway);
+    const results = await client.publishBatch({ token: 'tok', messages: [{ to: 'bob', id: 'b-1', body: 1, receipt: true }, { to: 'carol', id: 'b-2', body: 2, ttl: 60 }] });
+    expect(results).toEqual([
+      { id: 7, duplicate: false, clientId: 'b-1' },
+      { id: 8, duplicate: true, clientId: 'b-2' },
+    ]);
+    expect(gateway.requests.map((request) => [request.url.pathname, request.body])).toEqual(
+      Array(2).fill(['/v1/messages/batch', { messages: [{ to: 'bob', id: 'b-1', body: 1, receipt: true }, { to: 'carol', id: 'b-2', body: 2, ttl: 60 }] }]),
+    );
+    await expect(async () => client.publishBatch({ token: 'tok', messages: [{ to: 'bob', body: 1 }, { to: 'not a user id', body: 2 }] })).rejects.toThrow(
+      'Expected `messages[1].to` to match',
+    );
+    expect(gateway.requests).toHaveLength(2);
+  });
+});

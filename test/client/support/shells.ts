@@ -1,0 +1,163 @@
+import {
+  createLongPoller,
+  createShortPoller,
+  localStorageCursorStore,
+  memoryCursorStore,
+  publish,
+  publishBatch,
+  type CursorStore,
+  type PollCheckpoint,
+  type PollMessage,
+} from '../../../src/client/index.js';
+import type { createFakeGateway } from './fake-gateway.js';
+import { loadLegacyClient, plain } from './legacy-vm.js';
+
+/** A status as both builds report it, reduced to what the contract speaks about. */
+export interface ObservedStatus {
+  type: string;
+  attempt?: number;
+  delayMs?: number;
+  reason?: string;
+  count?: number;
+  cursor?: number;
+  error?: { code: string; retryable: boolean; status?: number; message: string };
+}
+
+export interface PollerCase {
+  token: string | (() => string);
+  cursorStore?: { load(): unknown; save(checkpoint: PollCheckpoint): unknown };
+  backoff?: { minDelayMs: number; maxDelayMs: number; factor: number; jitter: number };
+  /** Throw from onMessages on these calls (1-based). */
+  failOnMessagesCalls?: number[];
+  short?: boolean;
+  intervalMs?: number;
+}
+
+export interface PollerUnderTest {
+  start(): void;
+  stop(): Promise<void>;
+  readonly cursor: number | undefined;
+  readonly received: PollMessage[];
+  readonly statuses: ObservedStatus[];
+}
+
+export interface ClientUnderTest {
+  createPoller(options: PollerCase): PollerUnderTest;
+  /** A checkpoint store over this client's Web Storage (the same `storage` map every time). */
+  storageCursorStore(key: string): { load(): unknown; save(checkpoint: PollCheckpoint): unknown };
+  memoryCursorStore(initial?: PollCheckpoint | number): { load(): unknown; save(checkpoint: PollCheckpoint): unknown };
+  publish(options: { to: string; id?: string; body: unknown; token: string }): Promise<{ id: number; duplicate: boolean; clientId: string }>;
+  publishBatch(options: { messages: Array<{ to: string; id?: string; body: unknown; receipt?: boolean; ttl?: number }>; token: string }): Promise<Array<{ id: number; duplicate: boolean; clientId: string }>>;
+  /** The token a recorded request carried (header or query, as this build sends it). */
+  tokenOf(request: { url: URL; headers: Headers }): string | null;
+}
+
+export interface Shell {
+  name: 'modern' | 'legacy';
+  /** A client bound to `gateway`; sharing `storage` between two calls is a page reload. */
+  load(gateway: ReturnType<typeof createFakeGateway>, storage?: Map<string, string>): ClientUnderTest;
+}
+
+const URL_BASE = 'http://gateway.test/';
+
+function observe(status: unknown): ObservedStatus {
+  const { type, attempt, delayMs, reason, count, cursor, error } = status as ObservedStatus & { error?: Record<string, unknown> };
+  const observed: ObservedStatus = { type };
+  for (const [key, value] of Object.entries({ attempt, delayMs, reason, count, cursor })) if (value !== undefined) Object.assign(observed, { [key]: value });
+  if (error) {
+    observed.error = { code: error.code as string, retryable: error.retryable as boolean, message: error.message as string };
+    if (error.status !== undefined) observed.error.status = error.status as number;
+  }
+  return observed;
+}
+
+function failingOnMessages(calls: number[] | undefined, received: PollMessage[]) {
+  let call = 0;
+  return (messages: PollMessage[]) => {
+    call += 1;
+    if (calls?.includes(call)) throw new Error(`render failed on call ${call}`);
+    received.push(...plain(messages));
+  };
+}
+
+interface TrackedOptions {
+  url: string;
+  token: PollerCase['token'];
+  backoff: PollerCase['backoff'];
+  onMessages: (messages: PollMessage[]) => void;
+  onStatus: (status: unknown) => void;
+}
+
+/** Builds a poller with the options every build shares, recording what it hands over and reports. */
+function track(options: PollerCase, build: (common: TrackedOptions) => { start(): void; stop(): Promise<void>; cursor(): number | undefined }): PollerUnderTest {
+  const received: PollMessage[] = [];
+  const statuses: ObservedStatus[] = [];
+  const poller = build({
+    url: URL_BASE,
+    token: options.token,
+    backoff: options.backoff,
+    onMessages: failingOnMessages(options.failOnMessagesCalls, received),
+    onStatus: (status: unknown) => void statuses.push(observe(status)),
+  });
+  return {
+    start: poller.start,
+    stop: poller.stop,
+    get cursor() {
+      return poller.cursor();
+    },
+    received,
+    statuses,
+  };
+}
+
+const modern: Shell = {
+  name: 'modern',
+  load(gateway, storage = new Map()) {
+    const webStorage = { getItem: (key: string) => storage.get(key) ?? null, setItem: (key: string, value: string) => void storage.set(key, value) };
+    return {
+      createPoller(options) {
+        return track(options, (common) => {
+          const poller = options.short
+            ? createShortPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, intervalMs: options.intervalMs })
+            : createLongPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined });
+          return { start: () => void poller.start(), stop: () => poller.stop(), cursor: () => poller.cursor };
+        });
+      },
+      storageCursorStore: (key) => localStorageCursorStore(key, webStorage),
+      memoryCursorStore: (initial) => memoryCursorStore(initial),
+      publish: (options) => publish({ url: URL_BASE, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
+      publishBatch: (options) => publishBatch({ url: URL_BASE, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
+      tokenOf: (request) => request.headers.get('authorization')?.replace(/^Bearer /, '') ?? null,
+    };
+  },
+};
+
+const legacy: Shell = {
+  name: 'legacy',
+  load(gateway, storage) {
+    const { LongPoll } = loadLegacyClient(gateway, storage);
+    return {
+      createPoller(options) {
+        return track(options, (common) => {
+          const legacyOptions = { ...common, storageKey: false, cursorStore: options.cursorStore };
+          const poller = options.short ? LongPoll.createShortPoller({ ...legacyOptions, intervalMs: options.intervalMs }) : LongPoll.createLongPoller(legacyOptions);
+          return { start: () => poller.start(), stop: async () => poller.stop(), cursor: () => poller.getCursor() };
+        });
+      },
+      storageCursorStore: (key) => LongPoll.localStorageCursorStore(key),
+      memoryCursorStore: (initial) => LongPoll.memoryCursorStore(initial as never),
+      publish: (options) => settle((done) => LongPoll.publish({ url: URL_BASE, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
+      publishBatch: (options) => settle((done) => LongPoll.publishBatch({ url: URL_BASE, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
+      tokenOf: (request) => request.url.searchParams.get('access_token'),
+    };
+  },
+};
+
+/** A legacy callback API as a promise; errors keep their fields (code, status, retryable). */
+function settle<T>(call: (done: (error: { code: string } | null, result?: unknown) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    call((error, result) => (error ? reject(Object.assign(new Error(error.code), plain({ ...error }))) : resolve(plain(result) as T))),
+  );
+}
+
+export const SHELLS: Shell[] = [modern, legacy];
