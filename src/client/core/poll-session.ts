@@ -256,12 +256,18 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
 /** The items whose id `window` has not seen, without repeats inside the batch, in the server's order. */
 function unseen<Item extends { id: number }>(items: Item[], window: SeenIdWindow): Item[] {
   const fresh: Item[] = [];
-  const inThisBatch: { [id: string]: true } = {};
   for (let index = 0; index < items.length; index++) {
     const item = items[index] as Item;
-    if (window.has(item.id) || inThisBatch[item.id]) continue;
-    inThisBatch[item.id] = true;
+    if (window.has(item.id) || repeatsIn(fresh, item.id)) continue;
     fresh.push(item);
   }
   return fresh;
+}
+
+/** Ids mostly arrive ascending, so a repeat can only be among earlier ones when this id is not above the last. */
+function repeatsIn(items: Array<{ id: number }>, id: number): boolean {
+  const count = items.length;
+  if (count === 0 || id > (items[count - 1] as { id: number }).id) return false;
+  for (let index = 0; index < count; index++) if ((items[index] as { id: number }).id === id) return true;
+  return false;
 }

@@ -4,7 +4,7 @@
  * the shells' part (p-retry, or timers).
  */
 import { httpFailure, isSuccess, protocolFailure, successBody, type FailureSpec, type HttpAnswer } from './failures.js';
-import { isFiniteNumber, isWholeNumber, numberOption, requireNonEmptyString, typeName } from './validate.js';
+import { isArray, isFiniteNumber, isWholeNumber, numberOption, requireNonEmptyString, typeName } from './validate.js';
 
 /** The gateway's user-id rule (recipients); checked here so a typo fails before any request. */
 export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -78,7 +78,7 @@ function toWireItem(item: BatchItem, prefix: string, newClientId: () => string):
 
 /** Checks a batch and gives each item its client id. */
 function toWireBatch(messages: unknown, newClientId: () => string): WireItem[] {
-  if (Object.prototype.toString.call(messages) !== '[object Array]' || (messages as unknown[]).length === 0) {
+  if (!isArray(messages) || messages.length === 0) {
     throw new TypeError('Expected `messages` to be a non-empty array');
   }
   const items: WireItem[] = [];
@@ -129,7 +129,7 @@ export function batchPlan(messages: unknown, newClientId: () => string): Publish
       const parsed = successBody(answer);
       if ('failure' in parsed) return parsed;
       const results = ((parsed.body || {}) as { results?: unknown }).results as unknown[] | undefined;
-      if (Object.prototype.toString.call(results) !== '[object Array]' || (results as unknown[]).length !== items.length) {
+      if (!isArray(results) || results.length !== items.length) {
         return { failure: protocolFailure('Expected `results` with ' + items.length + ' entries in the batch publish response') };
       }
       const read: PublishResult[] = [];

@@ -7,7 +7,7 @@ import { memoryCursorStore } from '../core/checkpoint.js';
 import { newClientMessageId } from '../core/publish-request.js';
 import { createLongPoller, createShortPoller } from './poller.js';
 import { publish, publishBatch } from './publish.js';
-import { localStorageCursorStore } from './storage.js';
+import { globalObject, localStorageCursorStore } from './storage.js';
 
 declare const define: ((dependencies: string[], factory: () => unknown) => void) & { amd?: unknown };
 declare const module: { exports?: unknown } | undefined;
@@ -39,5 +39,5 @@ if (typeof define === 'function' && define.amd) {
 } else if (typeof module === 'object' && module && module.exports) {
   module.exports = LongPoll;
 } else {
-  (typeof self !== 'undefined' ? self : typeof window !== 'undefined' ? window : Function('return this')()).LongPoll = LongPoll;
+  globalObject().LongPoll = LongPoll;
 }

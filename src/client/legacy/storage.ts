@@ -6,7 +6,7 @@ import { memoryCursorStore, storageCursorStore, type StorageLike } from '../core
 import type { LpCursorStore, LpPollerOptions } from './types.js';
 
 /** The global object: `window`, a worker's `self`, or a VM context's global. */
-function globalObject(): { localStorage?: StorageLike & { removeItem?(key: string): void } } {
+export function globalObject(): { localStorage?: StorageLike & { removeItem?(key: string): void }; LongPoll?: unknown } {
   if (typeof self !== 'undefined') return self as never;
   if (typeof window !== 'undefined') return window as never;
   return Function('return this')();

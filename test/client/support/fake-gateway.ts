@@ -51,8 +51,16 @@ export function createFakeGateway(options: { holdMs?: number; waitMax?: number; 
     return seq;
   }
 
+  /** Entries are appended in seq order, so the unacknowledged ones start at the first seq above the ack. */
   function pending(limit: number) {
-    return entries.filter((entry) => entry.seq > acknowledged).slice(0, limit);
+    let low = 0;
+    let high = entries.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (entries[middle]!.seq <= acknowledged) low = middle + 1;
+      else high = middle;
+    }
+    return entries.slice(low, low + limit);
   }
 
   async function poll(request: RecordedRequest): Promise<Response> {
