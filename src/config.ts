@@ -166,6 +166,9 @@ const envSchema = z.object({
   RETENTION_INTERVAL_S: integer('RETENTION_INTERVAL_S', 1, 86_400, 300),
 });
 
+/** Every environment variable the configuration reads (the README documents each). */
+export const ENV_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
+
 export interface GatewayConfig {
   port: number;
   host: string;

@@ -56,7 +56,7 @@ function secretKey(secret: string): Uint8Array {
 }
 
 function invalidClaim(message: string): GatewayError {
-  return new GatewayError('invalid_token', message, { status: 401 });
+  return new GatewayError('invalid_token', message);
 }
 
 function isScope(value: string): value is TokenScope {
@@ -144,9 +144,9 @@ export function createTokenVerifier(options: {
         ({ payload } = await jwtVerify(token, await verificationKey(), { algorithms: [ALGORITHM], clockTolerance, currentDate: new Date(now()) }));
       } catch (error) {
         if (error instanceof joseErrors.JWTExpired) {
-          throw new GatewayError('token_expired', 'The access token has expired.', { status: 401, cause: error });
+          throw new GatewayError('token_expired', 'The access token has expired.', { cause: error });
         }
-        throw new GatewayError('invalid_token', 'The access token is not valid.', { status: 401, cause: error });
+        throw new GatewayError('invalid_token', 'The access token is not valid.', { cause: error });
       }
       const claims = claimsOf(payload);
       remember(token, claims, payload.exp);
@@ -166,7 +166,7 @@ export function createTokenIssuer(options: { secret: string }): TokenIssuer {
   return {
     async issue(userId, issueOptions = {}) {
       if (!USER_ID_PATTERN.test(userId)) {
-        throw new GatewayError('invalid_user_id', `User id must match ${USER_ID_PATTERN}.`, { status: 400 });
+        throw new GatewayError('invalid_user_id', `User id must match ${USER_ID_PATTERN}.`);
       }
       const { expiresInSeconds, pub, scope } = issueOptions;
       if (expiresInSeconds !== undefined && !(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) {

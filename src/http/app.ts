@@ -42,7 +42,7 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
  */
 function refuseUnknownMethods(ctx: Koa.Context, next: Koa.Next): Promise<void> {
   if (!KNOWN_METHODS.has(ctx.method)) {
-    throw new GatewayError('method_not_allowed', 'This method is not supported.', { status: 405 });
+    throw new GatewayError('method_not_allowed', 'This method is not supported.');
   }
   return next();
 }

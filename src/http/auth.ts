@@ -33,21 +33,19 @@ export function authenticate(verifier: TokenVerifier, options: { scopeFor?: (pat
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
       if (!match) {
         ctx.set('WWW-Authenticate', 'Bearer error="invalid_request"');
-        throw new GatewayError('invalid_token', 'The Authorization header must be `Bearer <token>`.', { status: 401 });
+        throw new GatewayError('invalid_token', 'The Authorization header must be `Bearer <token>`.');
       }
       token = match[1];
     } else {
       const fromQuery = ctx.query.access_token;
       if (Array.isArray(fromQuery)) {
-        throw new GatewayError('invalid_token', 'Send `access_token` once.', { status: 401 });
+        throw new GatewayError('invalid_token', 'Send `access_token` once.');
       }
       token = fromQuery || undefined;
     }
     if (!token) {
       ctx.set('WWW-Authenticate', 'Bearer');
-      throw new GatewayError('missing_token', 'Send a token as `Authorization: Bearer <token>` or `?access_token=`.', {
-        status: 401,
-      });
+      throw new GatewayError('missing_token', 'Send a token as `Authorization: Bearer <token>` or `?access_token=`.');
     }
     let claims: TokenClaims;
     try {
@@ -74,6 +72,6 @@ export function authenticate(verifier: TokenVerifier, options: { scopeFor?: (pat
 export function assertOwnMailbox(ctx: Koa.Context, requestedUserId: unknown): void {
   if (requestedUserId === undefined) return;
   if (requestedUserId !== ctx.state.userId) {
-    throw new GatewayError('forbidden', 'A token may only poll and ack its own mailbox.', { status: 403 });
+    throw new GatewayError('forbidden', 'A token may only poll and ack its own mailbox.');
   }
 }

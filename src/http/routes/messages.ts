@@ -28,7 +28,6 @@ function admitOrThrow(admission: PublishAdmission | undefined, ctx: { state: { u
   if (!refusal) return;
   const who = refusal.scope === 'user' ? 'this sender' : 'this address';
   throw new GatewayError('rate_limited', `Too many messages from ${who}; retry after ${refusal.retryAfterSeconds} s.`, {
-    status: 429,
     retryAfterSeconds: refusal.retryAfterSeconds,
   });
 }
@@ -60,7 +59,7 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
     const body = JSON.stringify(input.body);
     if (Buffer.byteLength(body) > options.maxMessageBytes) {
       const where = index === undefined ? '`body`' : `\`messages.${index}.body\``;
-      throw new GatewayError('message_too_large', `${where} exceeds ${options.maxMessageBytes} bytes of JSON.`, { status: 413 });
+      throw new GatewayError('message_too_large', `${where} exceeds ${options.maxMessageBytes} bytes of JSON.`);
     }
     return { userId: input.to, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index), receipt: input.receipt === true };
   }
@@ -70,7 +69,7 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
     if (ttl === undefined) return options.messageTtlDefaultSeconds > 0 ? options.messageTtlDefaultSeconds : undefined;
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > options.messageTtlMaxSeconds) {
       const where = index === undefined ? '`ttl`' : `\`messages.${index}.ttl\``;
-      throw new GatewayError('invalid_ttl', `${where} must be a whole number of seconds from 1 to ${options.messageTtlMaxSeconds}.`, { status: 400 });
+      throw new GatewayError('invalid_ttl', `${where} must be a whole number of seconds from 1 to ${options.messageTtlMaxSeconds}.`);
     }
     return ttl;
   }
@@ -105,12 +104,12 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
   router.get('/v1/messages/:id', async function reportMessageStatus(ctx) {
     const id = Number(ctx.params.id);
     if (!/^\d{1,15}$/.test(ctx.params.id ?? '') || !Number.isSafeInteger(id) || id < 1) {
-      throw new GatewayError('invalid_request', '`id` must be a message id (a positive integer).', { status: 400 });
+      throw new GatewayError('invalid_request', '`id` must be a message id (a positive integer).');
     }
     const status = await engine.messageStatus(id);
     // A receipt is not a message anyone sent; an unknown id and a receipt answer alike.
-    if (!status || status.from === RECEIPT_SENDER) throw new GatewayError('not_found', `No message ${id}.`, { status: 404 });
-    if (status.from !== ctx.state.userId) throw new GatewayError('forbidden', 'Only the sender of a message may ask about it.', { status: 403 });
+    if (!status || status.from === RECEIPT_SENDER) throw new GatewayError('not_found', `No message ${id}.`);
+    if (status.from !== ctx.state.userId) throw new GatewayError('forbidden', 'Only the sender of a message may ask about it.');
     ctx.set('Cache-Control', 'no-store');
     const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
     ctx.body = { id: status.id, to: status.to, status: status.status, createdAt: iso(status.createdAt), ackedAt: iso(status.ackedAt), expiresAt: iso(status.expiresAt) };
