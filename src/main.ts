@@ -11,7 +11,7 @@ import { createMemoryBus } from './bus/memory-bus.js';
 import { createRedisBus } from './bus/redis-bus.js';
 import { createRedisClusterBus } from './bus/redis-cluster-bus.js';
 import type { Bus } from './bus/types.js';
-import { loadConfig, type GatewayConfig } from './config.js';
+import { loadConfig, type GatewayConfig, type RuntimeConfig } from './config.js';
 import { createEngine, type Engine } from './core/engine.js';
 import { createApp } from './http/app.js';
 import { Registry } from 'prom-client';
@@ -47,13 +47,13 @@ const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), existsSync
  * Without GATEWAY_JWT_SECRET the gateway is not open: it makes a random development secret, keeps
  * it next to the SQLite file (so `token` mints tokens this gateway accepts) and says so loudly.
  */
-export function resolveJwtSecret(config: GatewayConfig, logger?: Logger): string {
-  if (config.jwtSecret) return config.jwtSecret;
+export function resolveJwtSecret(config: Pick<GatewayConfig, 'auth' | 'store'>, logger?: Logger): string {
+  if (config.auth.jwtSecret) return config.auth.jwtSecret;
   if (process.env.NODE_ENV === 'production') {
     throw new Error('GATEWAY_JWT_SECRET must be set when NODE_ENV=production');
   }
-  if (config.sqliteFile === ':memory:') return randomBytes(32).toString('hex');
-  const secretFile = join(dirname(resolve(config.sqliteFile)), 'dev-jwt-secret');
+  if (config.store.sqliteFile === ':memory:') return randomBytes(32).toString('hex');
+  const secretFile = join(dirname(resolve(config.store.sqliteFile)), 'dev-jwt-secret');
   if (!existsSync(secretFile)) {
     mkdirSync(dirname(secretFile), { recursive: true });
     writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
@@ -65,7 +65,7 @@ export function resolveJwtSecret(config: GatewayConfig, logger?: Logger): string
   return readFileSync(secretFile, 'utf8').trim();
 }
 
-export function createLogger(config: GatewayConfig): Logger {
+export function createLogger(config: Pick<RuntimeConfig, 'logLevel'>): Logger {
   return pino({
     level: config.logLevel,
     // Belt and braces: tokens and bodies are never logged on purpose, but redact them if they are.
@@ -86,24 +86,24 @@ export async function startGateway(
   options: { workerId?: number } = {},
 ): Promise<RunningGateway> {
   const config = loadConfig(env);
-  const logger = createLogger(config);
+  const logger = createLogger(config.runtime);
   const secret = resolveJwtSecret(config, logger);
   const issuer = createTokenIssuer({ secret });
 
-  const store = await createKnexStore({ knex: createKnex(config) });
+  const store = await createKnexStore({ knex: createKnex(config.store) });
   let bus: Bus;
   try {
-    bus = config.redisClusterNodes
+    bus = config.redis.clusterNodes
       ? await createRedisClusterBus({
-          nodes: config.redisClusterNodes,
-          prefix: config.redisPrefix,
+          nodes: config.redis.clusterNodes,
+          prefix: config.redis.prefix,
           connectionName: 'longpoll-gateway',
           onError: (error) => logger.warn({ err: error }, 'redis cluster bus error'),
         })
-      : config.redisUrl
+      : config.redis.url
       ? await createRedisBus({
-          url: config.redisUrl,
-          prefix: config.redisPrefix,
+          url: config.redis.url,
+          prefix: config.redis.prefix,
           onError: (error) => logger.warn({ err: error }, 'redis bus error'),
         })
       : createMemoryBus();
@@ -123,8 +123,8 @@ export async function startGateway(
   const engine = createEngine(
     { store, bus },
     {
-      maxPollsPerUser: config.pollMaxPerUser,
-      maxHeldPolls: config.maxHeldPolls,
+      maxPollsPerUser: config.poll.maxPerUser,
+      maxHeldPolls: config.poll.maxHeld,
       onError: (error, context) => logger.warn({ err: error, context }, 'engine background error'),
       observer: metrics.observer,
     },
@@ -132,19 +132,16 @@ export async function startGateway(
   engineRef = engine;
   const publishRateLimit = createPublishRateLimit(
     {},
-    {
-      perUser: { ratePerSecond: config.publishRatePerUser, burst: config.publishBurstPerUser },
-      perIp: { ratePerSecond: config.publishRatePerIp, burst: config.publishBurstPerIp },
-    },
+    config.rateLimit,
   );
   const retention =
-    config.retentionAckedHours > 0
+    config.retention.ackedHours > 0
       ? startRetention(
           { store },
           {
-            maxAckedAgeMs: config.retentionAckedHours * 3_600_000,
-            batchSize: config.retentionBatchSize,
-            intervalMs: config.retentionIntervalSeconds * 1000,
+            maxAckedAgeMs: config.retention.ackedHours * 3_600_000,
+            batchSize: config.retention.batchSize,
+            intervalMs: config.retention.intervalSeconds * 1000,
             onPurged: (count, expired) => {
               metrics.purged(count, expired);
               if (count > 0) logger.info({ count, expired }, 'retention purged acked and expired messages');
@@ -156,7 +153,7 @@ export async function startGateway(
 
   let draining = false;
   const extraMiddleware: Koa.Middleware[] = [];
-  if (config.demo) {
+  if (config.http.demo) {
     // Loaded only when enabled: production gateways never carry the demo's routes.
     const { createDemoMiddleware } = await import('./http/demo.js');
     extraMiddleware.push(
@@ -186,7 +183,7 @@ export async function startGateway(
         },
       },
     },
-    { ...config, extraMiddleware },
+    { ...config.http, poll: config.poll, messages: config.messages, publishDefault: config.auth.publishDefault, extraMiddleware },
   );
 
   const handleRequest = app.callback();
@@ -196,7 +193,7 @@ export async function startGateway(
   const server = createServer(
     // Node enforces headersTimeout only when it sweeps its connections; its 30 s default sweep
     // would let a slow-loris socket live up to 30 s past the limit.
-    { connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(config.headersTimeoutMs / 2))) },
+    { connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(config.http.headersTimeoutMs / 2))) },
     workerHeader === undefined
       ? handleRequest
       : (request, response) => {
@@ -206,8 +203,8 @@ export async function startGateway(
   );
   // requestTimeout bounds receiving the request, not holding the response, so held polls are not
   // cut by it; headers must still arrive promptly so slow-loris clients cannot pin sockets.
-  server.requestTimeout = (config.pollWaitMaxSeconds + 30) * 1000;
-  server.headersTimeout = config.headersTimeoutMs;
+  server.requestTimeout = (config.poll.waitMaxSeconds + 30) * 1000;
+  server.headersTimeout = config.http.headersTimeoutMs;
   server.keepAliveTimeout = 5_000;
   // Node hands CONNECT to a 'connect' listener and, without one, drops the socket unanswered;
   // this is not a proxy, so say so like any other refused method.
@@ -220,7 +217,7 @@ export async function startGateway(
   await new Promise<void>((resolveListen, rejectListen) => {
     server.once('error', rejectListen);
     // A large backlog: thousands of clients reconnect at once after a restart or a network blip.
-    server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
+    server.listen({ port: config.http.port, host: config.http.host, backlog: 4096 }, () => {
       server.off('error', rejectListen);
       resolveListen();
     });
@@ -240,7 +237,7 @@ export async function startGateway(
       const sweeper = setInterval(() => server.closeIdleConnections(), 50);
       let graceTimer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolveGrace) => {
-        graceTimer = setTimeout(resolveGrace, config.shutdownGraceMs);
+        graceTimer = setTimeout(resolveGrace, config.http.shutdownGraceMs);
       });
       await Promise.race([closed, grace]);
       clearInterval(sweeper);

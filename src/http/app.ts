@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
+import type { PublishDefault } from '../auth/publish-policy.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Engine } from '../core/engine.js';
 import { GatewayError } from '../errors.js';
@@ -11,7 +12,7 @@ import { methodOverride, routerMethods } from './compat/method-override.js';
 import { respondWithErrors } from './error-responses.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes/health.js';
 import { registerMailboxRoutes } from './routes/mailbox.js';
-import { registerMessageRoutes, type MessageRouteOptions, type PublishAdmission } from './routes/messages.js';
+import { registerMessageRoutes, type MessageLimits, type PublishAdmission } from './routes/messages.js';
 import { registerMetricsRoute, type MetricsEndpoint } from './routes/metrics.js';
 import { registerPollRoutes, type PollRouteOptions } from './routes/poll.js';
 
@@ -22,7 +23,11 @@ export interface AppLogger {
   isLevelEnabled?(level: string): boolean;
 }
 
-export interface AppOptions extends MessageRouteOptions, PollRouteOptions {
+export interface AppOptions {
+  poll: PollRouteOptions;
+  messages: MessageLimits;
+  /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
+  publishDefault: PublishDefault;
   /** Extra middleware mounted before the API (e.g. the demo pages). */
   extraMiddleware?: Koa.Middleware[];
   /** Bearer token required on GET /metrics; unset = open (bind to a private address). */
@@ -116,8 +121,8 @@ export function createApp(
   const apiRoutes = new Router();
   // Also the scope check: /v1/messages… needs `publish`, every other /v1 route `poll` (scopeForPath).
   apiRoutes.use('/v1', authenticate(verifier));
-  registerMessageRoutes(apiRoutes, engine, options, dependencies.publishAdmission);
-  registerPollRoutes(apiRoutes, engine, options);
+  registerMessageRoutes(apiRoutes, engine, { limits: options.messages, publishDefault: options.publishDefault }, dependencies.publishAdmission);
+  registerPollRoutes(apiRoutes, engine, options.poll);
   registerMailboxRoutes(apiRoutes, engine);
   app.use(apiRoutes.routes());
   app.use(apiRoutes.allowedMethods());

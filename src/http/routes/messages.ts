@@ -7,15 +7,22 @@ import { RECEIPT_SENDER, type MessageDraft } from '../../store/types.js';
 import { readJsonBody } from '../body.js';
 import { parseOrThrow, userIdSchema } from '../validation.js';
 
+/** What a publish may contain (MAX_MESSAGE_BYTES, MAX_BATCH_MESSAGES, MESSAGE_TTL_DEFAULT_S, MESSAGE_TTL_MAX_S). */
+export interface MessageLimits {
+  /** Largest message `body`, as JSON bytes. */
+  maxBytes: number;
+  /** Items per batch publish. */
+  maxBatch: number;
+  /** Seconds a message without `ttl` lives; 0 = forever. */
+  ttlDefaultSeconds: number;
+  /** Largest `ttl` accepted. */
+  ttlMaxSeconds: number;
+}
+
 export interface MessageRouteOptions {
-  maxMessageBytes: number;
-  maxBatchMessages: number;
+  limits: MessageLimits;
   /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
   publishDefault: PublishDefault;
-  /** Seconds a message without `ttl` lives; 0 = forever. */
-  messageTtlDefaultSeconds: number;
-  /** Largest `ttl` accepted. */
-  messageTtlMaxSeconds: number;
 }
 
 /** Decides whether a sender (and its address) may publish `messages` more now; undefined = yes. */
@@ -51,31 +58,37 @@ const ENVELOPE_BYTES = 4 * 1024;
  * The sender is always the token's subject, never a field of the request. Authentication already
  * required the `publish` scope; the token's `pub` claim (or PUBLISH_DEFAULT) decides the recipients.
  */
-export function registerMessageRoutes(router: Router, engine: Engine, options: MessageRouteOptions, admission?: PublishAdmission): void {
-  const batchSchema = z.strictObject({ messages: z.array(publishSchema).min(1).max(options.maxBatchMessages) });
+export function registerMessageRoutes(
+  router: Router,
+  engine: Engine,
+  options: MessageRouteOptions,
+  admission?: PublishAdmission,
+): void {
+  const { limits } = options;
+  const batchSchema = z.strictObject({ messages: z.array(publishSchema).min(1).max(limits.maxBatch) });
   const publishPolicy = createPublishPolicy({ publishDefault: options.publishDefault });
 
   function toDraft(senderId: string, input: PublishInput, index?: number): MessageDraft {
     const body = JSON.stringify(input.body);
-    if (Buffer.byteLength(body) > options.maxMessageBytes) {
+    if (Buffer.byteLength(body) > limits.maxBytes) {
       const where = index === undefined ? '`body`' : `\`messages.${index}.body\``;
-      throw new GatewayError('message_too_large', `${where} exceeds ${options.maxMessageBytes} bytes of JSON.`);
+      throw new GatewayError('message_too_large', `${where} exceeds ${limits.maxBytes} bytes of JSON.`);
     }
     return { userId: input.to, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index), receipt: input.receipt === true };
   }
 
   /** Seconds the message lives: `ttl` when given (1 … MESSAGE_TTL_MAX_S), else the default; undefined = forever. */
   function ttlOf(ttl: unknown, index?: number): number | undefined {
-    if (ttl === undefined) return options.messageTtlDefaultSeconds > 0 ? options.messageTtlDefaultSeconds : undefined;
-    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > options.messageTtlMaxSeconds) {
+    if (ttl === undefined) return limits.ttlDefaultSeconds > 0 ? limits.ttlDefaultSeconds : undefined;
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > limits.ttlMaxSeconds) {
       const where = index === undefined ? '`ttl`' : `\`messages.${index}.ttl\``;
-      throw new GatewayError('invalid_ttl', `${where} must be a whole number of seconds from 1 to ${options.messageTtlMaxSeconds}.`);
+      throw new GatewayError('invalid_ttl', `${where} must be a whole number of seconds from 1 to ${limits.ttlMaxSeconds}.`);
     }
     return ttl;
   }
 
   router.post('/v1/messages', async function publishMessage(ctx) {
-    const input = parseOrThrow(publishSchema, await readJsonBody(ctx, options.maxMessageBytes + ENVELOPE_BYTES));
+    const input = parseOrThrow(publishSchema, await readJsonBody(ctx, limits.maxBytes + ENVELOPE_BYTES));
     publishPolicy.assertMayPublishTo(ctx.state.claims, [input.to]);
     const draft = toDraft(ctx.state.userId, input);
     admitOrThrow(admission, ctx, 1);
@@ -85,7 +98,7 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
   });
 
   router.post('/v1/messages/batch', async function publishBatch(ctx) {
-    const limit = Math.min(options.maxBatchMessages * (options.maxMessageBytes + ENVELOPE_BYTES), 16 * 1024 * 1024);
+    const limit = Math.min(limits.maxBatch * (limits.maxBytes + ENVELOPE_BYTES), 16 * 1024 * 1024);
     const input = parseOrThrow(batchSchema, await readJsonBody(ctx, limit));
     // Validate and authorize every item before storing any, so a bad or refused item never leaves
     // a half-stored batch.
