@@ -22,6 +22,8 @@ export const ERROR_STATUS = {
   missing_token: 401,
   invalid_token: 401,
   token_expired: 401,
+  /** An embedding application's verifyToken hook found no session on the request. */
+  unauthenticated: 401,
   // 403: known, but not allowed to do this.
   forbidden: 403,
   forbidden_scope: 403,

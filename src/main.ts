@@ -14,6 +14,7 @@ import type { Bus } from './bus/types.js';
 import { loadConfig, type GatewayConfig, type RuntimeConfig } from './config.js';
 import { createEngine, type Engine } from './core/engine.js';
 import { createApp } from './http/app.js';
+import { claimsFromBearerToken } from './http/auth.js';
 import { Registry } from 'prom-client';
 import { createGatewayMetrics } from './ops/metrics.js';
 import { createPublishRateLimit } from './ops/rate-limit.js';
@@ -167,7 +168,7 @@ export async function startGateway(
   const app = createApp(
     {
       engine,
-      verifier: createTokenVerifier({ secret }),
+      resolveClaims: claimsFromBearerToken(createTokenVerifier({ secret })),
       readiness: [
         { name: 'store', check: () => store.ping() },
         { name: 'bus', check: () => bus.ping() },

@@ -1,5 +1,5 @@
 import { GatewayError } from '../errors.js';
-import type { TokenClaims, TokenScope } from './tokens.js';
+import type { TokenClaims, TokenScope } from './claims.js';
 
 /**
  * Who may publish to whom. A token's `scope` says whether it may publish at all; its `pub` claim

@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { PublishDefault } from '../auth/publish-policy.js';
-import type { TokenVerifier } from '../auth/tokens.js';
 import type { Engine } from '../core/engine.js';
 import { GatewayError } from '../errors.js';
-import { authenticate } from './auth.js';
+import { authenticate, type ClaimsResolver } from './auth.js';
 import { corsAllowList } from './compat/cors.js';
 import { jsonpPolling } from './compat/jsonp.js';
 import { methodOverride, routerMethods } from './compat/method-override.js';
@@ -57,13 +56,17 @@ function refuseUnknownMethods(ctx: Koa.Context, next: Koa.Next): Promise<void> {
  * verifier, never to SQL or Redis directly.
  *
  * @example
- * const app = createApp({ engine, verifier, readiness: [], logger, isDraining: () => false }, options);
+ * const app = createApp({ engine, resolveClaims: claimsFromBearerToken(verifier), readiness: [], logger, isDraining: () => false }, options);
  * http.createServer(app.callback()).listen(8080);
  */
 export function createApp(
   dependencies: {
     engine: Engine;
-    verifier: TokenVerifier;
+    /**
+     * Who is calling: claimsFromBearerToken(verifier) for the gateway's JWTs, claimsFromHost(hook)
+     * for an embedding application's sessions. The app never sees a secret.
+     */
+    resolveClaims: ClaimsResolver;
     readiness: ReadinessCheck[];
     logger: AppLogger;
     isDraining: () => boolean;
@@ -74,7 +77,7 @@ export function createApp(
   },
   options: AppOptions,
 ): Koa {
-  const { engine, verifier, logger } = dependencies;
+  const { engine, logger } = dependencies;
   // Behind our own reverse proxy every request comes from the proxy's address, which would make the
   // per-IP publish limit one bucket for everybody. Only the last X-Forwarded-For hop is trusted: it
   // is the one our proxy appended; earlier hops are whatever the client claimed.
@@ -120,7 +123,7 @@ export function createApp(
 
   const apiRoutes = new Router();
   // Also the scope check: /v1/messages… needs `publish`, every other /v1 route `poll` (scopeForPath).
-  apiRoutes.use('/v1', authenticate(verifier));
+  apiRoutes.use('/v1', authenticate(dependencies.resolveClaims));
   registerMessageRoutes(apiRoutes, engine, { limits: options.messages, publishDefault: options.publishDefault }, dependencies.publishAdmission);
   registerPollRoutes(apiRoutes, engine, options.poll);
   registerMailboxRoutes(apiRoutes, engine);
