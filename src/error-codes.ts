@@ -3,6 +3,9 @@
  * source for both: GatewayError takes its status from here, the docs test checks the README and
  * openapi.yaml against it, and the browser clients can type-import it. Kept free of imports and of
  * anything newer than ES5 (no Map, Set or spread) so the legacy client bundle can include it as is.
+ *
+ * @example
+ * const status = ERROR_STATUS[body.error.code as ErrorCode]; // e.g. 403 for 'forbidden_recipient'
  */
 export const ERROR_STATUS = {
   // 400: the request itself is malformed.
