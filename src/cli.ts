@@ -32,12 +32,12 @@ async function runStart(args: string[]): Promise<void> {
   logger.info(
     {
       url: gateway.url,
-      store: config.mysqlUrl ? 'mysql' : `sqlite (${config.sqliteFile})`,
-      bus: config.redisClusterNodes ? 'redis-cluster' : config.redisUrl ? 'redis' : 'in-process',
+      store: config.store.mysqlUrl ? 'mysql' : `sqlite (${config.store.sqliteFile})`,
+      bus: config.redis.clusterNodes ? 'redis-cluster' : config.redis.url ? 'redis' : 'in-process',
     },
     `longpoll-gateway listening on ${gateway.url}`,
   );
-  process.stdout.write(`\nlongpoll-gateway listening on ${gateway.url}\n  token:  npm run token -- alice\n  poll:   curl "${gateway.url}/v1/poll?wait=25" -H "Authorization: Bearer $TOKEN"\n${config.demo ? `  demo:   ${gateway.url}/demo/\n` : ''}\n`);
+  process.stdout.write(`\nlongpoll-gateway listening on ${gateway.url}\n  token:  npm run token -- alice\n  poll:   curl "${gateway.url}/v1/poll?wait=25" -H "Authorization: Bearer $TOKEN"\n${config.http.demo ? `  demo:   ${gateway.url}/demo/\n` : ''}\n`);
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;
@@ -123,7 +123,7 @@ async function runToken(args: string[]): Promise<void> {
 }
 
 async function runMigrate(): Promise<void> {
-  const knex = createKnex(loadConfig(process.env));
+  const knex = createKnex(loadConfig(process.env).store);
   try {
     await migrateToLatest(knex);
     process.stdout.write('schema is up to date\n');

@@ -4,14 +4,11 @@ import { ConfigError, loadConfig } from '../src/config.js';
 describe('configuration from the environment', () => {
   it('has documented defaults', () => {
     expect(loadConfig({})).toMatchObject({
-      port: 8080,
-      host: '127.0.0.1',
-      mysqlUrl: undefined,
-      redisUrl: undefined,
-      pollWaitDefaultSeconds: 25,
-      pollWaitMaxSeconds: 25,
-      pollLimitDefault: 100,
-      maxMessageBytes: 65536,
+      http: { port: 8080, host: '127.0.0.1' },
+      store: { mysqlUrl: undefined, sqliteFile: './data/gateway.sqlite' },
+      redis: { url: undefined, prefix: 'lpg:' },
+      poll: { waitDefaultSeconds: 25, waitMaxSeconds: 25, limitDefault: 100, limitMax: 500 },
+      messages: { maxBytes: 65536 },
     });
   });
 
@@ -30,15 +27,31 @@ describe('configuration from the environment', () => {
   });
 
   it('lets tokens without a `pub` claim publish anywhere by default, but nowhere when NODE_ENV=production', () => {
-    expect(loadConfig({}).publishDefault).toBe('any');
-    expect(loadConfig({ NODE_ENV: 'development' }).publishDefault).toBe('any');
-    expect(loadConfig({ NODE_ENV: 'production' }).publishDefault).toBe('none');
-    expect(loadConfig({ NODE_ENV: 'production', PUBLISH_DEFAULT: 'any' }).publishDefault).toBe('any');
-    expect(loadConfig({ PUBLISH_DEFAULT: 'self' }).publishDefault).toBe('self');
-    expect(loadConfig({ NODE_ENV: 'production', PUBLISH_DEFAULT: '' }).publishDefault).toBe('none');
+    expect(loadConfig({}).auth.publishDefault).toBe('any');
+    expect(loadConfig({ NODE_ENV: 'development' }).auth.publishDefault).toBe('any');
+    expect(loadConfig({ NODE_ENV: 'production' }).auth.publishDefault).toBe('none');
+    expect(loadConfig({ NODE_ENV: 'production', PUBLISH_DEFAULT: 'any' }).auth.publishDefault).toBe('any');
+    expect(loadConfig({ PUBLISH_DEFAULT: 'self' }).auth.publishDefault).toBe('self');
+    expect(loadConfig({ NODE_ENV: 'production', PUBLISH_DEFAULT: '' }).auth.publishDefault).toBe('none');
   });
 
   it('lets an unset default follow a lowered maximum', () => {
-    expect(loadConfig({ POLL_WAIT_MAX_S: '10' }).pollWaitDefaultSeconds).toBe(10);
+    expect(loadConfig({ POLL_WAIT_MAX_S: '10' }).poll.waitDefaultSeconds).toBe(10);
+    expect(loadConfig({ POLL_LIMIT_MAX: '50' }).poll.limitDefault).toBe(50);
+  });
+
+  it('groups the settings by concern, so each part can be handed only its own', () => {
+    expect(Object.keys(loadConfig({})).sort()).toEqual(['auth', 'http', 'messages', 'poll', 'rateLimit', 'redis', 'retention', 'runtime', 'store']);
+    const config = loadConfig({ GATEWAY_JWT_SECRET: 's'.repeat(32), MYSQL_URL: 'mysql://u:p@h/db', REDIS_URL: 'redis://h:6379' });
+    expect(config.auth.jwtSecret).toBe('s'.repeat(32));
+    expect(JSON.stringify(config.http)).not.toContain('s'.repeat(32));
+    expect(config.store.mysqlUrl).toBe('mysql://u:p@h/db');
+    expect(config.redis.url).toBe('redis://h:6379');
+  });
+
+  it('reports every bad variable at once, across groups', () => {
+    expect(() => loadConfig({ PORT: 'x', REDIS_PREFIX: 'a b', RETENTION_BATCH_SIZE: '0' })).toThrow(
+      /PORT must be an integer[\s\S]*REDIS_PREFIX may contain only[\s\S]*RETENTION_BATCH_SIZE must be between/,
+    );
   });
 });

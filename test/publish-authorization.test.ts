@@ -96,7 +96,7 @@ describe.each(backendCases('publish authorization'))('who may publish to whom on
     beforeAll(async () => {
       backend = make();
       gw = await startTestGateway(backend, { PUBLISH_DEFAULT: publishDefault });
-      expect(gw.config.publishDefault).toBe(publishDefault);
+      expect(gw.config.auth.publishDefault).toBe(publishDefault);
       for (const kind of KINDS) tokens.set(kind.name, await gw.issueToken(kind.subject, kind.claims));
       // One unacked message in every kind's mailbox, so a refused ack can be seen to ack nothing.
       const seeder = await gw.issueToken('pa-seeder', { pub: ['*'] });

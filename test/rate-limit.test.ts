@@ -67,7 +67,7 @@ describe('token buckets with an injected clock', () => {
   });
 
   it('takes its configuration from env variables and names a bad one', () => {
-    expect(loadConfig({})).toMatchObject({ publishRatePerUser: 100, publishBurstPerUser: 200, publishRatePerIp: 1000, publishBurstPerIp: 2000 });
+    expect(loadConfig({}).rateLimit).toEqual({ perUser: { ratePerSecond: 100, burst: 200 }, perIp: { ratePerSecond: 1000, burst: 2000 } });
     expect(() => loadConfig({ PUBLISH_RATE_PER_IP: '-5' })).toThrow(/PUBLISH_RATE_PER_IP must be between 0 and/);
     expect(() => loadConfig({ PUBLISH_BURST_PER_USER: '0' })).toThrow(/PUBLISH_BURST_PER_USER must be between 1 and/);
     expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN must be at least 16 characters/);

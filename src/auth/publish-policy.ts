@@ -1,5 +1,5 @@
 import { GatewayError } from '../errors.js';
-import type { TokenClaims, TokenScope } from './tokens.js';
+import type { TokenClaims, TokenScope } from './claims.js';
 
 /**
  * Who may publish to whom. A token's `scope` says whether it may publish at all; its `pub` claim
@@ -12,7 +12,7 @@ export const PUBLISH_DEFAULTS: readonly PublishDefault[] = Object.freeze(['any',
 /** Throws 403 `forbidden_scope` unless the token's `scope` includes `scope`. */
 export function assertScope(claims: TokenClaims, scope: TokenScope): void {
   if (!claims.scope.includes(scope)) {
-    throw new GatewayError('forbidden_scope', `This token's scope (${claims.scope.join(' ')}) does not include \`${scope}\`.`, { status: 403 });
+    throw new GatewayError('forbidden_scope', `This token's scope (${claims.scope.join(' ')}) does not include \`${scope}\`.`);
   }
 }
 
@@ -93,7 +93,7 @@ export function createPublishPolicy(options: { publishDefault: PublishDefault })
         const recipient = recipients[index]!;
         if (allows(claims, recipient)) continue;
         const prefix = where ? `\`${where(index)}\`: ` : '';
-        throw new GatewayError('forbidden_recipient', `${prefix}this token may not publish to ${JSON.stringify(recipient)}: ${reason(claims)}.`, { status: 403 });
+        throw new GatewayError('forbidden_recipient', `${prefix}this token may not publish to ${JSON.stringify(recipient)}: ${reason(claims)}.`);
       }
     },
   };

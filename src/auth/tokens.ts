@@ -1,22 +1,8 @@
 import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 import { GatewayError } from '../errors.js';
+import { checkClaims, isScope, MAX_PUB_ENTRIES, RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, type TokenClaims, type TokenScope } from './claims.js';
 
-/** What a token may do: `poll` reads and acks its own mailbox, `publish` writes to others'. */
-export type TokenScope = 'poll' | 'publish';
-export const TOKEN_SCOPES: readonly TokenScope[] = Object.freeze(['poll', 'publish']);
-
-/** The verified claims of a token, as the HTTP layer uses them. */
-export interface TokenClaims {
-  /** `sub`: the user id — the mailbox the token polls and the sender of what it publishes. */
-  readonly subject: string;
-  /**
-   * `pub`: the recipients the token may publish to (exact user ids, `prefix*`, `*` for anyone);
-   * undefined when the token has no `pub` claim, which leaves the decision to PUBLISH_DEFAULT.
-   */
-  readonly pub: readonly string[] | undefined;
-  /** `scope`: both scopes when the token has no `scope` claim (tokens minted before it existed). */
-  readonly scope: readonly TokenScope[];
-}
+export { MAX_PUB_ENTRIES, RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, type TokenClaims, type TokenScope } from './claims.js';
 
 export interface TokenVerifier {
   /** Resolves the claims of a valid token; throws a 401 GatewayError otherwise (bad claims included). */
@@ -36,60 +22,35 @@ export interface TokenIssuer {
   issue(userId: string, options?: TokenIssueOptions): Promise<string>;
 }
 
-/** User ids are also Redis channel suffixes and DB keys: keep them short and printable. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
-
-/** One entry of a `pub` claim: a user id, or a user id prefix followed by `*` (`*` alone: anyone). */
-export const RECIPIENT_PATTERN = /^(?:[A-Za-z0-9._:@-]{1,128}|[A-Za-z0-9._:@-]{0,127}\*)$/;
-
-/**
- * A `pub` claim travels in every request's Authorization header (Node refuses headers over 16 KB),
- * so a longer list is a mistake, not a use case: give such a sender a prefix or `*` instead.
- */
-export const MAX_PUB_ENTRIES = 256;
-
 const ALGORITHM = 'HS256';
-const BOTH_SCOPES: readonly TokenScope[] = TOKEN_SCOPES;
 
 function secretKey(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }
 
 function invalidClaim(message: string): GatewayError {
-  return new GatewayError('invalid_token', message, { status: 401 });
-}
-
-function isScope(value: string): value is TokenScope {
-  return (TOKEN_SCOPES as readonly string[]).includes(value);
+  return new GatewayError('invalid_token', message);
 }
 
 /**
  * The claims a route relies on, checked once per token. A malformed `pub` or `scope` makes the
- * whole token invalid (401) rather than quietly meaning "none" or "all": either guess would hand
- * some sender a permission its issuer did not write down.
+ * whole token invalid (401).
  */
 function claimsOf(payload: JWTPayload): TokenClaims {
-  const subject = payload.sub;
-  if (typeof subject !== 'string' || !USER_ID_PATTERN.test(subject)) {
-    throw invalidClaim('The access token has no usable `sub` (user id).');
-  }
-  let pub: readonly string[] | undefined;
-  if (payload.pub !== undefined) {
-    const raw = payload.pub;
-    if (!Array.isArray(raw) || raw.length > MAX_PUB_ENTRIES || !raw.every((entry) => typeof entry === 'string' && RECIPIENT_PATTERN.test(entry))) {
+  const checked = checkClaims({
+    subject: payload.sub,
+    pub: payload.pub,
+    scope: payload.scope === undefined ? undefined : typeof payload.scope === 'string' ? payload.scope.split(' ') : [],
+  });
+  if (!('unusable' in checked)) return checked;
+  switch (checked.unusable) {
+    case 'subject':
+      throw invalidClaim('The access token has no usable `sub` (user id).');
+    case 'pub':
       throw invalidClaim(`The access token's \`pub\` claim must be an array of at most ${MAX_PUB_ENTRIES} user ids or \`prefix*\` patterns.`);
-    }
-    pub = Object.freeze([...(raw as string[])]);
-  }
-  let scope = BOTH_SCOPES;
-  if (payload.scope !== undefined) {
-    const names = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
-    if (names.length === 0 || !names.every(isScope)) {
+    case 'scope':
       throw invalidClaim('The access token\'s `scope` claim must be a space-separated string of `poll` and/or `publish`.');
-    }
-    scope = Object.freeze([...new Set(names)]);
   }
-  return Object.freeze({ subject, pub, scope });
 }
 
 /**
@@ -144,9 +105,9 @@ export function createTokenVerifier(options: {
         ({ payload } = await jwtVerify(token, await verificationKey(), { algorithms: [ALGORITHM], clockTolerance, currentDate: new Date(now()) }));
       } catch (error) {
         if (error instanceof joseErrors.JWTExpired) {
-          throw new GatewayError('token_expired', 'The access token has expired.', { status: 401, cause: error });
+          throw new GatewayError('token_expired', 'The access token has expired.', { cause: error });
         }
-        throw new GatewayError('invalid_token', 'The access token is not valid.', { status: 401, cause: error });
+        throw new GatewayError('invalid_token', 'The access token is not valid.', { cause: error });
       }
       const claims = claimsOf(payload);
       remember(token, claims, payload.exp);
@@ -166,7 +127,7 @@ export function createTokenIssuer(options: { secret: string }): TokenIssuer {
   return {
     async issue(userId, issueOptions = {}) {
       if (!USER_ID_PATTERN.test(userId)) {
-        throw new GatewayError('invalid_user_id', `User id must match ${USER_ID_PATTERN}.`, { status: 400 });
+        throw new GatewayError('invalid_user_id', `User id must match ${USER_ID_PATTERN}.`);
       }
       const { expiresInSeconds, pub, scope } = issueOptions;
       if (expiresInSeconds !== undefined && !(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) {

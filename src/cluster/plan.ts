@@ -23,13 +23,13 @@ export class WorkersConfigError extends Error {
  * planWorkers(loadConfig(process.env), undefined); // 2 on a 2-core machine with MySQL + Redis
  */
 export function planWorkers(config: GatewayConfig, requested: number | undefined, cores = availableParallelism()): number {
-  const shareable = config.mysqlUrl !== undefined && (config.redisUrl !== undefined || config.redisClusterNodes !== undefined);
-  const wanted = requested ?? config.workers;
+  const shareable = config.store.mysqlUrl !== undefined && (config.redis.url !== undefined || config.redis.clusterNodes !== undefined);
+  const wanted = requested ?? config.runtime.workers;
   if (wanted === 0) return shareable ? Math.max(1, cores) : 1;
   if (wanted > 1 && !shareable) {
     const missing = [
-      config.mysqlUrl === undefined ? 'MYSQL_URL' : undefined,
-      config.redisUrl === undefined && config.redisClusterNodes === undefined ? 'REDIS_URL (or REDIS_CLUSTER_NODES)' : undefined,
+      config.store.mysqlUrl === undefined ? 'MYSQL_URL' : undefined,
+      config.redis.url === undefined && config.redis.clusterNodes === undefined ? 'REDIS_URL (or REDIS_CLUSTER_NODES)' : undefined,
     ].filter((name) => name !== undefined);
     throw new WorkersConfigError(
       `${wanted} workers need ${missing.join(' and ')}: workers are separate processes that share messages only ` +

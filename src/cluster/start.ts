@@ -28,20 +28,20 @@ export async function startClustered(args: string[], env: Record<string, string 
   const workers = planWorkers(config, values.workers === undefined ? undefined : parseWorkersFlag(values.workers));
   if (workers === 1) return false;
 
-  const logger = createLogger(config);
+  const logger = createLogger(config.runtime);
   // Resolved once here: workers each generating a development secret would race on its file and
   // could end up signing with different secrets.
   const secret = resolveJwtSecret(config, logger);
   // Migrate once before forking, so workers start on an up-to-date schema instead of queueing
   // on the migration lock together.
-  const knex = createKnex(config);
+  const knex = createKnex(config.store);
   try {
     await migrateToLatest(knex);
   } finally {
     await knex.destroy();
   }
 
-  const supervisor = superviseWorkers({ workers, env: { GATEWAY_JWT_SECRET: secret }, shutdownGraceMs: config.shutdownGraceMs, logger });
+  const supervisor = superviseWorkers({ workers, env: { GATEWAY_JWT_SECRET: secret }, shutdownGraceMs: config.http.shutdownGraceMs, logger });
   process.on('SIGTERM', () => supervisor.shutdown('SIGTERM'));
   process.on('SIGINT', () => supervisor.shutdown('SIGINT'));
   void supervisor.exited.then((code) => {
@@ -56,7 +56,7 @@ export async function startClustered(args: string[], env: Record<string, string 
     return true; // `exited` ends the process
   }
   logger.info(
-    { url, workers, store: 'mysql', bus: config.redisClusterNodes ? 'redis-cluster' : 'redis' },
+    { url, workers, store: 'mysql', bus: config.redis.clusterNodes ? 'redis-cluster' : 'redis' },
     `longpoll-gateway listening on ${url} (${workers} workers)`,
   );
   process.stdout.write(

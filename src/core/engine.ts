@@ -313,10 +313,7 @@ export function createEngine(
     acknowledgeInBackground(userId, cursor);
     if (request.waitMs <= 0 || draining) return delivered(userId, await nextBatch(userId, undefined, cursor, limit));
     if (heldPolls >= maxHeldPolls) {
-      throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', {
-        status: 503,
-        retryAfterSeconds: 1,
-      });
+      throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', { retryAfterSeconds: 1 });
     }
 
     const deadline = clock.now() + request.waitMs;

@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { TokenVerifier } from '../auth/tokens.js';
+import type { PublishDefault } from '../auth/publish-policy.js';
 import type { Engine } from '../core/engine.js';
 import { GatewayError } from '../errors.js';
-import { authenticate } from './auth.js';
+import { authenticate, type ClaimsResolver } from './auth.js';
 import { corsAllowList } from './compat/cors.js';
 import { jsonpPolling } from './compat/jsonp.js';
 import { methodOverride, routerMethods } from './compat/method-override.js';
 import { respondWithErrors } from './error-responses.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes/health.js';
 import { registerMailboxRoutes } from './routes/mailbox.js';
-import { registerMessageRoutes, type MessageRouteOptions, type PublishAdmission } from './routes/messages.js';
+import { registerMessageRoutes, type MessageLimits, type PublishAdmission } from './routes/messages.js';
 import { registerMetricsRoute, type MetricsEndpoint } from './routes/metrics.js';
 import { registerPollRoutes, type PollRouteOptions } from './routes/poll.js';
 
@@ -22,7 +22,11 @@ export interface AppLogger {
   isLevelEnabled?(level: string): boolean;
 }
 
-export interface AppOptions extends MessageRouteOptions, PollRouteOptions {
+export interface AppOptions {
+  poll: PollRouteOptions;
+  messages: MessageLimits;
+  /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
+  publishDefault: PublishDefault;
   /** Extra middleware mounted before the API (e.g. the demo pages). */
   extraMiddleware?: Koa.Middleware[];
   /** Bearer token required on GET /metrics; unset = open (bind to a private address). */
@@ -42,7 +46,7 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
  */
 function refuseUnknownMethods(ctx: Koa.Context, next: Koa.Next): Promise<void> {
   if (!KNOWN_METHODS.has(ctx.method)) {
-    throw new GatewayError('method_not_allowed', 'This method is not supported.', { status: 405 });
+    throw new GatewayError('method_not_allowed', 'This method is not supported.');
   }
   return next();
 }
@@ -52,13 +56,17 @@ function refuseUnknownMethods(ctx: Koa.Context, next: Koa.Next): Promise<void> {
  * verifier, never to SQL or Redis directly.
  *
  * @example
- * const app = createApp({ engine, verifier, readiness: [], logger, isDraining: () => false }, options);
+ * const app = createApp({ engine, resolveClaims: claimsFromBearerToken(verifier), readiness: [], logger, isDraining: () => false }, options);
  * http.createServer(app.callback()).listen(8080);
  */
 export function createApp(
   dependencies: {
     engine: Engine;
-    verifier: TokenVerifier;
+    /**
+     * Who is calling: claimsFromBearerToken(verifier) for the gateway's JWTs, claimsFromHost(hook)
+     * for an embedding application's sessions. The app never sees a secret.
+     */
+    resolveClaims: ClaimsResolver;
     readiness: ReadinessCheck[];
     logger: AppLogger;
     isDraining: () => boolean;
@@ -69,7 +77,7 @@ export function createApp(
   },
   options: AppOptions,
 ): Koa {
-  const { engine, verifier, logger } = dependencies;
+  const { engine, logger } = dependencies;
   // Behind our own reverse proxy every request comes from the proxy's address, which would make the
   // per-IP publish limit one bucket for everybody. Only the last X-Forwarded-For hop is trusted: it
   // is the one our proxy appended; earlier hops are whatever the client claimed.
@@ -115,9 +123,9 @@ export function createApp(
 
   const apiRoutes = new Router();
   // Also the scope check: /v1/messages… needs `publish`, every other /v1 route `poll` (scopeForPath).
-  apiRoutes.use('/v1', authenticate(verifier));
-  registerMessageRoutes(apiRoutes, engine, options, dependencies.publishAdmission);
-  registerPollRoutes(apiRoutes, engine, options);
+  apiRoutes.use('/v1', authenticate(dependencies.resolveClaims));
+  registerMessageRoutes(apiRoutes, engine, { limits: options.messages, publishDefault: options.publishDefault }, dependencies.publishAdmission);
+  registerPollRoutes(apiRoutes, engine, options.poll);
   registerMailboxRoutes(apiRoutes, engine);
   app.use(apiRoutes.routes());
   app.use(apiRoutes.allowedMethods());

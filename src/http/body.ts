@@ -16,9 +16,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 export async function readJsonBody(ctx: Koa.Context, limitBytes: number): Promise<unknown> {
   const mediaType = (ctx.get('Content-Type').split(';')[0] ?? '').trim().toLowerCase();
   if (!ACCEPTED_TYPES.includes(mediaType)) {
-    throw new GatewayError('unsupported_media_type', 'Send the body as application/json (or text/plain containing JSON).', {
-      status: 415,
-    });
+    throw new GatewayError('unsupported_media_type', 'Send the body as application/json (or text/plain containing JSON).');
   }
   let raw: Buffer;
   try {
@@ -26,20 +24,20 @@ export async function readJsonBody(ctx: Koa.Context, limitBytes: number): Promis
   } catch (error) {
     const type = (error as { type?: unknown }).type;
     if (type === 'entity.too.large') {
-      throw new GatewayError('payload_too_large', `The request body exceeds ${limitBytes} bytes.`, { status: 413 });
+      throw new GatewayError('payload_too_large', `The request body exceeds ${limitBytes} bytes.`);
     }
-    throw new GatewayError('invalid_body', 'The request body could not be read.', { status: 400, cause: error });
+    throw new GatewayError('invalid_body', 'The request body could not be read.', { cause: error });
   }
   let text: string;
   try {
     text = strictUtf8.decode(raw);
   } catch {
-    throw new GatewayError('invalid_json', 'The request body is not valid UTF-8.', { status: 400 });
+    throw new GatewayError('invalid_json', 'The request body is not valid UTF-8.');
   }
-  if (text.trim() === '') throw new GatewayError('invalid_json', 'The request body is empty; expected JSON.', { status: 400 });
+  if (text.trim() === '') throw new GatewayError('invalid_json', 'The request body is empty; expected JSON.');
   try {
     return JSON.parse(text);
   } catch {
-    throw new GatewayError('invalid_json', 'The request body is not valid JSON.', { status: 400 });
+    throw new GatewayError('invalid_json', 'The request body is not valid JSON.');
   }
 }

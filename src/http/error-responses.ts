@@ -1,4 +1,5 @@
 import type Koa from 'koa';
+import type { ErrorCode } from '../error-codes.js';
 import { isGatewayError } from '../errors.js';
 import { jsonpCallbackOf, renderJsonpError } from './compat/jsonp.js';
 
@@ -6,18 +7,20 @@ export interface ErrorLogger {
   error(object: object, message: string): void;
 }
 
-/** Codes for errors Koa or the router raise themselves (http-errors carry a status only). */
-const CODE_BY_STATUS: Record<number, string> = {
-  400: 'bad_request',
-  401: 'unauthorized',
+/**
+ * Koa and the router raise http-errors that carry a status but no code; they are answered with the
+ * table's general code for that status. Typed against ERROR_STATUS, so every code answered here is
+ * a documented one; a status without a general code is answered like any unexpected error.
+ */
+export const CODE_FOR_HTTP_ERROR_STATUS: Readonly<Partial<Record<number, ErrorCode>>> = {
+  400: 'invalid_request',
+  401: 'invalid_token',
   403: 'forbidden',
   404: 'not_found',
   405: 'method_not_allowed',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   429: 'rate_limited',
-  501: 'not_implemented',
-  503: 'unavailable',
 };
 
 /**
@@ -40,16 +43,16 @@ export function respondWithErrors(logger: ErrorLogger, options: { isDraining?: (
       }
     } catch (error) {
       let status = 500;
-      let code = 'internal_error';
+      let code: ErrorCode = 'internal_error';
       let message = 'Internal server error.';
       if (isGatewayError(error)) {
         status = error.status;
         code = error.code;
         message = error.message;
         if (error.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(error.retryAfterSeconds));
-      } else if (isExposedHttpError(error)) {
+      } else if (isExposedHttpError(error) && CODE_FOR_HTTP_ERROR_STATUS[error.status] !== undefined) {
         status = error.status;
-        code = CODE_BY_STATUS[status] ?? `http_${status}`;
+        code = CODE_FOR_HTTP_ERROR_STATUS[status]!;
         message = error.message;
       }
       if (status >= 500) {

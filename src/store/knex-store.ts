@@ -330,7 +330,7 @@ export interface KnexStoreOptions {
 export async function createKnexStore(
   dependencies: { knex: Knex; clock?: Clock },
   options: KnexStoreOptions = {},
-): Promise<MessageStore & RetentionStore & { readonly knex: Knex }> {
+): Promise<KnexStore> {
   const { knex } = dependencies;
   const clock = dependencies.clock ?? systemClock;
   const dialect = dialectOf(knex);
@@ -798,4 +798,24 @@ export async function createKnexStore(
       await knex.destroy();
     },
   };
+}
+
+export type KnexStore = MessageStore & RetentionStore & { readonly knex: Knex };
+
+/**
+ * createKnex and createKnexStore in one step, for callers that own neither: when the store cannot
+ * start (the database is down, a migration fails) the connection pool it opened is closed again.
+ *
+ * @example
+ * const store = await openKnexStore({ mysqlUrl: process.env.MYSQL_URL, sqliteFile: ':memory:' });
+ * await store.close(); // closes the pool too
+ */
+export async function openKnexStore(connection: KnexConnectionOptions, dependencies: { clock?: Clock } = {}, options: KnexStoreOptions = {}): Promise<KnexStore> {
+  const knex = createKnex(connection);
+  try {
+    return await createKnexStore({ knex, ...dependencies }, options);
+  } catch (error) {
+    await knex.destroy();
+    throw error;
+  }
 }

@@ -8,9 +8,9 @@ const OTHER = 'https://evil.example.net';
 
 describe('CORS_ORIGINS configuration', () => {
   it('parses a comma-separated list of origins and *', () => {
-    expect(loadConfig({ CORS_ORIGINS: ` ${LISTED}, http://127.0.0.1:3000 ,*` }).corsOrigins).toEqual([LISTED, 'http://127.0.0.1:3000', '*']);
-    expect(loadConfig({}).corsOrigins).toEqual([]);
-    expect(loadConfig({}).corsMaxAgeSeconds).toBe(600);
+    expect(loadConfig({ CORS_ORIGINS: ` ${LISTED}, http://127.0.0.1:3000 ,*` }).http.corsOrigins).toEqual([LISTED, 'http://127.0.0.1:3000', '*']);
+    expect(loadConfig({}).http.corsOrigins).toEqual([]);
+    expect(loadConfig({}).http.corsMaxAgeSeconds).toBe(600);
   });
 
   it.each(['https://app.example.com/', 'https://app.example.com/path', 'app.example.com', 'ftp://files.example.com', 'null'])(

@@ -11,8 +11,8 @@ describe('scale-out configuration', () => {
       { host: 'localhost', port: 7002 },
       { host: '::1', port: 7003 },
     ]);
-    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7001' }).redisClusterNodes).toEqual([{ host: '127.0.0.1', port: 7001 }]);
-    expect(loadConfig({}).redisClusterNodes).toBeUndefined();
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7001' }).redis.clusterNodes).toEqual([{ host: '127.0.0.1', port: 7001 }]);
+    expect(loadConfig({}).redis.clusterNodes).toBeUndefined();
   });
 
   it('names the bad REDIS_CLUSTER_NODES entry', () => {
@@ -25,13 +25,13 @@ describe('scale-out configuration', () => {
   });
 
   it('reads the MySQL pool, timeout and reconnect settings with their defaults', () => {
-    expect(loadConfig({})).toMatchObject({
+    expect(loadConfig({}).store).toMatchObject({
       mysqlStatementTimeoutMs: 0,
       mysqlAcquireTimeoutMs: 5_000,
       mysqlConnectTimeoutMs: 10_000,
       mysqlReconnectIntervalMs: 200,
     });
-    expect(loadConfig({ MYSQL_STATEMENT_TIMEOUT_MS: '2500', MYSQL_ACQUIRE_TIMEOUT_MS: '1000' })).toMatchObject({
+    expect(loadConfig({ MYSQL_STATEMENT_TIMEOUT_MS: '2500', MYSQL_ACQUIRE_TIMEOUT_MS: '1000' }).store).toMatchObject({
       mysqlStatementTimeoutMs: 2_500,
       mysqlAcquireTimeoutMs: 1_000,
     });

@@ -8,7 +8,7 @@ import { createRedisBus } from '../../src/bus/redis-bus.js';
 import { createRedisClusterBus } from '../../src/bus/redis-cluster-bus.js';
 import { parseClusterNodes } from '../../src/config.js';
 import type { Bus } from '../../src/bus/types.js';
-import { createKnex, createKnexStore } from '../../src/store/knex-store.js';
+import { createKnex, createKnexStore, type KnexStore } from '../../src/store/knex-store.js';
 import type { Clock, MessageStore } from '../../src/store/types.js';
 import type { Knex } from 'knex';
 
@@ -21,7 +21,7 @@ export interface Backend {
   name: 'embedded' | 'mysql+redis' | 'mysql+redis-cluster';
   real: boolean;
   /** A fresh, isolated store (own database / in-memory file); closed by `cleanup`. */
-  createStore(clock?: Clock): Promise<MessageStore & { knex: Knex }>;
+  createStore(clock?: Clock): Promise<KnexStore>;
   /** A connection to a fresh, empty database (no migrations run); closed by `cleanup`. */
   createEmptyDatabase(): Promise<Knex>;
   /** A bus with a prefix unique to this call, so parallel suites never hear each other. */

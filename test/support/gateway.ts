@@ -29,7 +29,7 @@ export async function startTestGateway(backend: Backend, env: Record<string, str
   }
   return {
     ...gateway,
-    knex: (gateway.store as unknown as { knex: Knex }).knex,
+    knex: gateway.store.knex,
     tokenFor,
     async request(path, init = {}) {
       const { token, json, ...rest } = init;

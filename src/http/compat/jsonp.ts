@@ -27,7 +27,6 @@ export function parseJsonpCallback(raw: string | string[] | undefined): string {
     throw new GatewayError(
       'invalid_callback',
       `\`callback\` must be given once and be a JavaScript identifier path (ASCII letters, digits, _ and $, dot-separated, no part starting with a digit) of at most ${MAX_CALLBACK_LENGTH} characters.`,
-      { status: 400 },
     );
   }
   return raw;

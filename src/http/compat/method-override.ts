@@ -22,11 +22,11 @@ function requestedOverride(ctx: Koa.Context): string | undefined {
   const fromHeader = ctx.get(HEADER).trim();
   const fromQuery = ctx.query[QUERY];
   if (Array.isArray(fromQuery)) {
-    throw new GatewayError('invalid_method_override', `Send \`${QUERY}\` at most once.`, { status: 400 });
+    throw new GatewayError('invalid_method_override', `Send \`${QUERY}\` at most once.`);
   }
   const query = fromQuery?.trim() ?? '';
   if (fromHeader && query && fromHeader.toUpperCase() !== query.toUpperCase()) {
-    throw new GatewayError('invalid_method_override', `\`${HEADER}\` and \`${QUERY}\` name different methods.`, { status: 400 });
+    throw new GatewayError('invalid_method_override', `\`${HEADER}\` and \`${QUERY}\` name different methods.`);
   }
   const method = fromHeader || query;
   return method ? method.toUpperCase() : undefined;
@@ -43,7 +43,7 @@ export function methodOverride(options: MethodOverrideOptions): Koa.Middleware {
       return next();
     }
     if (ctx.method !== 'POST') {
-      throw new GatewayError('invalid_method_override', 'Only a POST request may override its method.', { status: 400 });
+      throw new GatewayError('invalid_method_override', 'Only a POST request may override its method.');
     }
     const allowed = [...new Set([...options.allowedMethods()].map((name) => name.toUpperCase()))].filter(
       (name) => name !== 'POST' && name !== 'HEAD' && name !== 'OPTIONS',
@@ -53,7 +53,6 @@ export function methodOverride(options: MethodOverrideOptions): Koa.Middleware {
       throw new GatewayError(
         'invalid_method_override',
         `A POST may only be overridden to ${allowed.length > 0 ? allowed.join(', ') : 'no other method'}.`,
-        { status: 400 },
       );
     }
     ctx.method = method;

@@ -7,15 +7,22 @@ import { RECEIPT_SENDER, type MessageDraft } from '../../store/types.js';
 import { readJsonBody } from '../body.js';
 import { parseOrThrow, userIdSchema } from '../validation.js';
 
+/** What a publish may contain (MAX_MESSAGE_BYTES, MAX_BATCH_MESSAGES, MESSAGE_TTL_DEFAULT_S, MESSAGE_TTL_MAX_S). */
+export interface MessageLimits {
+  /** Largest message `body`, as JSON bytes. */
+  maxBytes: number;
+  /** Items per batch publish. */
+  maxBatch: number;
+  /** Seconds a message without `ttl` lives; 0 = forever. */
+  ttlDefaultSeconds: number;
+  /** Largest `ttl` accepted. */
+  ttlMaxSeconds: number;
+}
+
 export interface MessageRouteOptions {
-  maxMessageBytes: number;
-  maxBatchMessages: number;
+  limits: MessageLimits;
   /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
   publishDefault: PublishDefault;
-  /** Seconds a message without `ttl` lives; 0 = forever. */
-  messageTtlDefaultSeconds: number;
-  /** Largest `ttl` accepted. */
-  messageTtlMaxSeconds: number;
 }
 
 /** Decides whether a sender (and its address) may publish `messages` more now; undefined = yes. */
@@ -28,7 +35,6 @@ function admitOrThrow(admission: PublishAdmission | undefined, ctx: { state: { u
   if (!refusal) return;
   const who = refusal.scope === 'user' ? 'this sender' : 'this address';
   throw new GatewayError('rate_limited', `Too many messages from ${who}; retry after ${refusal.retryAfterSeconds} s.`, {
-    status: 429,
     retryAfterSeconds: refusal.retryAfterSeconds,
   });
 }
@@ -52,31 +58,37 @@ const ENVELOPE_BYTES = 4 * 1024;
  * The sender is always the token's subject, never a field of the request. Authentication already
  * required the `publish` scope; the token's `pub` claim (or PUBLISH_DEFAULT) decides the recipients.
  */
-export function registerMessageRoutes(router: Router, engine: Engine, options: MessageRouteOptions, admission?: PublishAdmission): void {
-  const batchSchema = z.strictObject({ messages: z.array(publishSchema).min(1).max(options.maxBatchMessages) });
+export function registerMessageRoutes(
+  router: Router,
+  engine: Engine,
+  options: MessageRouteOptions,
+  admission?: PublishAdmission,
+): void {
+  const { limits } = options;
+  const batchSchema = z.strictObject({ messages: z.array(publishSchema).min(1).max(limits.maxBatch) });
   const publishPolicy = createPublishPolicy({ publishDefault: options.publishDefault });
 
   function toDraft(senderId: string, input: PublishInput, index?: number): MessageDraft {
     const body = JSON.stringify(input.body);
-    if (Buffer.byteLength(body) > options.maxMessageBytes) {
+    if (Buffer.byteLength(body) > limits.maxBytes) {
       const where = index === undefined ? '`body`' : `\`messages.${index}.body\``;
-      throw new GatewayError('message_too_large', `${where} exceeds ${options.maxMessageBytes} bytes of JSON.`, { status: 413 });
+      throw new GatewayError('message_too_large', `${where} exceeds ${limits.maxBytes} bytes of JSON.`);
     }
     return { userId: input.to, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index), receipt: input.receipt === true };
   }
 
   /** Seconds the message lives: `ttl` when given (1 … MESSAGE_TTL_MAX_S), else the default; undefined = forever. */
   function ttlOf(ttl: unknown, index?: number): number | undefined {
-    if (ttl === undefined) return options.messageTtlDefaultSeconds > 0 ? options.messageTtlDefaultSeconds : undefined;
-    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > options.messageTtlMaxSeconds) {
+    if (ttl === undefined) return limits.ttlDefaultSeconds > 0 ? limits.ttlDefaultSeconds : undefined;
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > limits.ttlMaxSeconds) {
       const where = index === undefined ? '`ttl`' : `\`messages.${index}.ttl\``;
-      throw new GatewayError('invalid_ttl', `${where} must be a whole number of seconds from 1 to ${options.messageTtlMaxSeconds}.`, { status: 400 });
+      throw new GatewayError('invalid_ttl', `${where} must be a whole number of seconds from 1 to ${limits.ttlMaxSeconds}.`);
     }
     return ttl;
   }
 
   router.post('/v1/messages', async function publishMessage(ctx) {
-    const input = parseOrThrow(publishSchema, await readJsonBody(ctx, options.maxMessageBytes + ENVELOPE_BYTES));
+    const input = parseOrThrow(publishSchema, await readJsonBody(ctx, limits.maxBytes + ENVELOPE_BYTES));
     publishPolicy.assertMayPublishTo(ctx.state.claims, [input.to]);
     const draft = toDraft(ctx.state.userId, input);
     admitOrThrow(admission, ctx, 1);
@@ -86,7 +98,7 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
   });
 
   router.post('/v1/messages/batch', async function publishBatch(ctx) {
-    const limit = Math.min(options.maxBatchMessages * (options.maxMessageBytes + ENVELOPE_BYTES), 16 * 1024 * 1024);
+    const limit = Math.min(limits.maxBatch * (limits.maxBytes + ENVELOPE_BYTES), 16 * 1024 * 1024);
     const input = parseOrThrow(batchSchema, await readJsonBody(ctx, limit));
     // Validate and authorize every item before storing any, so a bad or refused item never leaves
     // a half-stored batch.
@@ -105,12 +117,12 @@ export function registerMessageRoutes(router: Router, engine: Engine, options: M
   router.get('/v1/messages/:id', async function reportMessageStatus(ctx) {
     const id = Number(ctx.params.id);
     if (!/^\d{1,15}$/.test(ctx.params.id ?? '') || !Number.isSafeInteger(id) || id < 1) {
-      throw new GatewayError('invalid_request', '`id` must be a message id (a positive integer).', { status: 400 });
+      throw new GatewayError('invalid_request', '`id` must be a message id (a positive integer).');
     }
     const status = await engine.messageStatus(id);
     // A receipt is not a message anyone sent; an unknown id and a receipt answer alike.
-    if (!status || status.from === RECEIPT_SENDER) throw new GatewayError('not_found', `No message ${id}.`, { status: 404 });
-    if (status.from !== ctx.state.userId) throw new GatewayError('forbidden', 'Only the sender of a message may ask about it.', { status: 403 });
+    if (!status || status.from === RECEIPT_SENDER) throw new GatewayError('not_found', `No message ${id}.`);
+    if (status.from !== ctx.state.userId) throw new GatewayError('forbidden', 'Only the sender of a message may ask about it.');
     ctx.set('Cache-Control', 'no-store');
     const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
     ctx.body = { id: status.id, to: status.to, status: status.status, createdAt: iso(status.createdAt), ackedAt: iso(status.ackedAt), expiresAt: iso(status.expiresAt) };

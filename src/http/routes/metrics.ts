@@ -22,8 +22,8 @@ export function registerMetricsRoute(router: Router, metrics: MetricsEndpoint, t
   router.get('/metrics', async function renderMetrics(ctx) {
     if (expected) {
       const match = /^Bearer ([^\s]+)$/.exec(ctx.get('Authorization'));
-      if (!match) throw new GatewayError('missing_token', 'Send the metrics token as `Authorization: Bearer <token>`.', { status: 401 });
-      if (!timingSafeEqual(digest(match[1]!), expected)) throw new GatewayError('invalid_token', 'The metrics token is not valid.', { status: 401 });
+      if (!match) throw new GatewayError('missing_token', 'Send the metrics token as `Authorization: Bearer <token>`.');
+      if (!timingSafeEqual(digest(match[1]!), expected)) throw new GatewayError('invalid_token', 'The metrics token is not valid.');
     }
     ctx.set('Cache-Control', 'no-store');
     ctx.type = metrics.contentType;

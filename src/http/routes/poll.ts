@@ -8,11 +8,12 @@ import { assertOwnMailbox } from '../auth.js';
 import { readJsonBody } from '../body.js';
 import { cursorSchema, integerQuery, optionalStringQuery, parseOrThrow, userIdSchema } from '../validation.js';
 
+/** Hold times and page sizes (POLL_WAIT_DEFAULT_S, POLL_WAIT_MAX_S, POLL_LIMIT_DEFAULT, POLL_LIMIT_MAX). */
 export interface PollRouteOptions {
-  pollWaitDefaultSeconds: number;
-  pollWaitMaxSeconds: number;
-  pollLimitDefault: number;
-  pollLimitMax: number;
+  waitDefaultSeconds: number;
+  waitMaxSeconds: number;
+  limitDefault: number;
+  limitMax: number;
 }
 
 /**
@@ -95,15 +96,15 @@ export function registerPollRoutes(router: Router, engine: Engine, options: Poll
   router.get('/v1/poll', async function holdPollRequest(ctx) {
     assertOwnMailbox(ctx, optionalStringQuery(ctx, 'user', 'invalid_request'));
     // Sent on every answer, errors included: a client whose `wait` was refused learns the limit.
-    ctx.set('X-Poll-Wait-Max', String(options.pollWaitMaxSeconds));
+    ctx.set('X-Poll-Wait-Max', String(options.waitMaxSeconds));
     const cursor = integerQuery(ctx, 'cursor', { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0, code: 'invalid_cursor' });
     const waitSeconds = integerQuery(ctx, 'wait', {
       min: 0,
-      max: options.pollWaitMaxSeconds,
-      fallback: options.pollWaitDefaultSeconds,
+      max: options.waitMaxSeconds,
+      fallback: options.waitDefaultSeconds,
       code: 'invalid_wait',
     });
-    const limit = integerQuery(ctx, 'limit', { min: 1, max: options.pollLimitMax, fallback: options.pollLimitDefault, code: 'invalid_limit' });
+    const limit = integerQuery(ctx, 'limit', { min: 1, max: options.limitMax, fallback: options.limitDefault, code: 'invalid_limit' });
 
     const clientGone = new ClientGone(ctx.res);
     try {

@@ -1,0 +1,79 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** What a caller may do: `poll` reads and acks its own mailbox, `publish` writes to others'. */
+export type TokenScope = 'poll' | 'publish';
+export const TOKEN_SCOPES: readonly TokenScope[] = Object.freeze(['poll', 'publish']);
+
+/** The verified claims of a caller, as the HTTP layer uses them (from a JWT or a host's session). */
+export interface TokenClaims {
+  /** `sub`: the user id — the mailbox the caller polls and the sender of what it publishes. */
+  readonly subject: string;
+  /**
+   * `pub`: the recipients the caller may publish to (exact user ids, `prefix*`, `*` for anyone);
+   * undefined when there is no `pub` claim, which leaves the decision to PUBLISH_DEFAULT.
+   */
+  readonly pub: readonly string[] | undefined;
+  /** `scope`: both scopes when there is no `scope` claim (tokens minted before it existed). */
+  readonly scope: readonly TokenScope[];
+}
+
+/** User ids are also Redis channel suffixes and DB keys: keep them short and printable. */
+export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** One entry of a `pub` claim: a user id, or a user id prefix followed by `*` (`*` alone: anyone). */
+export const RECIPIENT_PATTERN = /^(?:[A-Za-z0-9._:@-]{1,128}|[A-Za-z0-9._:@-]{0,127}\*)$/;
+
+/**
+ * A `pub` claim travels in every request's Authorization header (Node refuses headers over 16 KB),
+ * so a longer list is a mistake, not a use case: give such a sender a prefix or `*` instead.
+ */
+export const MAX_PUB_ENTRIES = 256;
+
+export function isScope(value: unknown): value is TokenScope {
+  return (TOKEN_SCOPES as readonly unknown[]).includes(value);
+}
+
+/**
+ * Checks claims from any source (a JWT's payload, an embedding application's session) and freezes
+ * them, or names the first claim that is unusable. A malformed `pub` or `scope` never quietly means
+ * "none" or "all": either guess would hand some sender a permission nobody wrote down.
+ */
+export function checkClaims(raw: { subject: unknown; pub: unknown; scope: readonly unknown[] | undefined }): TokenClaims | { unusable: 'subject' | 'pub' | 'scope' } {
+  const { subject, pub, scope } = raw;
+  if (typeof subject !== 'string' || !USER_ID_PATTERN.test(subject)) return { unusable: 'subject' };
+  if (pub !== undefined && (!Array.isArray(pub) || pub.length > MAX_PUB_ENTRIES || !pub.every((entry) => typeof entry === 'string' && RECIPIENT_PATTERN.test(entry)))) {
+    return { unusable: 'pub' };
+  }
+  if (scope !== undefined && (scope.length === 0 || !scope.every(isScope))) return { unusable: 'scope' };
+  return Object.freeze({
+    subject,
+    pub: pub === undefined ? undefined : Object.freeze([...(pub as string[])]),
+    scope: scope === undefined ? TOKEN_SCOPES : Object.freeze([...new Set(scope as TokenScope[])]),
+  });
+}
+
+/** What an embedding application's `verifyToken` hook is told about a request to the API. */
+export interface AuthRequest {
+  readonly method: string;
+  /** The path as the gateway sees it: under `/v1`, after any prefix the host stripped. */
+  readonly path: string;
+  /** The request's headers, cookies included: a host can look up its own session. */
+  readonly headers: IncomingHttpHeaders;
+  /** The token of `Authorization: Bearer <token>` or `?access_token=`, when the request has one. */
+  readonly token: string | undefined;
+}
+
+/** The caller a `verifyToken` hook vouches for; `pub` and `scope` mean what the JWT claims mean. */
+export interface CallerClaims {
+  subject: string;
+  pub?: readonly string[] | undefined;
+  scope?: readonly TokenScope[] | undefined;
+}
+
+/**
+ * Authenticates API requests with the embedding application's own sessions instead of the
+ * gateway's JWTs. Resolves the caller, or null when the request has no session (a 401
+ * `unauthenticated`); a GatewayError it throws (e.g. `invalid_token`) is answered as is, any other
+ * error is a logged 500.
+ */
+export type VerifyToken = (request: AuthRequest) => Promise<CallerClaims | null | undefined> | CallerClaims | null | undefined;

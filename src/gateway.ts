@@ -1,0 +1,237 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type Koa from 'koa';
+import { Registry } from 'prom-client';
+import type { VerifyToken } from './auth/claims.js';
+import { createTokenVerifier } from './auth/tokens.js';
+import { createMemoryBus } from './bus/memory-bus.js';
+import type { Bus } from './bus/types.js';
+import { loadConfig, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
+import { createEngine, type Engine } from './core/engine.js';
+import { createApp, type AppLogger } from './http/app.js';
+import { claimsFromBearerToken, claimsFromHost } from './http/auth.js';
+import { createOpenedResources } from './lifecycle.js';
+import { createLogger } from './logger.js';
+import { createGatewayMetrics } from './ops/metrics.js';
+import { createPublishRateLimit } from './ops/rate-limit.js';
+import { startRetention, type Retention } from './ops/retention.js';
+import { openKnexStore } from './store/knex-store.js';
+import type { Clock, MessageStore, RetentionStore } from './store/types.js';
+
+/** What the gateway logs through; a pino logger is one. */
+export interface GatewayLogger extends AppLogger {
+  warn(object: object, message: string): void;
+}
+
+/**
+ * The swappable parts. A part passed in stays the caller's: close() leaves it open. A part left
+ * out is made here (SQLite in memory, the in-process bus) and closed by close().
+ */
+export interface GatewayParts<Store extends MessageStore & RetentionStore = MessageStore & RetentionStore> {
+  store?: Store;
+  bus?: Bus;
+  /** Default: warnings and errors as JSON lines on stdout (pino). */
+  logger?: GatewayLogger;
+  clock?: Clock;
+}
+
+export interface GatewayOptions {
+  /**
+   * Authenticates API requests with the host application's own sessions instead of JWTs: it sees
+   * the request's headers and resolves the caller's `{subject, pub?, scope?}`, or null for a 401
+   * `unauthenticated`. Give either this or `auth.jwtSecret`.
+   */
+  verifyToken?: VerifyToken;
+  /** `jwtSecret`: verify the gateway's own HS256 tokens. `publishDefault`: see PUBLISH_DEFAULT. */
+  auth?: Partial<AuthConfig>;
+  http?: Partial<Pick<HttpConfig, 'trustProxy' | 'corsOrigins' | 'corsMaxAgeSeconds' | 'metricsToken'>>;
+  poll?: Partial<PollConfig>;
+  messages?: Partial<MessagesConfig>;
+  rateLimit?: Partial<RateLimitConfig>;
+  /** `ackedHours: 0` starts no purge timer. */
+  retention?: Partial<RetentionConfig>;
+  /** Mounted before the API routes (the CLI mounts the demo pages here). */
+  extraMiddleware?: Koa.Middleware[];
+}
+
+export interface Gateway<Store extends MessageStore & RetentionStore = MessageStore & RetentionStore> {
+  /** The Koa app: mount it, or serve `callback`. */
+  app: Koa;
+  /** A node:http request listener for this gateway. */
+  callback: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+  engine: Engine;
+  store: Store;
+  bus: Bus;
+  /** This gateway's Prometheus registry (served at /metrics). */
+  metricsRegistry: Registry;
+  /** The acked-message purge timer; undefined when `retention.ackedHours` is 0. */
+  retention: Retention | undefined;
+  /**
+   * The first step of a shutdown: answers every held poll empty, makes later polls short and asks
+   * clients to close their connections, so a server in front of this gateway can close soon after.
+   */
+  drain(): void;
+  /** Drains, stops the purge timer and closes the parts createGateway made itself. */
+  close(): Promise<void>;
+}
+
+/** Whole numbers within bounds, checked before anything is opened. */
+function assertSettings(poll: PollConfig, messages: MessagesConfig): void {
+  for (const [name, value, min] of [
+    ['poll.waitDefaultSeconds', poll.waitDefaultSeconds, 0],
+    ['poll.waitMaxSeconds', poll.waitMaxSeconds, 0],
+    ['poll.limitDefault', poll.limitDefault, 1],
+    ['poll.limitMax', poll.limitMax, 1],
+    ['messages.maxBytes', messages.maxBytes, 16],
+    ['messages.maxBatch', messages.maxBatch, 1],
+    ['messages.ttlDefaultSeconds', messages.ttlDefaultSeconds, 0],
+    ['messages.ttlMaxSeconds', messages.ttlMaxSeconds, 1],
+  ] as const) {
+    if (!(Number.isSafeInteger(value) && value >= min)) throw new TypeError(`Expected \`${name}\` to be an integer of at least ${min}, got ${value}`);
+  }
+  if (poll.waitDefaultSeconds > poll.waitMaxSeconds) throw new TypeError('Expected `poll.waitDefaultSeconds` not to exceed `poll.waitMaxSeconds`');
+  if (poll.limitDefault > poll.limitMax) throw new TypeError('Expected `poll.limitDefault` not to exceed `poll.limitMax`');
+  if (messages.ttlDefaultSeconds > messages.ttlMaxSeconds) throw new TypeError('Expected `messages.ttlDefaultSeconds` not to exceed `messages.ttlMaxSeconds`');
+}
+
+/**
+ * A gateway without a server: the Koa app, its request listener and the engine, on the parts
+ * given (or in-memory defaults). Serve `callback` from any node:http server, or mount `app`.
+ * Settings left out take the defaults of the environment variables the README lists (PUBLISH_DEFAULT
+ * included: `none` when NODE_ENV=production, else `any`).
+ *
+ * @example
+ * const gateway = await createGateway({}, { auth: { jwtSecret: process.env.GATEWAY_JWT_SECRET } });
+ * http.createServer(gateway.callback).listen(8080);
+ * // on shutdown: gateway.drain(); server.close(); await gateway.close();
+ *
+ * @example
+ * // On MySQL + Redis, authenticating with the host's own sessions:
+ * const store = await createKnexStore({ knex: createKnex({ mysqlUrl: process.env.MYSQL_URL }) });
+ * const bus = await createRedisBus({ url: process.env.REDIS_URL!, prefix: 'chat:' });
+ * const gateway = await createGateway({ store, bus }, {
+ *   verifyToken: async ({ headers }) => sessions.userFor(headers.cookie) ?? null,
+ * });
+ */
+export async function createGateway<Store extends MessageStore & RetentionStore = MessageStore & RetentionStore>(
+  parts: GatewayParts<Store> = {},
+  options: GatewayOptions = {},
+): Promise<Gateway<Store>> {
+  const defaults = loadConfig({ NODE_ENV: process.env.NODE_ENV });
+  const poll = { ...defaults.poll, ...options.poll };
+  const messages = { ...defaults.messages, ...options.messages };
+  const auth = { ...defaults.auth, ...options.auth };
+  const retentionSettings = { ...defaults.retention, ...options.retention };
+  const http = { ...defaults.http, ...options.http };
+  if ((options.verifyToken === undefined) === (auth.jwtSecret === undefined)) {
+    throw new TypeError('Expected either `verifyToken` or `auth.jwtSecret` (not both): how API requests are authenticated');
+  }
+  if (options.verifyToken !== undefined && typeof options.verifyToken !== 'function') throw new TypeError('Expected `verifyToken` to be a function');
+  assertSettings(poll, messages);
+  const logger = parts.logger ?? createLogger({ logLevel: 'warn' });
+  const clock = parts.clock;
+
+  const opened = createOpenedResources({ onCloseError: (error) => logger.warn({ err: error }, 'closing after a failed start failed') });
+  try {
+    const store = parts.store ?? ((await openKnexStore({ sqliteFile: ':memory:' }, clock ? { clock } : {})) as unknown as Store);
+    if (!parts.store) opened.add(() => store.close());
+    const bus = parts.bus ?? createMemoryBus();
+    if (!parts.bus) opened.add(() => bus.close());
+
+    // Per gateway, never prom-client's global registry: several gateways in one process (tests,
+    // a host with two) must not share or double-register metrics.
+    const metricsRegistry = new Registry();
+    let engineRef: Engine | undefined;
+    const metrics = createGatewayMetrics(metricsRegistry, {
+      heldPolls: () => engineRef?.heldPolls ?? 0,
+      busHealthy: () => bus.healthy,
+      pingStore: () => store.ping(),
+      ...(clock ? { clock } : {}),
+    });
+    const engine = createEngine(
+      { store, bus, ...(clock ? { clock } : {}) },
+      {
+        maxPollsPerUser: poll.maxPerUser,
+        maxHeldPolls: poll.maxHeld,
+        onError: (error, context) => logger.warn({ err: error, context }, 'engine background error'),
+        observer: metrics.observer,
+      },
+    );
+    engineRef = engine;
+    let draining = false;
+    const drain = () => {
+      draining = true;
+      engine.drain();
+    };
+    opened.add(drain);
+    const publishRateLimit = createPublishRateLimit(clock ? { clock } : {}, {
+      perUser: { ...defaults.rateLimit.perUser, ...options.rateLimit?.perUser },
+      perIp: { ...defaults.rateLimit.perIp, ...options.rateLimit?.perIp },
+    });
+
+    const app = createApp(
+      {
+        engine,
+        resolveClaims: options.verifyToken ? claimsFromHost(options.verifyToken) : claimsFromBearerToken(createTokenVerifier({ secret: auth.jwtSecret! })),
+        readiness: [
+          { name: 'store', check: () => store.ping() },
+          { name: 'bus', check: () => bus.ping() },
+        ],
+        logger,
+        isDraining: () => draining,
+        metrics,
+        publishAdmission: {
+          admit(userId, ip, count) {
+            const refusal = publishRateLimit.admit(userId, ip, count);
+            if (refusal) metrics.rateLimited(refusal.scope);
+            return refusal;
+          },
+        },
+      },
+      {
+        poll,
+        messages,
+        publishDefault: auth.publishDefault,
+        trustProxy: http.trustProxy,
+        corsOrigins: http.corsOrigins,
+        corsMaxAgeSeconds: http.corsMaxAgeSeconds,
+        metricsToken: http.metricsToken,
+        ...(options.extraMiddleware ? { extraMiddleware: options.extraMiddleware } : {}),
+      },
+    );
+
+    // Started last: nothing after it can fail, so a failed start never leaves the timer running.
+    const retention =
+      retentionSettings.ackedHours > 0
+        ? startRetention(
+            { store, ...(clock ? { clock } : {}) },
+            {
+              maxAckedAgeMs: retentionSettings.ackedHours * 3_600_000,
+              batchSize: retentionSettings.batchSize,
+              intervalMs: retentionSettings.intervalSeconds * 1000,
+              onPurged: (count, expired) => {
+                metrics.purged(count, expired);
+                if (count > 0) logger.info({ count, expired }, 'retention purged acked and expired messages');
+              },
+              onError: (error) => logger.warn({ err: error }, 'retention run failed'),
+            },
+          )
+        : undefined;
+    if (retention) opened.add(() => retention.stop());
+
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      callback: app.callback() as Gateway['callback'],
+      engine,
+      store,
+      bus,
+      metricsRegistry,
+      retention,
+      drain,
+      close: () => (closing ??= opened.closeAll()),
+    };
+  } catch (error) {
+    await opened.closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,143 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AuthRequest } from '../src/auth/claims.js';
+import { createTokenIssuer } from '../src/auth/tokens.js';
+import { GatewayError } from '../src/errors.js';
+import { createGateway, type Gateway } from '../src/gateway.js';
+import { backendCases, TEST_SECRET } from './support/backends.js';
+
+const quiet = { info() {}, warn() {}, error() {}, isLevelEnabled: () => false };
+const servers: Server[] = [];
+const gateways: Gateway[] = [];
+afterEach(async () => {
+  for (const gateway of gateways.splice(0)) await gateway.close();
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+});
+
+async function serve(gateway: Gateway): Promise<string> {
+  gateways.push(gateway);
+  const server = createServer(gateway.callback);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+const publish = (url: string, headers: Record<string, string>, to: string, body: unknown) =>
+  fetch(`${url}/v1/messages`, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify({ to, body }) });
+
+describe('createGateway', () => {
+  it('runs on in-memory defaults: a publish reaches a poll through the request listener, and close() closes the defaults', async () => {
+    const gateway = await createGateway({ logger: quiet }, { auth: { jwtSecret: TEST_SECRET } });
+    const url = await serve(gateway);
+    const issuer = createTokenIssuer({ secret: TEST_SECRET });
+    const held = fetch(`${url}/v1/poll?wait=5`, { headers: bearer(await issuer.issue('bob')) });
+    await expect.poll(() => gateway.engine.heldPolls).toBe(1);
+    expect((await publish(url, bearer(await issuer.issue('alice')), 'bob', { text: 'hi' })).status).toBe(201);
+    expect(await (await held).json()).toMatchObject({ messages: [{ from: 'alice', body: { text: 'hi' } }], cursor: expect.any(Number) });
+
+    gateways.splice(0);
+    await gateway.close();
+    expect(gateway.bus.healthy).toBe(false);
+    await expect(gateway.store.ping()).rejects.toThrow();
+  });
+
+  it.each(backendCases('createGateway parts'))('leaves the store and bus it was given open on $name', async ({ make }) => {
+    const backend = make();
+    try {
+      const store = await backend.createStore();
+      const bus = await backend.createBus();
+      const gateway = await createGateway({ store, bus, logger: quiet }, { auth: { jwtSecret: TEST_SECRET }, retention: { ackedHours: 1 } });
+      expect(gateway.store).toBe(store);
+      expect(gateway.retention).toBeDefined();
+      await gateway.close();
+      await expect(store.ping()).resolves.toBeUndefined();
+      expect(bus.healthy).toBe(true);
+    } finally {
+      await backend.cleanup();
+    }
+  });
+
+  it('answers held polls empty on drain()', async () => {
+    const gateway = await createGateway({ logger: quiet }, { auth: { jwtSecret: TEST_SECRET } });
+    const url = await serve(gateway);
+    const held = fetch(`${url}/v1/poll?wait=20`, { headers: bearer(await createTokenIssuer({ secret: TEST_SECRET }).issue('carol')) });
+    await expect.poll(() => gateway.engine.heldPolls).toBe(1);
+    gateway.drain();
+    const response = await held;
+    expect(response.headers.get('connection')).toBe('close');
+    expect(await response.json()).toEqual({ messages: [], cursor: 0 });
+  });
+
+  it('refuses options it cannot work with before opening anything', async () => {
+    await expect(createGateway({}, {})).rejects.toThrow(/either `verifyToken` or `auth.jwtSecret`/);
+    await expect(createGateway({}, { verifyToken: async () => null, auth: { jwtSecret: TEST_SECRET } })).rejects.toThrow(/not both/);
+    await expect(createGateway({}, { auth: { jwtSecret: TEST_SECRET }, poll: { waitDefaultSeconds: 30, waitMaxSeconds: 10 } })).rejects.toThrow(/waitDefaultSeconds/);
+    await expect(createGateway({}, { auth: { jwtSecret: TEST_SECRET }, messages: { maxBatch: 0 } })).rejects.toThrow(/`messages.maxBatch` to be an integer of at least 1/);
+  });
+});
+
+describe('createGateway with a verifyToken hook (the host application authenticates)', () => {
+  const sessions = new Map<string, { subject: string; pub?: string[]; scope?: Array<'poll' | 'publish'> }>([
+    ['s-alice', { subject: 'alice' }],
+    ['s-bob', { subject: 'bob' }],
+    ['s-reader', { subject: 'reader', scope: ['poll'] }],
+    ['s-narrow', { subject: 'narrow', pub: ['bob'] }],
+    ['s-broken', { subject: 'not a user id' }],
+  ]);
+  const seen: AuthRequest[] = [];
+  async function start(): Promise<string> {
+    return serve(
+      await createGateway(
+        { logger: quiet },
+        {
+          verifyToken: async (request) => {
+            seen.push(request);
+            if (request.headers['x-banned']) throw new GatewayError('forbidden', 'This account is suspended.');
+            const sid = /(?:^|;\s*)sid=([^;]+)/.exec(request.headers.cookie ?? '')?.[1];
+            return sid ? (sessions.get(sid) ?? null) : null;
+          },
+        },
+      ),
+    );
+  }
+  const cookie = (sid: string) => ({ Cookie: `theme=dark; sid=${sid}` });
+
+  it("authenticates from the host's cookie: publish and poll round-trip", async () => {
+    const url = await start();
+    expect((await publish(url, cookie('s-alice'), 'bob', 'hello')).status).toBe(201);
+    const poll = await fetch(`${url}/v1/poll?wait=0`, { headers: cookie('s-bob') });
+    expect(await poll.json()).toMatchObject({ messages: [{ from: 'alice', body: 'hello' }] });
+    expect(seen.at(-1)).toMatchObject({ method: 'GET', path: '/v1/poll', token: undefined, headers: { cookie: 'theme=dark; sid=s-bob' } });
+  });
+
+  it('answers 401 unauthenticated without a session, and never consults the JWT path', async () => {
+    const url = await start();
+    for (const headers of [{}, cookie('s-nobody'), bearer('a.b.c')]) {
+      const response = await fetch(`${url}/v1/poll?wait=0`, { headers });
+      expect(response.status).toBe(401);
+      expect(await response.json()).toEqual({ error: { code: 'unauthenticated', message: expect.any(String) } });
+    }
+    expect(seen.at(-1)?.token).toBe('a.b.c');
+  });
+
+  it("holds the host's claims to the token rules: scope, pub, and a usable subject", async () => {
+    const url = await start();
+    const refused = await publish(url, cookie('s-reader'), 'bob', 1);
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('forbidden_scope');
+    expect((await publish(url, cookie('s-narrow'), 'bob', 1)).status).toBe(201);
+    const elsewhere = await publish(url, cookie('s-narrow'), 'alice', 1);
+    expect(((await elsewhere.json()) as { error: { code: string } }).error.code).toBe('forbidden_recipient');
+    const broken = await fetch(`${url}/v1/poll?wait=0`, { headers: cookie('s-broken') });
+    expect(broken.status).toBe(500);
+  });
+
+  it('passes on a GatewayError the hook throws', async () => {
+    const url = await start();
+    const response = await fetch(`${url}/v1/poll?wait=0`, { headers: { ...cookie('s-alice'), 'X-Banned': '1' } });
+    expect(response.status).toBe(403);
+    expect(await response.json()).toEqual({ error: { code: 'forbidden', message: 'This account is suspended.' } });
+  });
+});
