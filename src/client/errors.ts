@@ -1,4 +1,13 @@
-import { callbackFailure, cursorStoreFailure, isRetryableStatus, unexpectedFailure, type CallbackName, type FailureSpec } from './core/failures.js';
+import type { ErrorCode } from '../error-codes.js';
+import {
+  callbackFailure,
+  cursorStoreFailure,
+  isRetryableStatus,
+  unexpectedFailure,
+  type CallbackName,
+  type ClientErrorCode,
+  type FailureSpec,
+} from './core/failures.js';
 
 export { isRetryableStatus };
 
@@ -12,10 +21,11 @@ export { isRetryableStatus };
  * });
  */
 export class ClientError extends Error {
-  readonly code: string;
+  /** One of the gateway's error codes (ErrorCode) for HTTP answers, otherwise a ClientErrorCode. */
+  readonly code: ErrorCode | ClientErrorCode | (string & {});
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: { retryable: boolean; cause?: unknown }) {
+  constructor(code: ClientError['code'], message: string, options: { retryable: boolean; cause?: unknown }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ClientError';
     this.code = code;
@@ -37,7 +47,7 @@ export class ClientHttpError extends ClientError {
   /** How long the server asked us to wait (`Retry-After`), in milliseconds. */
   readonly retryAfterMs: number | undefined;
 
-  constructor(status: number, code: string, message: string, retryAfterMs: number | undefined) {
+  constructor(status: number, code: ClientError['code'], message: string, retryAfterMs: number | undefined) {
     super(code, message, { retryable: isRetryableStatus(status) });
     this.name = 'ClientHttpError';
     this.status = status;

@@ -22,3 +22,5 @@ export {
   isRetryableStatus,
 } from './errors.js';
 export type { PollMessage, PollResponse, DeliveryReceipt, FetchLike } from './types.js';
+export type { ClientErrorCode } from './core/failures.js';
+export type { ErrorCode } from '../error-codes.js';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ERROR_STATUS } from '../../src/error-codes.js';
 import type { PollCheckpoint } from '../../src/client/index.js';
 import { createFakeGateway, errorResponse, jsonResponse, waitFor } from './support/fake-gateway.js';
 import { SHELLS, type ObservedStatus, type PollerUnderTest } from './support/shells.js';
@@ -66,13 +67,12 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
     expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(second!.delayMs! - 5);
   });
 
-  it.each([
-    [400, 'invalid_cursor'],
-    [401, 'token_expired'],
-    [403, 'forbidden'],
-    [404, 'not_found'],
-    [413, 'payload_too_large'],
-  ])('stops on %i %s without another request', async (status, code) => {
+  // Every code the gateway can answer with, from its own table: 4xx (but 408/429) stop, the rest retry.
+  const answers = Object.entries(ERROR_STATUS) as Array<[string, number]>;
+  const isFinal = (status: number) => status >= 400 && status < 500 && status !== 408 && status !== 429;
+
+  // invalid_wait is the one 4xx a poller answers itself: it lowers its wait (next case).
+  it.each(answers.filter(([code, status]) => isFinal(status) && code !== 'invalid_wait'))('stops on %s (%i) without another request', async (code, status) => {
     const gateway = createFakeGateway({ holdMs: 20 });
     gateway.failNext(() => errorResponse(status, code));
     const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST });
@@ -82,6 +82,30 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
     expect(gateway.requests).toHaveLength(1);
     expect(stoppedStatus(poller)).toMatchObject({ reason: 'error', error: { code, status, retryable: false } });
     expect(poller.statuses.filter((observed) => observed.type === 'retrying')).toEqual([]);
+  });
+
+  it.each(answers.filter(([, status]) => !isFinal(status)))('retries %s (%i) and goes on polling', async (code, status) => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(() => errorResponse(status, code));
+    gateway.deliver('after the refusal');
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the message after the retry');
+    await poller.stop();
+    expect(poller.statuses.find((observed) => observed.type === 'retrying')).toMatchObject({ attempt: 1, error: { code, status, retryable: true } });
+  });
+
+  it.each([
+    ['names its maximum', true, ['25', '10', '10']],
+    ['does not name its maximum', false, ['25', '12', '6', '6']],
+  ])('lowers its wait when the gateway refuses it with invalid_wait and %s', async (_case, namesMaximum, waits) => {
+    const gateway = createFakeGateway({ holdMs: 10, waitMax: 10, waitMaxOnErrors: namesMaximum });
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST, wait: 25 });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= waits.length, 2000, 'the polls');
+    await poller.stop();
+    expect(gateway.polls().slice(0, waits.length).map((request) => request.url.searchParams.get('wait'))).toEqual(waits);
+    expect(poller.statuses.filter((status) => status.type === 'retrying' || status.type === 'stopped')).toEqual([{ type: 'stopped', reason: 'stop' }]);
   });
 
   it('hands each message over once: repeats in a batch, redeliveries after a lost response, and ids restored from the checkpoint', async () => {

@@ -3,14 +3,18 @@
  * whether the loop retries, once for both builds; each build turns a FailureSpec into its own error
  * object (classes in the modern client, plain Error objects with fields in the legacy one).
  */
+import type { ErrorCode } from '../../error-codes.js';
 import { describeError, parseJsonLeniently } from './validate.js';
 
 export type FailureKind = 'http' | 'network' | 'protocol' | 'callback' | 'cursor_store' | 'unexpected';
 
 export interface FailureSpec {
   kind: FailureKind;
-  /** Stable, to switch on: the server's `error.code` for HTTP answers, the client's own otherwise. */
-  code: string;
+  /**
+   * Stable, to switch on: for HTTP answers the server's `error.code` (one of the gateway's
+   * ErrorCode table, or `http_error` when the body had none), the client's own code otherwise.
+   */
+  code: ErrorCode | ClientErrorCode | (string & {});
   message: string;
   retryable: boolean;
   /** HTTP status, for `kind: 'http'`. */
@@ -21,6 +25,17 @@ export interface FailureSpec {
   /** Which application callback threw, for `kind: 'callback'`. */
   callback?: CallbackName;
 }
+
+/** Codes the client raises itself, for failures that are not an HTTP answer. */
+export type ClientErrorCode =
+  | 'http_error'
+  | 'network_error'
+  | 'request_timeout'
+  | 'invalid_response'
+  | 'callback_failed'
+  | 'cursor_store_failed'
+  | 'token_unavailable'
+  | 'unexpected_error';
 
 /** The fields of a built error that the protocol logic reads back. */
 export interface ClientFailure {

@@ -22,6 +22,7 @@ import {
   type HttpAnswer,
   type MakeFailure,
 } from './failures.js';
+import type { ErrorCode } from '../../error-codes.js';
 import { parsePollResponse } from './poll-response.js';
 import { createSeenIdWindow, type SeenIdWindow } from './seen-ids.js';
 import type { DeliveryReceipt, PollMessage } from './types.js';
@@ -77,6 +78,9 @@ export interface PollSessionConfig<Failure extends ClientFailure> {
 
 /** How one answer ended: ask again at once (the wait was clamped), fail, or pause and poll on. */
 export type PollOutcome<Failure> = { again: true } | { failure: Failure } | { pauseMs: number };
+
+/** The gateway's answer to a `wait` above its maximum (checked against the error table at compile time). */
+const WAIT_TOO_LONG: ErrorCode = 'invalid_wait';
 
 /** Added to the long-poll wait before a silent connection counts as dead. */
 export const REQUEST_TIMEOUT_GRACE_MS = 15000;
@@ -147,7 +151,7 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
       const failure = httpFailure(answer);
       // Asked for a longer wait than this server allows: ask again at once with its maximum or,
       // when the error does not say what that is, with half the wait until one is accepted.
-      if (answer.status === 400 && failure.code === 'invalid_wait' && (clamped || waitSeconds > 1)) {
+      if (answer.status === 400 && failure.code === WAIT_TOO_LONG && (clamped || waitSeconds > 1)) {
         if (!clamped) waitSeconds = Math.floor(waitSeconds / 2);
         return done({ again: true });
       }

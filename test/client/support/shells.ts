@@ -30,6 +30,7 @@ export interface PollerCase {
   /** Throw from onMessages on these calls (1-based). */
   failOnMessagesCalls?: number[];
   short?: boolean;
+  wait?: number;
   intervalMs?: number;
 }
 
@@ -119,7 +120,7 @@ const modern: Shell = {
         return track(options, (common) => {
           const poller = options.short
             ? createShortPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, intervalMs: options.intervalMs })
-            : createLongPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined });
+            : createLongPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, wait: options.wait });
           return { start: () => void poller.start(), stop: () => poller.stop(), cursor: () => poller.cursor };
         });
       },
@@ -140,7 +141,7 @@ const legacy: Shell = {
       createPoller(options) {
         return track(options, (common) => {
           const legacyOptions = { ...common, storageKey: false, cursorStore: options.cursorStore };
-          const poller = options.short ? LongPoll.createShortPoller({ ...legacyOptions, intervalMs: options.intervalMs }) : LongPoll.createLongPoller(legacyOptions);
+          const poller = options.short ? LongPoll.createShortPoller({ ...legacyOptions, intervalMs: options.intervalMs }) : LongPoll.createLongPoller({ ...legacyOptions, wait: options.wait });
           return { start: () => poller.start(), stop: async () => poller.stop(), cursor: () => poller.getCursor() };
         });
       },
