@@ -125,20 +125,20 @@ export function isClientError(value: unknown): value is ClientError {
 }
 
 /**
- * Builds the error a FailureSpec describes, as the class that matches its kind (the poll session
+ * Builds the error a FailureSpec describes, as the class that matches its code (the poll session
  * and publish logic describe failures; this build decides what they look like).
  */
 export function makeClientError(spec: FailureSpec): ClientError {
-  switch (spec.kind) {
-    case 'http':
-      return new ClientHttpError(spec.status ?? 0, spec.code, spec.message, spec.retryAfterMs);
-    case 'network':
-      return new ClientNetworkError(spec.message, spec.cause, spec.code === 'request_timeout' ? 'request_timeout' : 'network_error');
-    case 'protocol':
+  if (spec.status !== undefined) return new ClientHttpError(spec.status, spec.code, spec.message, spec.retryAfterMs);
+  switch (spec.code) {
+    case 'network_error':
+    case 'request_timeout':
+      return new ClientNetworkError(spec.message, spec.cause, spec.code as 'network_error' | 'request_timeout');
+    case 'invalid_response':
       return new ClientProtocolError(spec.message, spec.cause);
-    case 'callback':
+    case 'callback_failed':
       return new ClientCallbackError(spec.cause, spec.callback);
-    case 'cursor_store':
+    case 'cursor_store_failed':
       return new ClientCursorStoreError(spec.retryable ? 'save' : 'load', spec.cause);
     default:
       return new ClientError(spec.code, spec.message, spec);

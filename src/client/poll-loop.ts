@@ -3,7 +3,15 @@ import { sleep } from './abortable.js';
 import type { BackoffOptions } from './core/backoff.js';
 import { memoryCursorStore } from './core/checkpoint.js';
 import { resolvePollerOptions } from './core/poller-options.js';
-import { createPollSession, type Invoke, type MessageContext, type PollOutcome, type PollProgress, type PollSchedule } from './core/poll-session.js';
+import {
+  createPollSession,
+  invokeApplication,
+  type Invoke,
+  type MessageContext,
+  type PollOutcome,
+  type PollProgress,
+  type PollSchedule,
+} from './core/poll-session.js';
 import type { CursorStore } from './cursor-store.js';
 import { ClientError, makeClientError, toClientError } from './errors.js';
 import { sendRequest } from './http.js';
@@ -84,7 +92,11 @@ export interface CommonPollerOptions<Body = unknown> {
 export interface Poller {
   /** Starts polling (no-op while running). Resolves when the loop ends; never rejects. */
   start(): Promise<PollerStopped>;
-  /** Aborts the request or delay in flight and resolves once the loop has ended. */
+  /**
+   * Aborts the request or delay in flight and resolves once the loop has ended. A callback in
+   * progress finishes first (what it took is recorded); nothing is handed over or reported after
+   * it. Called from inside `onMessages` / `onReceipts`, it resolves at once instead.
+   */
   stop(): Promise<void>;
   /** The cursor last received (and, once saved, sent back); undefined before the checkpoint is loaded. */
   readonly cursor: number | undefined;
@@ -113,20 +125,33 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
 
   /** Rejects the step in progress when the session's own continuation throws (a bug, not an outcome). */
   let failStep: (error: unknown) => void = (error) => reportStray('the poll loop failed', error);
+  /** Application code (token function, cursor store, callbacks) running right now. */
+  let applicationCalls = 0;
   const invoke: Invoke = (call, done) => {
-    Promise.resolve()
-      .then(call)
-      .then(
-        (value) => [false, value] as const,
-        (error: unknown) => [true, error] as const,
-      )
-      .then(([failed, outcome]) => done(failed, outcome))
-      .catch((error: unknown) => failStep(error));
+    applicationCalls += 1;
+    invokeApplication(call, (failed, outcome) => {
+      applicationCalls -= 1;
+      try {
+        done(failed, outcome);
+      } catch (error) {
+        failStep(error);
+      }
+    });
   };
-  function step<T>(start: (done: (value: T) => void) => void): Promise<T> {
+  /** One callback-style session step as a promise; `signal` abandons it (the session only calls `done` later). */
+  function step<T>(start: (done: (value: T) => void) => void, signal?: AbortSignal): Promise<T> {
+    let onAbort: (() => void) | undefined;
     return new Promise<T>((resolve, reject) => {
       failStep = reject;
+      if (signal) {
+        if (signal.aborted) return reject(signal.reason);
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
       start(resolve);
+    }).finally(() => {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      failStep = (error) => reportStray('the poll loop failed', error);
     });
   }
 
@@ -142,6 +167,7 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
     emit,
     make: makeClientError,
     invoke,
+    active: () => running !== undefined && !running.controller.signal.aborted,
   });
   let running: { controller: AbortController; done: Promise<PollerStopped> } | undefined;
 
@@ -161,7 +187,8 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
   async function pollOnce(signal: AbortSignal): Promise<number> {
     try {
       for (;;) {
-        const token = await step<{ failure?: ClientError; token?: string }>((done) => session.token((failure, value) => done({ failure, token: value })));
+        // A token function that never settles must not keep stop() waiting.
+        const token = await step<{ failure?: ClientError; token?: string }>((done) => session.token((failure, value) => done({ failure, token: value })), signal);
         if (token.failure) throw token.failure;
         const answer = await sendRequest(fetchImpl, {
           method: 'GET',
@@ -170,7 +197,9 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
           signal,
           timeoutMs: session.timeoutMs(),
         });
+        // Not abandoned on stop: the callbacks in progress finish, and what they took is recorded.
         const outcome = await step<PollOutcome<ClientError>>((done) => session.handle(answer, done));
+        if ('halted' in outcome) throw new AbortError(signal.reason as Error);
         if ('failure' in outcome) throw outcome.failure;
         if ('pauseMs' in outcome) return outcome.pauseMs;
       }
@@ -185,7 +214,7 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
     const signal = controller.signal;
     const stopped = (): PollerStopped => ({ type: 'stopped', reason: signal.reason instanceof StopRequest ? signal.reason.reason : 'signal' });
     try {
-      const loadFailure = await step<ClientError | undefined>((done) => session.load(done));
+      const loadFailure = await step<ClientError | undefined>((done) => session.load(done), signal);
       if (loadFailure) throw loadFailure;
       session.begin();
       while (!signal.aborted) {
@@ -196,6 +225,8 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
           factor: 1,
           signal,
           onFailedAttempt: async ({ error, attemptNumber }) => {
+            // p-retry checks the signal after a successful attempt too: a stop is not a failure to report.
+            if (signal.aborted) throw signal.reason;
             await sleep(session.retry(attemptNumber, toClientError(error)), signal);
           },
         });
@@ -209,6 +240,8 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
   }
 
   function start(): Promise<PollerStopped> {
+    // Started again while the last run is still stopping: begin anew once it has ended.
+    if (running?.controller.signal.aborted) return running.done.then(() => start());
     if (running) return running.done;
     const controller = new AbortController();
     const onExternalAbort = () => controller.abort(new StopRequest('signal'));
@@ -232,6 +265,9 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
     const current = running;
     if (!current) return;
     current.controller.abort(new StopRequest('stop'));
+    // Called from inside onMessages / onReceipts (or the token function): waiting for the loop
+    // would wait for that very callback, so resolve now; the loop ends as soon as it returns.
+    if (applicationCalls > 0) return;
     await current.done;
   }
 

@@ -330,8 +330,130 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
       Array(2).fill(['/v1/messages/batch', { messages: [{ to: 'bob', id: 'b-1', body: 1, receipt: true }, { to: 'carol', id: 'b-2', body: 2, ttl: 60 }] }]),
     );
     await expect(async () => client.publishBatch({ token: 'tok', messages: [{ to: 'bob', body: 1 }, { to: 'not a user id', body: 2 }] })).rejects.toThrow(
-      'Expected `messages[1].to` to match',
+      'Expected `messages[1].to` to be a user id matching',
     );
     expect(gateway.requests).toHaveLength(2);
+  });
+
+  it('stop() from a status handler ends the poller there: no request is sent after it', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(...Array.from({ length: 5 }, () => () => errorResponse(503, 'store_unavailable')));
+    const poller = shell.load(gateway).createPoller({
+      token: 't',
+      backoff: FAST,
+      onStatus: (status, controls) => status.type === 'retrying' && controls.stop(),
+    });
+    poller.start();
+    await waitFor(() => stoppedStatus(poller) !== undefined, 2000, 'the stop');
+    await pause(60);
+    expect(gateway.requests).toHaveLength(1);
+    expect(poller.statuses.map((status) => status.type)).toEqual(['retrying', 'stopped']);
+  });
+
+  it('stop() inside onMessages: what was handed over stays handed over, nothing more is handed over or reported, and a restart goes on from there', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('a');
+    gateway.deliverReceipt(70);
+    let stops = 0;
+    const poller = shell.load(gateway).createPoller({
+      token: 't',
+      backoff: FAST,
+      receipts: true,
+      onMessages: (_messages, controls) => {
+        if (stops++ === 0) controls.stop();
+      },
+    });
+    poller.start();
+    await waitFor(() => stoppedStatus(poller) !== undefined, 2000, 'the stop');
+    await pause(60);
+    expect(poller.statuses.map((status) => status.type)).toEqual(['connected', 'stopped']);
+    expect(ids(poller)).toEqual([1]);
+    expect(poller.receipts).toEqual([]);
+    expect(gateway.polls()).toHaveLength(1);
+
+    poller.start();
+    await waitFor(() => poller.receipts.length === 1, 2000, 'the receipt after the restart');
+    await poller.stop();
+    // The answer was not finished, so the cursor did not move: it comes again, and only the receipt is new.
+    expect(gateway.polls()[1]!.url.searchParams.get('cursor')).toBe('0');
+    expect(ids(poller)).toEqual([1]);
+    expect(poller.receipts.map((receipt) => receipt.id)).toEqual([70]);
+  });
+
+  it('start() right after an unawaited stop() polls on', async () => {
+    const gateway = createFakeGateway({ holdMs: 200 });
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST });
+    poller.start();
+    await waitFor(() => gateway.polls().length === 1, 2000, 'the first poll');
+    void poller.stop();
+    poller.start();
+    gateway.deliver('after the restart');
+    await waitFor(() => poller.received.length === 1, 2000, 'the message');
+    await poller.stop();
+    expect(poller.statuses.filter((status) => status.type === 'stopped')).toEqual([{ type: 'stopped', reason: 'stop' }, { type: 'stopped', reason: 'stop' }]);
+  });
+
+  it('a save that keeps failing is reported every time but does not slow delivery down', async () => {
+    const gateway = createFakeGateway({ holdMs: 5000 });
+    const store = { load: () => undefined, save: () => {
+      throw new Error('quota exceeded');
+    } };
+    // A backoff this long would show: three deliveries in well under its first step.
+    const poller = shell.load(gateway).createPoller({ token: 't', cursorStore: store, backoff: { minDelayMs: 2000, maxDelayMs: 8000, factor: 2, jitter: 0 } });
+    poller.start();
+    const started = Date.now();
+    for (let index = 1; index <= 3; index++) {
+      gateway.deliver(`m${index}`);
+      await waitFor(() => poller.received.length === index, 1500, `message ${index}`);
+    }
+    expect(Date.now() - started).toBeLessThan(1500);
+    await poller.stop();
+    const retries = poller.statuses.filter((status) => status.type === 'retrying');
+    expect(retries.map((status) => [status.attempt, status.error?.code, status.delayMs])).toEqual([
+      [1, 'cursor_store_failed', 0],
+      [2, 'cursor_store_failed', 0],
+      [3, 'cursor_store_failed', 0],
+    ]);
+    expect(gateway.polls().map((request) => request.url.searchParams.get('cursor')).slice(0, 3)).toEqual(['0', '1', '2']);
+  });
+
+  it('hands a receipt over once even when it repeats out of order in one answer', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    const receipt = (id: number) => ({ id, to: 'carol', status: 'acked', at: '2026-11-27T10:00:00.000Z' });
+    gateway.failNext(() => jsonResponse(200, { messages: [], receipts: [receipt(5), receipt(3), receipt(5), receipt(3)], cursor: 4 }));
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST, receipts: true });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 2, 2000, 'the poll after the receipts');
+    await poller.stop();
+    expect(poller.receipts.map((handed) => handed.id)).toEqual([5, 3]);
+  });
+
+  it('waits for an onMessages that returns a promise: saved after it resolves, redelivered when it rejects', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('a');
+    const events: string[] = [];
+    const store = { load: () => undefined, save: (checkpoint: PollCheckpoint) => void events.push(`save ${checkpoint.cursor}`) };
+    let calls = 0;
+    const poller = shell.load(gateway).createPoller({
+      token: 't',
+      backoff: FAST,
+      cursorStore: store,
+      onMessages: () => {
+        const call = ++calls;
+        events.push(`onMessages ${call}`);
+        return new Promise<void>((resolve, reject) =>
+          setTimeout(() => {
+            events.push(`settled ${call}`);
+            if (call === 1) reject(new Error('storage busy'));
+            else resolve();
+          }, 30),
+        );
+      },
+    });
+    poller.start();
+    await waitFor(() => events.includes('save 1'), 2000, 'the save');
+    await poller.stop();
+    expect(events).toEqual(['onMessages 1', 'settled 1', 'onMessages 2', 'settled 2', 'save 1']);
+    expect(poller.statuses.find((status) => status.type === 'retrying')).toMatchObject({ error: { code: 'callback_failed' } });
   });
 });

@@ -54,7 +54,7 @@ describe('publish', () => {
 
   it('validates its options', async () => {
     const base = { url: 'http://gateway.test', token: 't', to: 'bob', body: 1, fetch: (() => {}) as unknown as FetchLike };
-    await expect(publish({ ...base, to: 'not valid!' })).rejects.toThrow('Expected `to` to match');
+    await expect(publish({ ...base, to: 'not valid!' })).rejects.toThrow('Expected `to` to be a user id matching');
     await expect(publish({ ...base, id: 'x'.repeat(129) })).rejects.toThrow('Expected `id` to be at most 128 characters, got 129');
     await expect(publish({ ...base, url: 'ftp://x' })).rejects.toThrow('Expected `url` to be an absolute http(s) URL, got "ftp://x"');
   });
@@ -115,7 +115,7 @@ describe('publish with a delivery receipt', () => {
   it('publishBatch validates its items and the answer', async () => {
     const base = { url: 'http://gateway.test', token: 't', fetch: (() => {}) as unknown as FetchLike };
     await expect(publishBatch({ ...base, messages: [] })).rejects.toThrow('Expected `messages` to be a non-empty array');
-    await expect(publishBatch({ ...base, messages: [{ to: 'bob', body: 1 }, { to: 'x y', body: 2 }] })).rejects.toThrow('Expected `messages[1].to` to match');
+    await expect(publishBatch({ ...base, messages: [{ to: 'bob', body: 1 }, { to: 'x y', body: 2 }] })).rejects.toThrow('Expected `messages[1].to` to be a user id matching');
     const { fetch } = scriptedFetch(() => jsonResponse(201, { results: [{ id: 1, duplicate: false }] }));
     await expect(publishBatch({ ...base, fetch, retries: 0, messages: [{ to: 'bob', body: 1 }, { to: 'carol', body: 2 }] })).rejects.toMatchObject({
       code: 'invalid_response',

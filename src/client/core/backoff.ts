@@ -1,4 +1,4 @@
-import { requireNumberInRange } from './validate.js';
+import { invalid, requireNumberInRange } from './validate.js';
 
 /**
  * Exponential backoff with proportional jitter.
@@ -38,7 +38,7 @@ export interface ResolvedBackoffOptions {
 /** Copies and checks backoff options; `path` names the option in error messages (`backoff`). */
 export function resolveBackoffOptions(options: BackoffOptions | undefined, path?: string): ResolvedBackoffOptions {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new TypeError('Expected `' + (path || 'backoff') + '` to be an object');
+    throw invalid(path || 'backoff', 'an object', options);
   }
   const given = options || {};
   const name = (key: string) => (path ? path + '.' + key : key);

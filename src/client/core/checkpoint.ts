@@ -1,5 +1,5 @@
 import type { SeenIdsSnapshot } from './seen-ids.js';
-import { isArray, isFiniteNumber, isWholeNumber, typeName } from './validate.js';
+import { invalid, isArray, isFiniteNumber, isWholeNumber, requireNonEmptyString } from './validate.js';
 
 /**
  * Everything a poller needs to resume exactly where it stopped: the cursor to send back (which
@@ -39,44 +39,39 @@ export interface SyncCursorStore {
  * TypeError naming the field, because resuming from half a checkpoint would hide a broken store.
  * A bare number is a cursor (for stores that only ever kept the cursor).
  */
-export function toCheckpoint(value: unknown, source: string): PollCheckpoint {
-  if (typeof value === 'number') return { cursor: requireCursor(value, source), seen: { ids: [] } };
+export function toCheckpoint(value: unknown): PollCheckpoint {
+  if (typeof value === 'number') return { cursor: requireCursor(value), seen: { ids: [] } };
   if (typeof value !== 'object' || value === null) {
-    throw new TypeError('Expected checkpoint from ' + source + ' to be an object or a number, got ' + typeName(value));
+    throw invalid('checkpoint', 'an object or a number', value);
   }
   const stored = value as { cursor?: unknown; seen?: unknown; seenReceipts?: unknown };
   const checkpoint: PollCheckpoint = {
-    cursor: requireCursor(stored.cursor, source),
-    seen: stored.seen === undefined ? { ids: [] } : toSeenIds(stored.seen, 'seen', source),
+    cursor: requireCursor(stored.cursor),
+    seen: stored.seen === undefined ? { ids: [] } : toSeenIds(stored.seen, 'seen'),
   };
-  if (stored.seenReceipts !== undefined) checkpoint.seenReceipts = toSeenIds(stored.seenReceipts, 'seenReceipts', source);
+  if (stored.seenReceipts !== undefined) checkpoint.seenReceipts = toSeenIds(stored.seenReceipts, 'seenReceipts');
   return checkpoint;
 }
 
-function toSeenIds(value: unknown, name: string, source: string): SeenIdsSnapshot {
+function toSeenIds(value: unknown, name: string): SeenIdsSnapshot {
   const seen = (value || {}) as { lowWaterMark?: unknown; ids?: unknown };
   const ids = seen.ids;
   let valid = isArray(ids);
   for (let index = 0; valid && index < (ids as unknown[]).length; index++) valid = isFiniteNumber((ids as unknown[])[index]);
-  if (!valid) throw new TypeError('Expected `' + name + '.ids` from ' + source + ' to be an array of numbers');
+  if (!valid) throw invalid(name + '.ids', 'an array of numbers', ids);
   const snapshot: SeenIdsSnapshot = { ids: (ids as number[]).slice() };
   if (seen.lowWaterMark !== undefined) {
-    if (!isFiniteNumber(seen.lowWaterMark)) throw new TypeError('Expected `' + name + '.lowWaterMark` from ' + source + ' to be a number');
+    if (!isFiniteNumber(seen.lowWaterMark)) throw invalid(name + '.lowWaterMark', 'a number', seen.lowWaterMark);
     snapshot.lowWaterMark = seen.lowWaterMark;
   }
   return snapshot;
 }
 
-function requireCursor(value: unknown, source: string): number {
+function requireCursor(value: unknown): number {
   if (!isWholeNumber(value) || value < 0 || value > 9007199254740991) {
-    throw new TypeError('Expected `cursor` from ' + source + ' to be a non-negative integer, got ' + typeName(value));
+    throw invalid('cursor', 'a non-negative integer', value);
   }
   return value;
-}
-
-/** A copy that shares no arrays with `checkpoint` (which is already valid). */
-export function copyCheckpoint(checkpoint: PollCheckpoint): PollCheckpoint {
-  return JSON.parse(JSON.stringify(checkpoint)) as PollCheckpoint;
 }
 
 /**
@@ -90,13 +85,16 @@ export function copyCheckpoint(checkpoint: PollCheckpoint): PollCheckpoint {
  * const second = createLongPoller({ url, token, onMessages, cursorStore });
  */
 export function memoryCursorStore(initial?: PollCheckpoint | number): SyncCursorStore {
-  let stored: PollCheckpoint | undefined = initial === undefined ? undefined : toCheckpoint(initial, 'initial');
+  let stored: PollCheckpoint | undefined = initial === undefined ? undefined : toCheckpoint(initial);
   return {
+    // A copy goes out (toCheckpoint copies the id lists), so nobody holding it can change what is stored.
     load: function () {
-      return stored === undefined ? undefined : copyCheckpoint(stored);
+      return stored === undefined ? undefined : toCheckpoint(stored);
     },
+    // Kept as given, not copied: it is saved after every poll, and a poller never changes a
+    // checkpoint once it has handed it over (each save gets a new one).
     save: function (checkpoint: PollCheckpoint) {
-      stored = copyCheckpoint(checkpoint);
+      stored = checkpoint;
     },
   };
 }
@@ -109,13 +107,13 @@ export function memoryCursorStore(initial?: PollCheckpoint | number): SyncCursor
 export function storageCursorStore(key: string, storage: StorageLike | (() => StorageLike)): SyncCursorStore {
   // A function is asked at each use, so a store made before the storage exists still works.
   const resolve = typeof storage === 'function' ? storage : () => storage;
-  if (typeof key !== 'string' || key.length === 0) throw new TypeError('Expected `key` to be a non-empty string, got ' + typeName(key));
+  requireNonEmptyString('key', key);
   return {
     load: function () {
       const raw = resolve().getItem(key);
       if (raw === null) return undefined;
       try {
-        return toCheckpoint(JSON.parse(raw), key);
+        return toCheckpoint(JSON.parse(raw));
       } catch (ignored) {
         return undefined;
       }

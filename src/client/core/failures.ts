@@ -6,10 +6,7 @@
 import type { ErrorCode } from '../../error-codes.js';
 import { describeError, parseJsonLeniently } from './validate.js';
 
-export type FailureKind = 'http' | 'network' | 'protocol' | 'callback' | 'cursor_store' | 'unexpected';
-
 export interface FailureSpec {
-  kind: FailureKind;
   /**
    * Stable, to switch on: for HTTP answers the server's `error.code` (one of the gateway's
    * ErrorCode table, or `http_error` when the body had none), the client's own code otherwise.
@@ -17,12 +14,12 @@ export interface FailureSpec {
   code: ErrorCode | ClientErrorCode | (string & {});
   message: string;
   retryable: boolean;
-  /** HTTP status, for `kind: 'http'`. */
+  /** HTTP status: set exactly when the failure is an HTTP answer. */
   status?: number;
   /** How long the server asked us to wait (`Retry-After`), in milliseconds. */
   retryAfterMs?: number;
   cause?: unknown;
-  /** Which application callback threw, for `kind: 'callback'`. */
+  /** Which application callback threw, for `callback_failed`. */
   callback?: CallbackName;
 }
 
@@ -87,7 +84,6 @@ export function httpFailure(answer: HttpAnswer): FailureSpec {
   const parsed = parseJsonLeniently(answer.text) as { error?: { code?: unknown; message?: unknown } } | undefined;
   const details = parsed && typeof parsed === 'object' ? parsed.error : undefined;
   const spec: FailureSpec = {
-    kind: 'http',
     // A non-JSON error page (from a proxy, say) still yields an error through its status.
     code: details && typeof details.code === 'string' ? details.code : 'http_error',
     message: details && typeof details.message === 'string' ? details.message : 'HTTP ' + answer.status,
@@ -102,8 +98,10 @@ export function httpFailure(answer: HttpAnswer): FailureSpec {
 /**
  * The JSON body of a 2xx answer. Anything else is retried: such answers usually come from
  * infrastructure in between (a proxy's HTML page, a truncated body), not from the gateway.
+ * A non-2xx answer is the failure it stands for.
  */
 export function successBody(answer: HttpAnswer): { body: unknown } | { failure: FailureSpec } {
+  if (!isSuccess(answer)) return { failure: httpFailure(answer) };
   try {
     return { body: JSON.parse(answer.text) };
   } catch (error) {
@@ -112,22 +110,22 @@ export function successBody(answer: HttpAnswer): { body: unknown } | { failure: 
 }
 
 export function protocolFailure(message: string, cause?: unknown): FailureSpec {
-  return { kind: 'protocol', code: 'invalid_response', message: message, retryable: true, cause: cause };
+  return { code: 'invalid_response', message: message, retryable: true, cause: cause };
 }
 
 /** Connection refused / reset, DNS: always retried. */
 export function networkFailure(what: string, cause?: unknown): FailureSpec {
-  return { kind: 'network', code: 'network_error', message: what + ' failed: ' + (cause === undefined ? 'no response' : describeError(cause)), retryable: true, cause: cause };
+  return { code: 'network_error', message: what + ' failed: ' + (cause === undefined ? 'no response' : describeError(cause)), retryable: true, cause: cause };
 }
 
 /** No answer in time: the connection may have died silently. Retried. */
 export function timeoutFailure(timeoutMs: number): FailureSpec {
-  return { kind: 'network', code: 'request_timeout', message: 'No response within ' + timeoutMs + ' ms', retryable: true };
+  return { code: 'request_timeout', message: 'No response within ' + timeoutMs + ' ms', retryable: true };
 }
 
 /** The application's callback threw; the batch is delivered again after a backoff delay. */
 export function callbackFailure(cause: unknown, callback: CallbackName): FailureSpec {
-  return { kind: 'callback', code: 'callback_failed', message: callback + ' threw: ' + describeError(cause), retryable: true, cause: cause, callback: callback };
+  return { code: 'callback_failed', message: callback + ' threw: ' + describeError(cause), retryable: true, cause: cause, callback: callback };
 }
 
 /**
@@ -136,7 +134,6 @@ export function callbackFailure(cause: unknown, callback: CallbackName): Failure
  */
 export function cursorStoreFailure(operation: 'load' | 'save', cause: unknown): FailureSpec {
   return {
-    kind: 'cursor_store',
     code: 'cursor_store_failed',
     message: 'Cursor store ' + operation + '() failed: ' + describeError(cause),
     retryable: operation === 'save',
@@ -146,9 +143,9 @@ export function cursorStoreFailure(operation: 'load' | 'save', cause: unknown): 
 
 /** The token function threw (typically a refresh that could not reach its auth server): retried. */
 export function tokenFailure(cause: unknown): FailureSpec {
-  return { kind: 'unexpected', code: 'token_unavailable', message: 'The token function failed: ' + describeError(cause), retryable: true, cause: cause };
+  return { code: 'token_unavailable', message: 'The token function failed: ' + describeError(cause), retryable: true, cause: cause };
 }
 
 export function unexpectedFailure(cause: unknown): FailureSpec {
-  return { kind: 'unexpected', code: 'unexpected_error', message: describeError(cause), retryable: false, cause: cause };
+  return { code: 'unexpected_error', message: describeError(cause), retryable: false, cause: cause };
 }

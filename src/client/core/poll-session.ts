@@ -34,6 +34,31 @@ import { queryString, requireNonEmptyString } from './validate.js';
  */
 export type Invoke = (call: () => unknown, done: (failed: boolean, outcome: unknown) => void) => void;
 
+/**
+ * The Invoke both builds use: a plain value or a throw continues at once, a thenable when it
+ * settles (through its own `then`, so no Promise global is needed: an async callback works in the
+ * legacy build too, wherever the browser has promises).
+ */
+export function invokeApplication(call: () => unknown, done: (failed: boolean, outcome: unknown) => void): void {
+  let value: unknown;
+  try {
+    value = call();
+  } catch (error) {
+    return done(true, error);
+  }
+  const then = value !== null && (typeof value === 'object' || typeof value === 'function') ? (value as { then?: unknown }).then : undefined;
+  if (typeof then !== 'function') return done(false, value);
+  then.call(
+    value,
+    function (resolved: unknown) {
+      done(false, resolved);
+    },
+    function (error: unknown) {
+      done(true, error);
+    },
+  );
+}
+
 /** What a poller reports through `onStatus`, besides `stopped` (which the shell reports). */
 export type PollProgress<Failure> =
   /** The first successful poll after `start()` or after a run of failures. */
@@ -73,11 +98,20 @@ export interface PollSessionConfig<Failure extends ClientFailure> {
   /** Must not throw (the shell guards the application's handler). */
   emit: (progress: PollProgress<Failure>) => void;
   make: MakeFailure<Failure>;
-  invoke: Invoke;
+  /** Default invokeApplication; a shell may wrap it (to route its own bugs somewhere). */
+  invoke?: Invoke;
+  /**
+   * False once the shell was stopped: from then on the session hands nothing more to the
+   * application and reports nothing, only finishes the bookkeeping of what was handed over.
+   */
+  active(): boolean;
 }
 
-/** How one answer ended: ask again at once (the wait was clamped), fail, or pause and poll on. */
-export type PollOutcome<Failure> = { again: true } | { failure: Failure } | { pauseMs: number };
+/**
+ * How one answer ended: ask again at once (the wait was clamped), fail, pause and poll on, or
+ * halted (the shell stopped before the answer was handed over in full).
+ */
+export type PollOutcome<Failure> = { again: true } | { failure: Failure } | { pauseMs: number } | { halted: true };
 
 /** The gateway's answer to a `wait` above its maximum (checked against the error table at compile time). */
 const WAIT_TOO_LONG: ErrorCode = 'invalid_wait';
@@ -103,14 +137,19 @@ export interface PollSession<Failure> {
 
 export function createPollSession<Failure extends ClientFailure>(config: PollSessionConfig<Failure>): PollSession<Failure> {
   const make = config.make;
-  const invoke = config.invoke;
+  const invoke = config.invoke || invokeApplication;
   let waitSeconds = config.schedule.waitSeconds;
   let checkpoint: PollCheckpoint | undefined;
   let seen: SeenIdWindow;
   let seenReceipts: SeenIdWindow;
   /** The last save failed: save again after the next poll even when nothing new arrived. */
   let unsaved = false;
+  let saveFailures = 0;
   let connected = false;
+
+  function emit(progress: PollProgress<Failure>): void {
+    if (config.active()) config.emit(progress);
+  }
 
   function load(done: (failure?: Failure) => void): void {
     if (checkpoint) return done();
@@ -121,7 +160,7 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
       function (failed, loaded) {
       try {
         if (failed) throw loaded;
-        checkpoint = loaded === undefined ? { cursor: 0, seen: { ids: [] } } : toCheckpoint(loaded, 'cursorStore.load()');
+        checkpoint = loaded === undefined ? { cursor: 0, seen: { ids: [] } } : toCheckpoint(loaded);
       } catch (error) {
         return done(make(cursorStoreFailure('load', error)));
       }
@@ -164,16 +203,16 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     const response = checked.response;
     if (!connected) {
       connected = true;
-      config.emit({ type: 'connected', cursor: (checkpoint as PollCheckpoint).cursor });
+      emit({ type: 'connected', cursor: (checkpoint as PollCheckpoint).cursor });
     }
     const cursor = response.cursor;
     const context: MessageContext = { cursor: cursor };
     const fresh = unseen(response.messages, seen);
     const freshReceipts = config.onReceipts ? unseen(response.receipts, seenReceipts) : [];
     handOver(fresh, seen, config.onMessages, 'onMessages', context, function (messagesFailure) {
-      if (messagesFailure) return done({ failure: messagesFailure });
+      if (messagesFailure) return done(messagesFailure);
       handOver(freshReceipts, seenReceipts, config.onReceipts, 'onReceipts', context, function (receiptsFailure) {
-        if (receiptsFailure) return done({ failure: receiptsFailure });
+        if (receiptsFailure) return done(receiptsFailure);
         const changed = unsaved || fresh.length > 0 || freshReceipts.length > 0 || cursor !== (checkpoint as PollCheckpoint).cursor;
         checkpoint = { cursor: cursor, seen: seen.snapshot() };
         // Left out while empty, so checkpoints of apps without receipts keep their old shape.
@@ -186,24 +225,28 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
             return config.store.save(saving);
           },
           function (failed, error) {
-            // Memory already moved on, so the next poll acknowledges correctly; only persistence lags.
             unsaved = failed;
-            if (failed) return done({ failure: make(cursorStoreFailure('save', error)) });
-            pollOn();
+            pollOn(failed ? make(cursorStoreFailure('save', error)) : undefined);
           },
         );
       });
     });
 
-    function pollOn(): void {
-      if (fresh.length > 0) config.emit({ type: 'messages', count: fresh.length, cursor: cursor });
-      if (response.superseded) {
-        const delayMs = jitteredDelay(config.backoff, 1);
-        config.emit({ type: 'superseded', delayMs: delayMs });
-        return done({ pauseMs: delayMs });
-      }
-      // Receipts fill the page like messages (they hold places in the mailbox sequence).
-      done({ pauseMs: config.schedule.pauseAfter(response.messages.length + response.receipts.length, config.limit) });
+    /**
+     * A failed save does not fail the poll: memory already moved on, so the next poll
+     * acknowledges correctly and saves again; it is reported as `retrying` (the save is), and
+     * polling keeps its pace, so a full storage quota does not slow delivery down.
+     */
+    function pollOn(saveFailure?: Failure): void {
+      if (fresh.length > 0) emit({ type: 'messages', count: fresh.length, cursor: cursor });
+      const pauseMs = response.superseded
+        ? jitteredDelay(config.backoff, 1)
+        : // Receipts fill the page like messages (they hold places in the mailbox sequence).
+          config.schedule.pauseAfter(response.messages.length + response.receipts.length, config.limit);
+      saveFailures = saveFailure ? saveFailures + 1 : 0;
+      if (saveFailure) emit({ type: 'retrying', attempt: saveFailures, delayMs: pauseMs, error: saveFailure });
+      if (response.superseded) emit({ type: 'superseded', delayMs: pauseMs });
+      done({ pauseMs: pauseMs });
     }
   }
 
@@ -217,15 +260,17 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     callback: ((items: Item[], context: MessageContext) => unknown) | undefined,
     name: CallbackName,
     context: MessageContext,
-    done: (failure?: Failure) => void,
+    done: (outcome?: { failure: Failure } | { halted: true }) => void,
   ): void {
     if (items.length === 0 || !callback) return done();
+    // Stopped meanwhile (from inside an earlier callback or a status handler): hand nothing more over.
+    if (!config.active()) return done({ halted: true });
     invoke(
       function () {
         return callback(items, context);
       },
       function (failed, error) {
-        if (failed) return done(make(callbackFailure(error, name)));
+        if (failed) return done({ failure: make(callbackFailure(error, name)) });
         for (let index = 0; index < items.length; index++) window.add((items[index] as Item).id);
         done();
       },
@@ -251,7 +296,7 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     retry: function (attempt, failure) {
       connected = false;
       const delayMs = retryDelay(config.backoff, attempt, failure);
-      config.emit({ type: 'retrying', attempt: attempt, delayMs: delayMs, error: failure });
+      emit({ type: 'retrying', attempt: attempt, delayMs: delayMs, error: failure });
       return delayMs;
     },
   };
@@ -260,18 +305,18 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
 /** The items whose id `window` has not seen, without repeats inside the batch, in the server's order. */
 function unseen<Item extends { id: number }>(items: Item[], window: SeenIdWindow): Item[] {
   const fresh: Item[] = [];
+  let highest = -Infinity;
   for (let index = 0; index < items.length; index++) {
     const item = items[index] as Item;
-    if (window.has(item.id) || repeatsIn(fresh, item.id)) continue;
+    // Ids mostly ascend (receipts need not): only an id not above the highest so far can repeat one.
+    if (window.has(item.id) || (item.id <= highest && repeats(fresh, item.id))) continue;
+    if (item.id > highest) highest = item.id;
     fresh.push(item);
   }
   return fresh;
 }
 
-/** Ids mostly arrive ascending, so a repeat can only be among earlier ones when this id is not above the last. */
-function repeatsIn(items: Array<{ id: number }>, id: number): boolean {
-  const count = items.length;
-  if (count === 0 || id > (items[count - 1] as { id: number }).id) return false;
-  for (let index = 0; index < count; index++) if ((items[index] as { id: number }).id === id) return true;
+function repeats(items: Array<{ id: number }>, id: number): boolean {
+  for (let index = 0; index < items.length; index++) if ((items[index] as { id: number }).id === id) return true;
   return false;
 }

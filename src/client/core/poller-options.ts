@@ -6,7 +6,7 @@ import { resolveBackoffOptions, type BackoffOptions, type ResolvedBackoffOptions
 import type { MessageContext, PollSchedule } from './poll-session.js';
 import { DEFAULT_SEEN_ID_CAPACITY } from './seen-ids.js';
 import type { DeliveryReceipt, PollMessage } from './types.js';
-import { numberOption, requireFunction, typeName } from './validate.js';
+import { invalid, numberOption, requireFunction } from './validate.js';
 
 export interface SharedPollerOptions {
   token: unknown;
@@ -29,7 +29,7 @@ export interface ResolvedPollerOptions {
 }
 
 export function resolvePollerOptions(options: SharedPollerOptions): ResolvedPollerOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('Expected poller options to be an object');
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'an object', options);
   return {
     token: tokenProvider(options.token),
     onMessages: requireFunction('onMessages', options.onMessages) as ResolvedPollerOptions['onMessages'],
@@ -45,7 +45,7 @@ export function resolvePollerOptions(options: SharedPollerOptions): ResolvedPoll
 export function tokenProvider(token: unknown): () => unknown {
   if (typeof token === 'function') return token as () => unknown;
   if (typeof token !== 'string' || token.length === 0) {
-    throw new TypeError('Expected `token` to be a non-empty string or a function, got ' + typeName(token));
+    throw invalid('token', 'a non-empty string or a function', token);
   }
   return function () {
     return token;

@@ -3,8 +3,8 @@
  * before anything is sent), the wire shape and the reading of the gateway's answer. Retrying is
  * the shells' part (p-retry, or timers).
  */
-import { httpFailure, isSuccess, protocolFailure, successBody, type FailureSpec, type HttpAnswer } from './failures.js';
-import { isArray, isFiniteNumber, isWholeNumber, numberOption, requireNonEmptyString, typeName } from './validate.js';
+import { protocolFailure, successBody, type FailureSpec, type HttpAnswer } from './failures.js';
+import { invalid, isArray, isFiniteNumber, isWholeNumber, numberOption, requireNonEmptyString } from './validate.js';
 
 /** The gateway's user-id rule (recipients); checked here so a typo fails before any request. */
 export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -57,17 +57,17 @@ interface WireItem {
 
 /** Checks one message (`prefix` names it inside a batch) and gives it its client id. */
 function toWireItem(item: BatchItem, prefix: string, newClientId: () => string): WireItem {
-  if (typeof item !== 'object' || item === null) throw new TypeError('Expected `' + (prefix ? prefix.slice(0, -1) : 'options') + '` to be an object');
+  if (typeof item !== 'object' || item === null) throw invalid(prefix ? prefix.slice(0, -1) : 'options', 'an object', item);
   const to = requireNonEmptyString(prefix + 'to', item.to);
-  if (!USER_ID_PATTERN.test(to)) throw new TypeError('Expected `' + prefix + 'to` to match ' + String(USER_ID_PATTERN) + ', got ' + typeName(to));
+  if (!USER_ID_PATTERN.test(to)) throw invalid(prefix + 'to', 'a user id matching ' + String(USER_ID_PATTERN), to);
   const clientId = item.id === undefined ? newClientId() : requireNonEmptyString(prefix + 'id', item.id);
-  if (clientId.length > 128) throw new TypeError('Expected `' + prefix + 'id` to be at most 128 characters, got ' + clientId.length);
-  if (item.body === undefined) throw new TypeError('Expected `' + prefix + 'body` to be a JSON value, got undefined');
+  if (clientId.length > 128) throw invalid(prefix + 'id', 'at most 128 characters', clientId.length);
+  if (item.body === undefined) throw invalid(prefix + 'body', 'a JSON value', item.body);
   if (item.receipt !== undefined && typeof item.receipt !== 'boolean') {
-    throw new TypeError('Expected `' + prefix + 'receipt` to be a boolean, got ' + typeName(item.receipt));
+    throw invalid(prefix + 'receipt', 'a boolean', item.receipt);
   }
   if (item.ttl !== undefined && !(isWholeNumber(item.ttl) && item.ttl >= 1)) {
-    throw new TypeError('Expected `' + prefix + 'ttl` to be a positive whole number of seconds, got ' + typeName(item.ttl));
+    throw invalid(prefix + 'ttl', 'a positive whole number of seconds', item.ttl);
   }
   // Sent only when asked for, so gateways that predate receipts and expiry keep accepting plain publishes.
   const wire: WireItem = { to: to, id: clientId, body: item.body };
@@ -79,7 +79,7 @@ function toWireItem(item: BatchItem, prefix: string, newClientId: () => string):
 /** Checks a batch and gives each item its client id. */
 function toWireBatch(messages: unknown, newClientId: () => string): WireItem[] {
   if (!isArray(messages) || messages.length === 0) {
-    throw new TypeError('Expected `messages` to be a non-empty array');
+    throw invalid('messages', 'a non-empty array', messages);
   }
   const items: WireItem[] = [];
   for (let index = 0; index < (messages as BatchItem[]).length; index++) {
@@ -111,7 +111,6 @@ export function publishPlan(options: BatchItem, newClientId: () => string): Publ
     path: 'v1/messages',
     payload: item,
     read: function (answer) {
-      if (!isSuccess(answer)) return { failure: httpFailure(answer) };
       const parsed = successBody(answer);
       return 'failure' in parsed ? parsed : toResult(parsed.body, item.id, 'the publish response');
     },
@@ -125,7 +124,6 @@ export function batchPlan(messages: unknown, newClientId: () => string): Publish
     path: 'v1/messages/batch',
     payload: { messages: items },
     read: function (answer) {
-      if (!isSuccess(answer)) return { failure: httpFailure(answer) };
       const parsed = successBody(answer);
       if ('failure' in parsed) return parsed;
       const results = ((parsed.body || {}) as { results?: unknown }).results as unknown[] | undefined;

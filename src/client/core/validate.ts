@@ -8,7 +8,7 @@
 export function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'number') return value !== value ? 'NaN' : String(value);
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value);
   return typeof value;
 }
 
@@ -25,14 +25,19 @@ export function isWholeNumber(value: unknown): value is number {
   return isFiniteNumber(value) && Math.floor(value) === value;
 }
 
+/** The TypeError every option check throws: "Expected `name` to be …, got …". */
+export function invalid(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError('Expected `' + name + '` to be ' + expected + ', got ' + typeName(value));
+}
+
 export function requireFunction<T>(name: string, value: T): T {
-  if (typeof value !== 'function') throw new TypeError('Expected `' + name + '` to be a function, got ' + typeName(value));
+  if (typeof value !== 'function') throw invalid(name, 'a function', value);
   return value;
 }
 
 export function requireNonEmptyString(name: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) {
-    throw new TypeError('Expected `' + name + '` to be a non-empty string, got ' + typeName(value));
+    throw invalid(name, 'a non-empty string', value);
   }
   return value;
 }
@@ -47,7 +52,7 @@ export interface NumberRange {
 export function requireNumberInRange(name: string, value: unknown, range: NumberRange): number {
   const valid =
     isFiniteNumber(value) && value >= range.min && (range.max === undefined || value <= range.max) && (!range.integer || isWholeNumber(value));
-  if (!valid) throw new TypeError('Expected `' + name + '` to be ' + (range.description || describeRange(range)) + ', got ' + typeName(value));
+  if (!valid) throw invalid(name, range.description || describeRange(range), value);
   return value as number;
 }
 

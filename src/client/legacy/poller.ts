@@ -5,7 +5,7 @@
 import { longPollSchedule, resolvePollerOptions, shortPollSchedule } from '../core/poller-options.js';
 import { createPollSession, type PollSchedule } from '../core/poll-session.js';
 import { queryString } from '../core/validate.js';
-import { invokeNow, makeLegacyError } from './errors.js';
+import { makeLegacyError } from './errors.js';
 import { chooseStore } from './storage.js';
 import { baseUrl, send } from './transport.js';
 import type { LpError, LpPoller, LpPollerOptions, LpRequestHandle, LpStatus } from './types.js';
@@ -25,11 +25,15 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     onReceipts: shared.onReceipts,
     emit: report,
     make: makeLegacyError,
-    invoke: invokeNow,
+    active: function () {
+      return running && generation === pollGeneration;
+    },
   });
 
   let running = false;
   let generation = 0;
+  /** The run the answer being handled belongs to. */
+  let pollGeneration = 0;
   let request: LpRequestHandle | null = null;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
@@ -65,10 +69,11 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     session.load(function (failure) {
       poller.cursor = session.cursor();
       // Reported asynchronously so that start() never calls back before it returns.
+      const runGeneration = generation;
       if (failure) later(function () {
         finish({ type: 'stopped', reason: 'error', error: failure });
-      }, 0);
-      else later(poll, 0);
+      }, 0, runGeneration);
+      else later(poll, 0, runGeneration);
     });
   }
 
@@ -82,9 +87,12 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     report(status);
   }
 
-  /** setTimeout bound to the current run: a stop() in between cancels it. */
-  function later(step: () => void, delayMs: number): void {
-    const runGeneration = generation;
+  /**
+   * setTimeout bound to the run that asks for it: nothing is scheduled when that run already
+   * ended (stop() from a status handler), and a stop() in between cancels it.
+   */
+  function later(step: () => void, delayMs: number, runGeneration: number): void {
+    if (runGeneration !== generation) return;
     timer = setTimeout(function () {
       timer = undefined;
       if (runGeneration === generation) step();
@@ -93,33 +101,34 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
 
   function poll(): void {
     const runGeneration = generation;
+    pollGeneration = runGeneration;
     session.token(function (tokenFailure, token) {
-      if (tokenFailure) return retryAfter(tokenFailure);
+      if (tokenFailure) return retryAfter(tokenFailure, runGeneration);
       const url = base + session.pollPath() + '&' + queryString({ access_token: token as string });
       request = send('GET', url, undefined, session.timeoutMs(), function (failure, answer) {
         request = null;
         if (runGeneration !== generation) return;
-        if (failure) return retryAfter(failure);
+        if (failure) return retryAfter(failure, runGeneration);
         session.handle(answer!, function (outcome) {
           poller.cursor = session.cursor();
           // stop() may have been called from inside onMessages, onReceipts or onStatus.
-          if (runGeneration !== generation) return;
+          if (runGeneration !== generation || 'halted' in outcome) return;
           if ('again' in outcome) return poll();
           if ('failure' in outcome) {
-            if (outcome.failure.retryable) retryAfter(outcome.failure);
+            if (outcome.failure.retryable) retryAfter(outcome.failure, runGeneration);
             else finish({ type: 'stopped', reason: 'error', error: outcome.failure });
             return;
           }
           failures = 0;
-          later(poll, outcome.pauseMs);
+          later(poll, outcome.pauseMs, runGeneration);
         });
       });
     });
   }
 
-  function retryAfter(failure: LpError): void {
+  function retryAfter(failure: LpError, runGeneration: number): void {
     failures += 1;
-    later(poll, session.retry(failures, failure));
+    later(poll, session.retry(failures, failure), runGeneration);
   }
 
   return poller;

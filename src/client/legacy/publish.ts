@@ -6,8 +6,9 @@ import { resolveBackoffOptions, retryDelay } from '../core/backoff.js';
 import { tokenFailure } from '../core/failures.js';
 import { tokenProvider } from '../core/poller-options.js';
 import { batchPlan, newClientMessageId, publishPlan, publishRetryOptions, type PublishPlan, type PublishResult } from '../core/publish-request.js';
-import { queryString, requireFunction, requireNonEmptyString } from '../core/validate.js';
-import { invokeNow, makeLegacyError } from './errors.js';
+import { invalid, queryString, requireFunction, requireNonEmptyString } from '../core/validate.js';
+import { makeLegacyError } from './errors.js';
+import { invokeApplication } from '../core/poll-session.js';
 import { baseUrl, send } from './transport.js';
 import type { LpError, LpPublishBatchOptions, LpPublishOptions, LpRequestHandle } from './types.js';
 
@@ -24,7 +25,7 @@ export function publishBatch(options: LpPublishBatchOptions, callback: Done<Publ
 }
 
 function checkOptions(options: unknown, callback: unknown): void {
-  if (!options || typeof options !== 'object') throw new TypeError('Expected publish options to be an object');
+  if (!options || typeof options !== 'object') throw invalid('options', 'an object', options);
   requireFunction('callback', callback);
 }
 
@@ -40,7 +41,7 @@ function post<Result>(options: LpPublishBatchOptions | LpPublishOptions, plan: P
   let failures = 0;
 
   function attempt(): void {
-    invokeNow(token, function (failed, value) {
+    invokeApplication(token, function (failed, value) {
       let accessToken: string;
       try {
         if (failed) throw value;

@@ -3,6 +3,7 @@
    every setItem throws; then the checkpoint lives in memory (the page works, without resume). */
 
 import { memoryCursorStore, storageCursorStore, type StorageLike } from '../core/checkpoint.js';
+import { invalid } from '../core/validate.js';
 import type { LpCursorStore, LpPollerOptions } from './types.js';
 
 /** The global object: `window`, a worker's `self`, or a VM context's global. */
@@ -39,13 +40,13 @@ export function chooseStore(options: LpPollerOptions, base: string, token: () =>
   const given = options.cursorStore;
   if (given) {
     if (typeof given.load !== 'function' || typeof given.save !== 'function') {
-      throw new TypeError('Expected `cursorStore` to have `load()` and `save(checkpoint)` methods');
+      throw invalid('cursorStore', 'an object with load() and save(checkpoint)', given);
     }
     return given;
   }
   const key = options.storageKey;
   if (key === false) return memoryCursorStore();
-  if (key !== undefined && (typeof key !== 'string' || !key)) throw new TypeError('Expected `storageKey` to be a non-empty string or false');
+  if (key !== undefined && (typeof key !== 'string' || !key)) throw invalid('storageKey', 'a non-empty string or false', key);
   const resolved = key || defaultStorageKey(base, token);
   return resolved ? localStorageCursorStore(resolved) : memoryCursorStore();
 }

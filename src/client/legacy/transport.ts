@@ -2,6 +2,7 @@
    JSON: both keep cross-origin requests "simple", so old browsers send no preflight. */
 
 import { networkFailure, timeoutFailure, type HttpAnswer } from '../core/failures.js';
+import { invalid } from '../core/validate.js';
 import { makeLegacyError } from './errors.js';
 import type { LpError, LpRequestHandle } from './types.js';
 
@@ -17,7 +18,7 @@ function noop(): void {}
 
 /** `base` with a trailing slash, so that 'v1/poll' can be appended. '' means the page's origin root. */
 export function baseUrl(value: unknown): string {
-  if (typeof value !== 'string') throw new TypeError('Expected `url` to be a string, got ' + typeof value);
+  if (typeof value !== 'string') throw invalid('url', 'a string', value);
   if (value === '') return '/';
   return value.charAt(value.length - 1) === '/' ? value : value + '/';
 }

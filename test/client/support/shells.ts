@@ -7,6 +7,7 @@ import {
   publishBatch,
   type CursorStore,
   type PollCheckpoint,
+  type DeliveryReceipt,
   type PollMessage,
 } from '../../../src/client/index.js';
 import type { createFakeGateway } from './fake-gateway.js';
@@ -31,7 +32,18 @@ export interface PollerCase {
   failOnMessagesCalls?: number[];
   short?: boolean;
   wait?: number;
+  /** Runs after each batch is recorded; may return a promise (the poller must wait for it). */
+  onMessages?: (messages: PollMessage[], controls: PollerControls) => void | Promise<void>;
+  /** Sees every status as it is reported. */
+  onStatus?: (status: ObservedStatus, controls: PollerControls) => void;
+  /** Pass onReceipts (recording into `receipts`). */
+  receipts?: boolean;
   intervalMs?: number;
+}
+
+export interface PollerControls {
+  start(): void;
+  stop(): void;
 }
 
 export interface PollerUnderTest {
@@ -39,6 +51,7 @@ export interface PollerUnderTest {
   stop(): Promise<void>;
   readonly cursor: number | undefined;
   readonly received: PollMessage[];
+  readonly receipts: DeliveryReceipt[];
   readonly statuses: ObservedStatus[];
 }
 
@@ -72,33 +85,39 @@ function observe(status: unknown): ObservedStatus {
   return observed;
 }
 
-function failingOnMessages(calls: number[] | undefined, received: PollMessage[]) {
-  let call = 0;
-  return (messages: PollMessage[]) => {
-    call += 1;
-    if (calls?.includes(call)) throw new Error(`render failed on call ${call}`);
-    received.push(...plain(messages));
-  };
-}
-
 interface TrackedOptions {
   url: string;
   token: PollerCase['token'];
   backoff: PollerCase['backoff'];
-  onMessages: (messages: PollMessage[]) => void;
+  onMessages: (messages: PollMessage[]) => void | Promise<void>;
+  onReceipts?: (receipts: DeliveryReceipt[]) => void;
   onStatus: (status: unknown) => void;
 }
 
 /** Builds a poller with the options every build shares, recording what it hands over and reports. */
 function track(options: PollerCase, build: (common: TrackedOptions) => { start(): void; stop(): Promise<void>; cursor(): number | undefined }): PollerUnderTest {
   const received: PollMessage[] = [];
+  const receipts: DeliveryReceipt[] = [];
   const statuses: ObservedStatus[] = [];
+  const controls: PollerControls = { start: () => poller.start(), stop: () => void poller.stop() };
+  let calls = 0;
   const poller = build({
     url: URL_BASE,
     token: options.token,
     backoff: options.backoff,
-    onMessages: failingOnMessages(options.failOnMessagesCalls, received),
-    onStatus: (status: unknown) => void statuses.push(observe(status)),
+    onMessages: (messages) => {
+      calls += 1;
+      if (options.failOnMessagesCalls?.includes(calls)) throw new Error(`render failed on call ${calls}`);
+      const batch = plain(messages);
+      received.push(...batch);
+      return options.onMessages?.(batch, controls) as void | Promise<void>;
+    },
+    onReceipts: options.receipts ? (batch) => void receipts.push(...plain(batch)) : undefined,
+    onStatus: (status) => {
+      const observed = observe(status);
+      statuses.push(observed);
+      options.onStatus?.(observed, controls);
+    },
   });
   return {
     start: poller.start,
@@ -107,6 +126,7 @@ function track(options: PollerCase, build: (common: TrackedOptions) => { start()
       return poller.cursor();
     },
     received,
+    receipts,
     statuses,
   };
 }
