@@ -1,6 +1,6 @@
 import { linkedController } from './abortable.js';
 import { networkFailure, timeoutFailure, type HttpAnswer } from './core/failures.js';
-import { makeClientError } from './errors.js';
+import { makeClientError, type ClientError } from './errors.js';
 import type { FetchLike } from './types.js';
 
 export interface JsonRequest {
@@ -20,8 +20,10 @@ export interface JsonRequest {
  * read. Throws only when there is no answer: a ClientNetworkError, or the caller's abort reason.
  */
 export async function sendRequest(fetchImpl: FetchLike, request: JsonRequest): Promise<HttpAnswer> {
-  const timeoutError = makeClientError(timeoutFailure(request.timeoutMs));
-  const link = linkedController([request.signal], { ms: request.timeoutMs, reason: () => timeoutError });
+  // Built only when it happens: an Error (and its stack) per request is a measurable share of a poll.
+  let timeoutError: ClientError | undefined;
+  const timedOut = () => (timeoutError ??= makeClientError(timeoutFailure(request.timeoutMs)));
+  const link = linkedController([request.signal], { ms: request.timeoutMs, reason: timedOut });
   const headers: Record<string, string> = { Authorization: `Bearer ${request.token}`, Accept: 'application/json' };
   const init: RequestInit = { method: request.method, headers, signal: link.signal, cache: 'no-store' };
   if (request.body !== undefined) {
@@ -34,7 +36,7 @@ export async function sendRequest(fetchImpl: FetchLike, request: JsonRequest): P
     return { status: response.status, text, header: (name) => response.headers.get(name) };
   } catch (error) {
     if (request.signal?.aborted) throw request.signal.reason;
-    if (link.signal.aborted) throw timeoutError;
+    if (link.signal.aborted) throw timedOut();
     throw makeClientError(networkFailure(`${request.method} ${request.url.pathname}`, error));
   } finally {
     link.dispose();

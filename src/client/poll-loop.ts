@@ -138,20 +138,19 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
       }
     });
   };
-  /** One callback-style session step as a promise; `signal` abandons it (the session only calls `done` later). */
-  function step<T>(start: (done: (value: T) => void) => void, signal?: AbortSignal): Promise<T> {
-    let onAbort: (() => void) | undefined;
+  /** Rejects the step in progress when the run's signal aborts, for steps that may be abandoned. */
+  let abandonStep: ((reason: unknown) => void) | undefined;
+  /**
+   * One callback-style session step as a promise. An abandonable step (token, load: their
+   * continuations only call `done`) ends with the abort reason when the run stops, through the
+   * one abort listener of the run rather than one listener per step (EventTarget is slow).
+   */
+  function step<T>(start: (done: (value: T) => void) => void, abandonOn?: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       failStep = reject;
-      if (signal) {
-        if (signal.aborted) return reject(signal.reason);
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
+      abandonStep = abandonOn ? reject : undefined;
+      if (abandonOn?.aborted) return reject(abandonOn.reason);
       start(resolve);
-    }).finally(() => {
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
-      failStep = (error) => reportStray('the poll loop failed', error);
     });
   }
 
@@ -213,6 +212,8 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
   async function run(controller: AbortController): Promise<PollerStopped> {
     const signal = controller.signal;
     const stopped = (): PollerStopped => ({ type: 'stopped', reason: signal.reason instanceof StopRequest ? signal.reason.reason : 'signal' });
+    const abandon = () => abandonStep?.(signal.reason);
+    signal.addEventListener('abort', abandon, { once: true });
     try {
       const loadFailure = await step<ClientError | undefined>((done) => session.load(done), signal);
       if (loadFailure) throw loadFailure;
@@ -236,6 +237,8 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
     } catch (error) {
       if (signal.aborted) return stopped();
       return { type: 'stopped', reason: 'error', error: toClientError(error) };
+    } finally {
+      signal.removeEventListener('abort', abandon);
     }
   }
 
