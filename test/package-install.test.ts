@@ -31,7 +31,13 @@ const publish = await fetch(url + '/v1/messages', {
   body: JSON.stringify({ to: 'bob', body: { text: 'from the tarball' } }),
 });
 const poll = await fetch(url + '/v1/poll?wait=1', { headers: await auth('bob') });
-const result = { resolved: import.meta.resolve('longpoll-gateway'), published: publish.status, poll: await poll.json(), forbidden: ERROR_STATUS.forbidden };
+// The client from the same tarball resumes from cursor 0: the poll above did not ack, so it gets the message too.
+const client = await import('longpoll-gateway/client');
+const received = await new Promise((resolve) => {
+  const poller = client.createLongPoller({ url, wait: 1, token: () => issuer.issue('bob'), onMessages: (messages) => void poller.stop().then(() => resolve(messages.map((m) => m.body))) });
+  poller.start();
+});
+const result = { resolved: import.meta.resolve('longpoll-gateway'), published: publish.status, poll: await poll.json(), forbidden: ERROR_STATUS.forbidden, received };
 gateway.drain();
 await new Promise((resolve) => server.close(resolve));
 await gateway.close();
@@ -64,17 +70,18 @@ describe('the packed package', () => {
     } else {
       await run('npm', ['rebuild', 'better-sqlite3'], { cwd: project, timeout: 300_000 });
     }
-    for (const file of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/db/migrations/001_create_messages.js', 'bin/longpoll-gateway.js']) {
+    for (const file of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/db/migrations/001_create_messages.js', 'bin/longpoll-gateway.js', 'dist/client/longpoll.legacy.js']) {
       expect(existsSync(join(installed, 'longpoll-gateway', file)), file).toBe(true);
     }
 
     writeFileSync(join(project, 'check.mjs'), CHECK);
     const { stdout } = await run(process.execPath, ['check.mjs'], { cwd: project, timeout: 30_000 });
-    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { resolved: string; published: number; poll: unknown; forbidden: number };
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { resolved: string; published: number; poll: unknown; forbidden: number; received: unknown };
     expect(result.resolved).toBe(`file://${installed}/longpoll-gateway/dist/src/index.js`);
     expect(result.published).toBe(201);
     expect(result.poll).toMatchObject({ messages: [{ from: 'alice', body: { text: 'from the tarball' } }], cursor: expect.any(Number) });
     expect(result.forbidden).toBe(403);
+    expect(result.received).toEqual([{ text: 'from the tarball' }]);
     console.log(`pack + install + round trip: ${Date.now() - started} ms`);
   }, 180_000);
 });
