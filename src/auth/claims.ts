@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { USER_ID_PATTERN } from '../user-id.js';
 
 /** What a caller may do: `poll` reads and acks its own mailbox, `publish` writes to others'. */
 export type TokenScope = 'poll' | 'publish';
@@ -17,8 +18,7 @@ export interface TokenClaims {
   readonly scope: readonly TokenScope[];
 }
 
-/** User ids are also Redis channel suffixes and DB keys: keep them short and printable. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+export { USER_ID_PATTERN };
 
 /** One entry of a `pub` claim: a user id, or a user id prefix followed by `*` (`*` alone: anyone). */
 export const RECIPIENT_PATTERN = /^(?:[A-Za-z0-9._:@-]{1,128}|[A-Za-z0-9._:@-]{0,127}\*)$/;

@@ -4,10 +4,9 @@
  * the shells' part (p-retry, or timers).
  */
 import { protocolFailure, successBody, type FailureSpec, type HttpAnswer } from './failures.js';
+import { USER_ID_PATTERN } from '../../user-id.js';
 import { invalid, isArray, isFiniteNumber, isWholeNumber, numberOption, requireNonEmptyString } from './validate.js';
 
-/** The gateway's user-id rule (recipients); checked here so a typo fails before any request. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /**
  * One message to publish.
