@@ -95,7 +95,8 @@ export interface Poller {
   /**
    * Aborts the request or delay in flight and resolves once the loop has ended. A callback in
    * progress finishes first (what it took is recorded); nothing is handed over or reported after
-   * it. Called from inside `onMessages` / `onReceipts`, it resolves at once instead.
+   * it. While `onMessages` / `onReceipts` run (stop() may be called from inside them), it resolves
+   * at once instead, and the loop ends as soon as the callback returns.
    */
   stop(): Promise<void>;
   /** The cursor last received (and, once saved, sent back); undefined before the checkpoint is loaded. */
@@ -125,12 +126,10 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
 
   /** Rejects the step in progress when the session's own continuation throws (a bug, not an outcome). */
   let failStep: (error: unknown) => void = (error) => reportStray('the poll loop failed', error);
-  /** Application code (token function, cursor store, callbacks) running right now. */
-  let applicationCalls = 0;
+  /** An answer is being handed to the application (its callbacks may be running right now). */
+  let handingOver = false;
   const invoke: Invoke = (call, done) => {
-    applicationCalls += 1;
     invokeApplication(call, (failed, outcome) => {
-      applicationCalls -= 1;
       try {
         done(failed, outcome);
       } catch (error) {
@@ -197,7 +196,10 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
           timeoutMs: session.timeoutMs(),
         });
         // Not abandoned on stop: the callbacks in progress finish, and what they took is recorded.
-        const outcome = await step<PollOutcome<ClientError>>((done) => session.handle(answer, done));
+        handingOver = true;
+        const outcome = await step<PollOutcome<ClientError>>((done) => session.handle(answer, done)).finally(() => {
+          handingOver = false;
+        });
         if ('halted' in outcome) throw new AbortError(signal.reason as Error);
         if ('failure' in outcome) throw outcome.failure;
         if ('pauseMs' in outcome) return outcome.pauseMs;
@@ -268,9 +270,10 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
     const current = running;
     if (!current) return;
     current.controller.abort(new StopRequest('stop'));
-    // Called from inside onMessages / onReceipts (or the token function): waiting for the loop
-    // would wait for that very callback, so resolve now; the loop ends as soon as it returns.
-    if (applicationCalls > 0) return;
+    // While an answer is handed over, stop() may well come from inside onMessages / onReceipts:
+    // waiting for the loop would wait for that very callback, so resolve now; the loop ends as
+    // soon as the callback returns.
+    if (handingOver) return;
     await current.done;
   }
 

@@ -380,6 +380,23 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
     expect(poller.receipts.map((receipt) => receipt.id)).toEqual([70]);
   });
 
+  it('an async onMessages may await stop() without deadlocking the poller', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('a');
+    let stopped = false;
+    const poller = shell.load(gateway).createPoller({
+      token: 't',
+      onMessages: async (_messages, controls) => {
+        await controls.stopAndWait();
+        stopped = true;
+      },
+    });
+    poller.start();
+    await waitFor(() => stopped && stoppedStatus(poller) !== undefined, 2000, 'the stop from inside onMessages');
+    expect(ids(poller)).toEqual([1]);
+    expect(poller.statuses.map((status) => status.type)).toEqual(['connected', 'stopped']);
+  });
+
   it('start() right after an unawaited stop() polls on', async () => {
     const gateway = createFakeGateway({ holdMs: 200 });
     const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST });

@@ -158,15 +158,15 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
         return config.store.load();
       },
       function (failed, loaded) {
-      try {
-        if (failed) throw loaded;
-        checkpoint = loaded === undefined ? { cursor: 0, seen: { ids: [] } } : toCheckpoint(loaded);
-      } catch (error) {
-        return done(make(cursorStoreFailure('load', error)));
-      }
-      seen = createSeenIdWindow(config.dedupWindow, checkpoint.seen);
-      seenReceipts = createSeenIdWindow(config.dedupWindow, checkpoint.seenReceipts, false);
-      done();
+        try {
+          if (failed) throw loaded;
+          checkpoint = loaded === undefined ? { cursor: 0, seen: { ids: [] } } : toCheckpoint(loaded);
+        } catch (error) {
+          return done(make(cursorStoreFailure('load', error)));
+        }
+        seen = createSeenIdWindow(config.dedupWindow, checkpoint.seen);
+        seenReceipts = createSeenIdWindow(config.dedupWindow, checkpoint.seenReceipts, false);
+        done();
       },
     );
   }

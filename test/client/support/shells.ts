@@ -44,6 +44,8 @@ export interface PollerCase {
 export interface PollerControls {
   start(): void;
   stop(): void;
+  /** stop(), and wait for what it returns (the modern build: a promise). */
+  stopAndWait(): Promise<void>;
 }
 
 export interface PollerUnderTest {
@@ -99,7 +101,7 @@ function track(options: PollerCase, build: (common: TrackedOptions) => { start()
   const received: PollMessage[] = [];
   const receipts: DeliveryReceipt[] = [];
   const statuses: ObservedStatus[] = [];
-  const controls: PollerControls = { start: () => poller.start(), stop: () => void poller.stop() };
+  const controls: PollerControls = { start: () => poller.start(), stop: () => void poller.stop(), stopAndWait: () => poller.stop() };
   let calls = 0;
   const poller = build({
     url: URL_BASE,
