@@ -117,7 +117,7 @@ async function runToken(args: string[]): Promise<void> {
   if (values.ttl !== undefined) options.expiresInSeconds = parseTtl(values.ttl);
   if (values.pub !== undefined) options.pub = parsePub(values.pub);
   if (values.scope !== undefined) options.scope = parseScope(values.scope);
-  const secret = resolveJwtSecret(loadConfig(process.env));
+  const secret = resolveJwtSecret(loadConfig(process.env), process.env);
   const token = await createTokenIssuer({ secret }).issue(userId, options);
   process.stdout.write(`${token}\n`);
 }

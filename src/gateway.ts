@@ -51,6 +51,14 @@ export interface GatewayOptions {
   retention?: Partial<RetentionConfig>;
   /** Mounted before the API routes (the CLI mounts the demo pages here). */
   extraMiddleware?: Koa.Middleware[];
+  /**
+   * JSONP polls, the `_method` override and text/plain bodies: what old browsers need, and also
+   * what a page on another site can send with the user's cookies (no preflight). On by default
+   * with the gateway's JWTs, which a browser never attaches by itself; off by default with a
+   * `verifyToken` hook, which may authenticate from a cookie. Turn it on with a hook only when the
+   * hook authenticates from the request's `token`, never from cookies.
+   */
+  simpleRequests?: boolean;
 }
 
 export interface Gateway<Store extends MessageStore & RetentionStore = MessageStore & RetentionStore> {
@@ -118,6 +126,9 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
 ): Promise<Gateway<Store>> {
   const defaults = loadConfig({ NODE_ENV: process.env.NODE_ENV });
   const poll = { ...defaults.poll, ...options.poll };
+  // A default left out follows a lowered maximum, as it does with the environment variables.
+  if (options.poll?.waitDefaultSeconds === undefined) poll.waitDefaultSeconds = Math.min(defaults.poll.waitDefaultSeconds, poll.waitMaxSeconds);
+  if (options.poll?.limitDefault === undefined) poll.limitDefault = Math.min(defaults.poll.limitDefault, poll.limitMax);
   const messages = { ...defaults.messages, ...options.messages };
   const auth = { ...defaults.auth, ...options.auth };
   const retentionSettings = { ...defaults.retention, ...options.retention };
@@ -126,6 +137,9 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
     throw new TypeError('Expected either `verifyToken` or `auth.jwtSecret` (not both): how API requests are authenticated');
   }
   if (options.verifyToken !== undefined && typeof options.verifyToken !== 'function') throw new TypeError('Expected `verifyToken` to be a function');
+  if (auth.jwtSecret !== undefined && (typeof auth.jwtSecret !== 'string' || auth.jwtSecret.length < 32)) {
+    throw new TypeError('Expected `auth.jwtSecret` to be at least 32 characters, like GATEWAY_JWT_SECRET');
+  }
   assertSettings(poll, messages);
   const logger = parts.logger ?? createLogger({ logLevel: 'warn' });
   const clock = parts.clock;
@@ -195,6 +209,7 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
         corsOrigins: http.corsOrigins,
         corsMaxAgeSeconds: http.corsMaxAgeSeconds,
         metricsToken: http.metricsToken,
+        simpleRequests: options.simpleRequests ?? options.verifyToken === undefined,
         ...(options.extraMiddleware ? { extraMiddleware: options.extraMiddleware } : {}),
       },
     );

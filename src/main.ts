@@ -84,9 +84,9 @@ const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), existsSync
  * Without GATEWAY_JWT_SECRET the gateway is not open: it makes a random development secret, keeps
  * it next to the SQLite file (so `token` mints tokens this gateway accepts) and says so loudly.
  */
-export function resolveJwtSecret(config: Pick<GatewayConfig, 'auth' | 'store'>, logger?: Logger): string {
+export function resolveJwtSecret(config: Pick<GatewayConfig, 'auth' | 'store'>, env: Record<string, string | undefined>, logger?: Logger): string {
   if (config.auth.jwtSecret) return config.auth.jwtSecret;
-  if (process.env.NODE_ENV === 'production') {
+  if (env.NODE_ENV === 'production') {
     throw new Error('GATEWAY_JWT_SECRET must be set when NODE_ENV=production');
   }
   if (config.store.sqliteFile === ':memory:') return randomBytes(32).toString('hex');
@@ -187,7 +187,7 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const config = loadConfig(env);
   const logger = createLogger(config.runtime);
-  const secret = resolveJwtSecret(config, logger);
+  const secret = resolveJwtSecret(config, env, logger);
   const issuer = createTokenIssuer({ secret });
 
   const opened = createOpenedResources({ onCloseError: (error) => logger.warn({ err: error }, 'closing after a failed start failed') });

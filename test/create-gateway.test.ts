@@ -75,6 +75,76 @@ describe('createGateway', () => {
     await expect(createGateway({}, { verifyToken: async () => null, auth: { jwtSecret: TEST_SECRET } })).rejects.toThrow(/not both/);
     await expect(createGateway({}, { auth: { jwtSecret: TEST_SECRET }, poll: { waitDefaultSeconds: 30, waitMaxSeconds: 10 } })).rejects.toThrow(/waitDefaultSeconds/);
     await expect(createGateway({}, { auth: { jwtSecret: TEST_SECRET }, messages: { maxBatch: 0 } })).rejects.toThrow(/`messages.maxBatch` to be an integer of at least 1/);
+    await expect(createGateway({}, { auth: { jwtSecret: 'short' } })).rejects.toThrow(/at least 32 characters/);
+  });
+
+  it("answers a host middleware's http-errors with the table: a 4xx stays a client error, a 5xx is a logged 500", async () => {
+    const errors: unknown[] = [];
+    const logger = { ...quiet, error: (object: unknown) => void errors.push(object) };
+    const url = await serve(
+      await createGateway(
+        { logger },
+        {
+          auth: { jwtSecret: TEST_SECRET },
+          extraMiddleware: [
+            (ctx, next) => {
+              if (ctx.path === '/host/unprocessable') ctx.throw(422, 'That form is incomplete.');
+              if (ctx.path === '/host/unauthorized') ctx.throw(401, 'Log in first.');
+              if (ctx.path === '/host/broken') ctx.throw(502, 'upstream');
+              return next();
+            },
+          ],
+        },
+      ),
+    );
+    const answer = async (path: string) => {
+      const response = await fetch(`${url}${path}`);
+      return [response.status, await response.json()];
+    };
+    expect(await answer('/host/unprocessable')).toEqual([400, { error: { code: 'invalid_request', message: 'That form is incomplete.' } }]);
+    expect(await answer('/host/unauthorized')).toEqual([401, { error: { code: 'invalid_token', message: 'Log in first.' } }]);
+    expect(await answer('/host/broken')).toEqual([500, { error: { code: 'internal_error', message: 'Internal server error.' } }]);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('lets a default left out follow a lowered maximum, as the environment variables do', async () => {
+    const url = await serve(await createGateway({ logger: quiet }, { auth: { jwtSecret: TEST_SECRET }, poll: { waitMaxSeconds: 1, limitMax: 2 } }));
+    const token = await createTokenIssuer({ secret: TEST_SECRET }).issue('dora');
+    const started = Date.now();
+    const response = await fetch(`${url}/v1/poll`, { headers: bearer(token) });
+    expect(response.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(response.headers.get('x-poll-wait-max')).toBe('1');
+  });
+
+  it('stops listening to a bus it shares with its host once closed', async () => {
+    const { createMemoryBus } = await import('../src/bus/memory-bus.js');
+    const shared = createMemoryBus();
+    let listening = 0;
+    const counted = Object.assign(Object.create(shared) as typeof shared, {
+      onWake: (observer: Parameters<typeof shared.onWake>[0]) => {
+        listening += 1;
+        const unsubscribe = shared.onWake(observer);
+        return () => {
+          listening -= 1;
+          unsubscribe();
+        };
+      },
+      onResync: (listener: () => void) => {
+        listening += 1;
+        const unsubscribe = shared.onResync(listener);
+        return () => {
+          listening -= 1;
+          unsubscribe();
+        };
+      },
+    });
+    const gateway = await createGateway({ bus: counted, logger: quiet }, { auth: { jwtSecret: TEST_SECRET } });
+    expect(listening).toBe(2);
+    gateway.drain();
+    await gateway.close();
+    expect(listening).toBe(0);
+    await shared.close();
   });
 });
 
@@ -85,13 +155,15 @@ describe('createGateway with a verifyToken hook (the host application authentica
     ['s-reader', { subject: 'reader', scope: ['poll'] }],
     ['s-narrow', { subject: 'narrow', pub: ['bob'] }],
     ['s-broken', { subject: 'not a user id' }],
+    ['s-scope-string', { subject: 'carol', scope: 'poll' as never }],
   ]);
   const seen: AuthRequest[] = [];
-  async function start(): Promise<string> {
+  async function start(extra: { simpleRequests?: boolean } = {}): Promise<string> {
     return serve(
       await createGateway(
         { logger: quiet },
         {
+          ...extra,
           verifyToken: async (request) => {
             seen.push(request);
             if (request.headers['x-banned']) throw new GatewayError('forbidden', 'This account is suspended.');
@@ -132,6 +204,26 @@ describe('createGateway with a verifyToken hook (the host application authentica
     expect(((await elsewhere.json()) as { error: { code: string } }).error.code).toBe('forbidden_recipient');
     const broken = await fetch(`${url}/v1/poll?wait=0`, { headers: cookie('s-broken') });
     expect(broken.status).toBe(500);
+    const scopeString = await fetch(`${url}/v1/poll?wait=0`, { headers: cookie('s-scope-string') });
+    expect(scopeString.status).toBe(500);
+  });
+
+  it('refuses what a page on another site could send with the cookie: text/plain bodies, JSONP, the method override', async () => {
+    const url = await start();
+    const textPlain = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { ...cookie('s-alice'), 'Content-Type': 'text/plain' }, body: JSON.stringify({ to: 'bob', body: 'forged' }) });
+    expect(textPlain.status).toBe(415);
+    const jsonp = await fetch(`${url}/v1/poll?wait=0&callback=steal`, { headers: cookie('s-bob') });
+    expect(jsonp.headers.get('content-type')).not.toMatch(/javascript/);
+    expect(await jsonp.text()).not.toMatch(/steal\(/);
+    const overridden = await fetch(`${url}/v1/poll?wait=0&_method=GET`, { method: 'POST', headers: { ...cookie('s-bob'), 'Content-Type': 'application/json' }, body: '{}' });
+    expect(overridden.status).toBe(405);
+    const poll = await fetch(`${url}/v1/poll?wait=0`, { headers: cookie('s-bob') });
+    expect(await poll.json()).toMatchObject({ messages: [] });
+
+    // A host whose hook reads only the request's token may turn them back on.
+    const open = await start({ simpleRequests: true });
+    const allowed = await fetch(`${open}/v1/messages`, { method: 'POST', headers: { ...cookie('s-alice'), 'Content-Type': 'text/plain' }, body: JSON.stringify({ to: 'bob', body: 'legacy' }) });
+    expect(allowed.status).toBe(201);
   });
 
   it('passes on a GatewayError the hook throws', async () => {

@@ -44,6 +44,21 @@ await gateway.close();
 console.log(JSON.stringify(result));
 `;
 
+/** A TypeScript consumer: the public types resolve (Koa's included) and refuse a wrong option. */
+const TYPED_CHECK = `
+import type Koa from 'koa';
+import { createGateway, type Gateway, type GatewayOptions } from 'longpoll-gateway';
+import { createLongPoller, type PollerStatus } from 'longpoll-gateway/client';
+
+const options: GatewayOptions = { auth: { jwtSecret: 'x'.repeat(32) }, poll: { waitMaxSeconds: 20 } };
+const gateway: Gateway = await createGateway({}, options);
+const app: Koa = gateway.app;
+const status = (value: PollerStatus): string => value.type;
+// @ts-expect-error an unknown poll setting is refused
+const wrong: GatewayOptions = { poll: { waitMaxSecs: 20 } };
+export { app, status, wrong, createLongPoller };
+`;
+
 describe('the packed package', () => {
   const directory = mkdtempSync(join(tmpdir(), 'lpg-pack-'));
   afterAll(() => rmSync(directory, { recursive: true, force: true }));
@@ -73,6 +88,11 @@ describe('the packed package', () => {
     for (const file of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/db/migrations/001_create_messages.js', 'bin/longpoll-gateway.js', 'dist/client/longpoll.legacy.js']) {
       expect(existsSync(join(installed, 'longpoll-gateway', file)), file).toBe(true);
     }
+
+    writeFileSync(join(project, 'check-types.ts'), TYPED_CHECK);
+    const tsc = join(ROOT, 'node_modules/typescript/lib/tsc.js');
+    const compilerFlags = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--skipLibCheck', 'check-types.ts'];
+    await expect(run(process.execPath, [tsc, ...compilerFlags], { cwd: project, timeout: 60_000 })).resolves.toBeDefined();
 
     writeFileSync(join(project, 'check.mjs'), CHECK);
     const { stdout } = await run(process.execPath, ['check.mjs'], { cwd: project, timeout: 30_000 });

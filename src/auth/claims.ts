@@ -44,7 +44,7 @@ export function checkClaims(raw: { subject: unknown; pub: unknown; scope: readon
   if (pub !== undefined && (!Array.isArray(pub) || pub.length > MAX_PUB_ENTRIES || !pub.every((entry) => typeof entry === 'string' && RECIPIENT_PATTERN.test(entry)))) {
     return { unusable: 'pub' };
   }
-  if (scope !== undefined && (scope.length === 0 || !scope.every(isScope))) return { unusable: 'scope' };
+  if (scope !== undefined && (!Array.isArray(scope) || scope.length === 0 || !scope.every(isScope))) return { unusable: 'scope' };
   return Object.freeze({
     subject,
     pub: pub === undefined ? undefined : Object.freeze([...(pub as string[])]),

@@ -31,7 +31,7 @@ export async function startClustered(args: string[], env: Record<string, string 
   const logger = createLogger(config.runtime);
   // Resolved once here: workers each generating a development secret would race on its file and
   // could end up signing with different secrets.
-  const secret = resolveJwtSecret(config, logger);
+  const secret = resolveJwtSecret(config, env, logger);
   // Migrate once before forking, so workers start on an up-to-date schema instead of queueing
   // on the migration lock together.
   const knex = createKnex(config.store);

@@ -120,7 +120,7 @@ export function createEngine(
   // Every process hears every wake: a wake that names the head it committed tells this process
   // what is new in that mailbox (one that does not makes what it knew stale), then wakes the polls
   // of that user held here. One observer for all users: a held poll costs no subscription.
-  bus.onWake((userId, head) => {
+  const stopHearingWakes = bus.onWake((userId, head) => {
     if (head === undefined) heads.forget(userId);
     else heads.raise(userId, head);
     const waiters = waitersByUser.get(userId);
@@ -128,7 +128,7 @@ export function createEngine(
   });
   // Wakes published while the bus was disconnected are gone: forget the heads they would have
   // raised, and every held poll looks again.
-  bus.onResync(() => {
+  const stopHearingResyncs = bus.onResync(() => {
     heads.clear();
     for (const waiters of waitersByUser.values()) for (const waiter of waiters) waiter.wake();
   });
@@ -362,8 +362,12 @@ export function createEngine(
       return store.mailboxSummary(userId);
     },
     drain() {
+      if (draining) return;
       draining = true;
       if (receiptSweep) clearInterval(receiptSweep);
+      // The bus may be the host's and outlive this gateway: stop listening to it.
+      stopHearingWakes();
+      stopHearingResyncs();
       for (const waiters of waitersByUser.values()) for (const waiter of [...waiters]) waiter.end('draining');
     },
     get heldPolls() {

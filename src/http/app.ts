@@ -36,6 +36,11 @@ export interface AppOptions {
   corsMaxAgeSeconds?: number;
   /** TRUST_PROXY: read the client address from X-Forwarded-For (last hop only). */
   trustProxy?: boolean;
+  /**
+   * JSONP, the method override and text/plain bodies (requests a browser sends cross-site without
+   * a preflight). Default true; createGateway turns them off when cookies may authenticate.
+   */
+  simpleRequests?: boolean;
 }
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -110,8 +115,15 @@ export function createApp(
   // before routing; JSONP marks requests whose errors respondWithErrors must render as script.
   const apiMethods = () => routerMethods([apiRoutes]);
   app.use(corsAllowList({ origins: options.corsOrigins ?? [], maxAgeSeconds: options.corsMaxAgeSeconds ?? 600, allowedMethods: apiMethods }));
-  app.use(methodOverride({ allowedMethods: apiMethods }));
-  app.use(jsonpPolling({ paths: ['/v1/poll'] }));
+  if (options.simpleRequests === false) {
+    app.use(function jsonBodiesOnly(ctx, next) {
+      ctx.state.jsonBodiesOnly = true;
+      return next();
+    });
+  } else {
+    app.use(methodOverride({ allowedMethods: apiMethods }));
+    app.use(jsonpPolling({ paths: ['/v1/poll'] }));
+  }
 
   for (const middleware of options.extraMiddleware ?? []) app.use(middleware);
 

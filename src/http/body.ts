@@ -15,8 +15,12 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export async function readJsonBody(ctx: Koa.Context, limitBytes: number): Promise<unknown> {
   const mediaType = (ctx.get('Content-Type').split(';')[0] ?? '').trim().toLowerCase();
-  if (!ACCEPTED_TYPES.includes(mediaType)) {
-    throw new GatewayError('unsupported_media_type', 'Send the body as application/json (or text/plain containing JSON).');
+  // Where cookies may authenticate, only a body a cross-site form cannot send (it needs a preflight).
+  if (ctx.state.jsonBodiesOnly === true ? mediaType !== 'application/json' : !ACCEPTED_TYPES.includes(mediaType)) {
+    throw new GatewayError(
+      'unsupported_media_type',
+      ctx.state.jsonBodiesOnly === true ? 'Send the body as application/json.' : 'Send the body as application/json (or text/plain containing JSON).',
+    );
   }
   let raw: Buffer;
   try {

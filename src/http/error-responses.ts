@@ -1,5 +1,5 @@
 import type Koa from 'koa';
-import type { ErrorCode } from '../error-codes.js';
+import { ERROR_STATUS, type ErrorCode } from '../error-codes.js';
 import { isGatewayError } from '../errors.js';
 import { jsonpCallbackOf, renderJsonpError } from './compat/jsonp.js';
 
@@ -10,7 +10,7 @@ export interface ErrorLogger {
 /**
  * Koa and the router raise http-errors that carry a status but no code; they are answered with the
  * table's general code for that status. Typed against ERROR_STATUS, so every code answered here is
- * a documented one; a status without a general code is answered like any unexpected error.
+ * a documented one; another 4xx becomes a 400 `invalid_request`, another 5xx a logged 500.
  */
 export const CODE_FOR_HTTP_ERROR_STATUS: Readonly<Partial<Record<number, ErrorCode>>> = {
   400: 'invalid_request',
@@ -50,9 +50,10 @@ export function respondWithErrors(logger: ErrorLogger, options: { isDraining?: (
         code = error.code;
         message = error.message;
         if (error.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(error.retryAfterSeconds));
-      } else if (isExposedHttpError(error) && CODE_FOR_HTTP_ERROR_STATUS[error.status] !== undefined) {
-        status = error.status;
-        code = CODE_FOR_HTTP_ERROR_STATUS[status]!;
+      } else if (isExposedHttpError(error) && error.status < 500) {
+        // A client error stays one: a 4xx the table has no code for (a host's 422, say) is a 400.
+        code = CODE_FOR_HTTP_ERROR_STATUS[error.status] ?? 'invalid_request';
+        status = ERROR_STATUS[code];
         message = error.message;
       }
       if (status >= 500) {
