@@ -16,7 +16,6 @@ import {
   httpFailure,
   isSuccess,
   successBody,
-  tokenFailure,
   type CallbackName,
   type ClientFailure,
   type HttpAnswer,
@@ -26,7 +25,8 @@ import type { ErrorCode } from '../../error-codes.js';
 import { parsePollResponse } from './poll-response.js';
 import { createSeenIdWindow, type SeenIdWindow } from './seen-ids.js';
 import type { DeliveryReceipt, PollMessage } from './types.js';
-import { queryString, requireNonEmptyString } from './validate.js';
+import { currentToken } from './poller-options.js';
+import { queryString } from './validate.js';
 
 /**
  * Runs `call` (application code, which may answer at once or with a promise) and reports how it
@@ -172,13 +172,8 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
   }
 
   function token(done: (failure: Failure | undefined, token?: string) => void): void {
-    invoke(config.token, function (failed, value) {
-      try {
-        if (failed) throw value;
-        return done(undefined, requireNonEmptyString('token', value));
-      } catch (error) {
-        return done(make(tokenFailure(error)));
-      }
+    currentToken(config.token, invoke, function (failure, value) {
+      done(failure && make(failure), value);
     });
   }
 

@@ -3,10 +3,11 @@
  * (`fetch` and `signal`, or `storageKey`) and the cursor store.
  */
 import { resolveBackoffOptions, type BackoffOptions, type ResolvedBackoffOptions } from './backoff.js';
-import type { MessageContext, PollSchedule } from './poll-session.js';
+import type { Invoke, MessageContext, PollSchedule } from './poll-session.js';
 import { DEFAULT_SEEN_ID_CAPACITY } from './seen-ids.js';
 import type { DeliveryReceipt, PollMessage } from './types.js';
-import { invalid, numberOption, requireFunction } from './validate.js';
+import { tokenFailure, type FailureSpec } from './failures.js';
+import { invalid, numberOption, requireFunction, requireNonEmptyString } from './validate.js';
 
 export interface SharedPollerOptions {
   token: unknown;
@@ -39,6 +40,24 @@ export function resolvePollerOptions(options: SharedPollerOptions): ResolvedPoll
     backoff: resolveBackoffOptions(options.backoff, 'backoff'),
     dedupWindow: numberOption('dedupWindow', options.dedupWindow, DEFAULT_SEEN_ID_CAPACITY, { min: 1, integer: true }),
   };
+}
+
+/**
+ * Asks `provider` (through `invoke`: it may answer with a promise) for the token of the next
+ * request. A throw, a rejection or an empty answer is a retryable `token_unavailable`: typically a
+ * refresh that could not reach its auth server.
+ */
+export function currentToken(provider: () => unknown, invoke: Invoke, done: (failure: FailureSpec | undefined, token?: string) => void): void {
+  invoke(provider, function (failed, value) {
+    let token: string;
+    try {
+      if (failed) throw value;
+      token = requireNonEmptyString('token', value);
+    } catch (error) {
+      return done(tokenFailure(error));
+    }
+    done(undefined, token);
+  });
 }
 
 /** A fixed token becomes a function; a function is called before every request. */

@@ -3,10 +3,9 @@
    only once. */
 
 import { resolveBackoffOptions, retryDelay } from '../core/backoff.js';
-import { tokenFailure } from '../core/failures.js';
-import { tokenProvider } from '../core/poller-options.js';
+import { currentToken, tokenProvider } from '../core/poller-options.js';
 import { batchPlan, newClientMessageId, publishPlan, publishRetryOptions, type PublishPlan, type PublishResult } from '../core/publish-request.js';
-import { invalid, queryString, requireFunction, requireNonEmptyString } from '../core/validate.js';
+import { invalid, queryString, requireFunction } from '../core/validate.js';
 import { makeLegacyError } from './errors.js';
 import { invokeApplication } from '../core/poll-session.js';
 import { baseUrl, send } from './transport.js';
@@ -41,15 +40,9 @@ function post<Result>(options: LpPublishBatchOptions | LpPublishOptions, plan: P
   let failures = 0;
 
   function attempt(): void {
-    invokeApplication(token, function (failed, value) {
-      let accessToken: string;
-      try {
-        if (failed) throw value;
-        accessToken = requireNonEmptyString('token', value);
-      } catch (error) {
-        return retryOrFail(makeLegacyError(tokenFailure(error)));
-      }
-      request = send('POST', url + queryString({ access_token: accessToken }), body, limits.timeoutMs, function (failure, answer) {
+    currentToken(token, invokeApplication, function (tokenUnavailable, accessToken) {
+      if (tokenUnavailable) return retryOrFail(makeLegacyError(tokenUnavailable));
+      request = send('POST', url + queryString({ access_token: accessToken as string }), body, limits.timeoutMs, function (failure, answer) {
         request = null;
         if (aborted) return;
         if (failure) return retryOrFail(failure);

@@ -51,7 +51,8 @@ export interface LpRequestHandle {
   abort(): void;
 }
 
-export interface LpPublishOptions extends BatchItem {
+/** Where and how `publish` / `publishBatch` send: the gateway, the token, the retries. */
+export interface LpPublishTransport {
   url: string;
   token: string | (() => string);
   retries?: number;
@@ -59,11 +60,8 @@ export interface LpPublishOptions extends BatchItem {
   timeoutMs?: number;
 }
 
-export interface LpPublishBatchOptions {
-  url: string;
-  token: string | (() => string);
+export interface LpPublishOptions extends BatchItem, LpPublishTransport {}
+
+export interface LpPublishBatchOptions extends LpPublishTransport {
   messages: BatchItem[];
-  retries?: number;
-  backoff?: BackoffOptions;
-  timeoutMs?: number;
 }
