@@ -115,6 +115,14 @@ export function parseClusterNodes(raw: string): Array<{ host: string; port: numb
  * part of the gateway is handed only its group (the HTTP layer never sees the JWT secret, the
  * store never sees Redis), and the groups' variables are the complete list the README documents.
  */
+/**
+ * The default wait and page size when only the maximums are set: a default left unset follows a
+ * lowered maximum instead of contradicting it (environment variables and createGateway alike).
+ */
+export function pollDefaultsUnder(waitMaxSeconds: number, limitMax: number): { waitDefaultSeconds: number; limitDefault: number } {
+  return { waitDefaultSeconds: Math.min(25, waitMaxSeconds), limitDefault: Math.min(100, limitMax) };
+}
+
 const CONFIG_GROUPS = {
   /** The listening server and what every response shares. */
   http: z
@@ -156,9 +164,9 @@ const CONFIG_GROUPS = {
       MAX_HELD_POLLS: integer('MAX_HELD_POLLS', 1, 10_000_000, 50_000),
     })
     .transform((e, ctx) => {
-      // A default left unset follows a lowered maximum instead of contradicting it.
-      const waitDefaultSeconds = e.POLL_WAIT_DEFAULT_S ?? Math.min(25, e.POLL_WAIT_MAX_S);
-      const limitDefault = e.POLL_LIMIT_DEFAULT ?? Math.min(100, e.POLL_LIMIT_MAX);
+      const followed = pollDefaultsUnder(e.POLL_WAIT_MAX_S, e.POLL_LIMIT_MAX);
+      const waitDefaultSeconds = e.POLL_WAIT_DEFAULT_S ?? followed.waitDefaultSeconds;
+      const limitDefault = e.POLL_LIMIT_DEFAULT ?? followed.limitDefault;
       if (waitDefaultSeconds > e.POLL_WAIT_MAX_S) {
         ctx.addIssue({ code: 'custom', message: `POLL_WAIT_DEFAULT_S (${waitDefaultSeconds}) must not exceed POLL_WAIT_MAX_S (${e.POLL_WAIT_MAX_S})` });
       }

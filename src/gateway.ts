@@ -5,7 +5,7 @@ import type { VerifyToken } from './auth/claims.js';
 import { createTokenVerifier } from './auth/tokens.js';
 import { createMemoryBus } from './bus/memory-bus.js';
 import type { Bus } from './bus/types.js';
-import { loadConfig, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
+import { loadConfig, pollDefaultsUnder, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
 import { createEngine, type Engine } from './core/engine.js';
 import { createApp, type AppLogger } from './http/app.js';
 import { claimsFromBearerToken, claimsFromHost } from './http/auth.js';
@@ -126,9 +126,9 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
 ): Promise<Gateway<Store>> {
   const defaults = loadConfig({ NODE_ENV: process.env.NODE_ENV });
   const poll = { ...defaults.poll, ...options.poll };
-  // A default left out follows a lowered maximum, as it does with the environment variables.
-  if (options.poll?.waitDefaultSeconds === undefined) poll.waitDefaultSeconds = Math.min(defaults.poll.waitDefaultSeconds, poll.waitMaxSeconds);
-  if (options.poll?.limitDefault === undefined) poll.limitDefault = Math.min(defaults.poll.limitDefault, poll.limitMax);
+  const followed = pollDefaultsUnder(poll.waitMaxSeconds, poll.limitMax);
+  poll.waitDefaultSeconds = options.poll?.waitDefaultSeconds ?? followed.waitDefaultSeconds;
+  poll.limitDefault = options.poll?.limitDefault ?? followed.limitDefault;
   const messages = { ...defaults.messages, ...options.messages };
   const auth = { ...defaults.auth, ...options.auth };
   const retentionSettings = { ...defaults.retention, ...options.retention };
