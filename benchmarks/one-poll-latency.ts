@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import knexFactory from 'knex';
-import { startGateway } from '../src/main.js';
+import { startGateway } from '../src/start-from-env.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '100' } } });
 const rounds = Number(values.rounds);

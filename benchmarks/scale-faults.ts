@@ -120,7 +120,7 @@ async function clusterSubscriberLoss() {
   const admins = parseClusterNodes(nodes).map((node) => new Redis(node));
   const samples: number[] = [];
   try {
-    const offs = await Promise.all(Array.from({ length: 50 }, (_, i) => bus.subscribe(`u${i}`, () => {})));
+    const offs = Array.from({ length: 50 }, () => bus.onWake(() => {}));
     for (let round = 0; round < rounds; round += 1) {
       let resynced = false;
       const off = bus.onResync(() => (resynced = true));
@@ -146,7 +146,7 @@ async function clusterSubscriberLoss() {
     await bus.close();
   }
   samples.sort((a, b) => a - b);
-  return { rounds, 'subscribed users': 50, 'kill → healthy + resync, median ms': Math.round(percentile(samples, 0.5)), 'max ms': Math.round(samples.at(-1)!) };
+  return { rounds, 'wake observers': 50, 'kill → healthy + resync, median ms': Math.round(percentile(samples, 0.5)), 'max ms': Math.round(samples.at(-1)!) };
 }
 
 const crash = await workerCrash();

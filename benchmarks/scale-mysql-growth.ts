@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
-import { createKnex, createKnexStore } from '../src/store/knex-store.js';
+import { createKnex, createKnexStore } from '../src/store/knex/index.js';
 import { percentile, requireEnv, withScratchDatabase } from './scale-common.js';
 
 const { values } = parseArgs({

@@ -24,7 +24,7 @@ import { createPool } from 'mysql2/promise';
 import { runBench } from '../src/bench/command.js';
 import { parseBenchArgs } from '../src/bench/options.js';
 import type { ModeResult } from '../src/bench/runner.js';
-import { createKnex, createKnexStore } from '../src/store/knex-store.js';
+import { createKnex, createKnexStore } from '../src/store/knex/index.js';
 import {
   backendCost,
   benchDatabase,

@@ -5,7 +5,7 @@
  * every confirmed publish arrives exactly once after client dedup, in per-sender order.
  *
  *   npm run build && npx tsx scripts/faults.ts            # full run (a few minutes)
- *   npm run build && npx tsx scripts/faults.ts --short    # the CI variant (test/faults.test.ts)
+ *   npm run build && npx tsx scripts/faults.ts --short    # the CI variant (test/e2e/faults.test.ts)
  *
  * Loopback only and bounded. MariaDB and Redis are started here, on free ports with data
  * directories under the OS temp dir, and removed at the end: the shared servers on 3306/6379

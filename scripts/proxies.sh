@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's nginx and squid for the proxy compatibility tests (test/proxy/*). The tests start
+# Installs Debian's nginx and squid for the proxy compatibility tests (test/e2e/proxy/*). The tests start
 # their own instances (own config, own loopback port, temporary prefix): this script only makes the
 # binaries available. Idempotent: installs nothing that is already there, and stops the system
 # services a package install may start, so no daemon is left listening on ports 80 / 3128.

@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 import { RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, createTokenIssuer, type TokenIssueOptions, type TokenScope } from './auth/tokens.js';
 import { ConfigError, loadConfig } from './config.js';
-import { resolveJwtSecret, startGateway } from './main.js';
+import { resolveJwtSecret, startGateway } from './start-from-env.js';
 import { WorkersConfigError } from './cluster/plan.js';
 import { startClustered } from './cluster/start.js';
-import { createKnex } from './store/knex-store.js';
+import { createKnex } from './store/knex/index.js';
 import { migrateToLatest } from './store/migrations.js';
 import { BENCH_USAGE, BenchUsageError } from './bench/options.js';
 

@@ -1,120 +1,32 @@
 import { z } from 'zod';
 import { PUBLISH_DEFAULTS, type PublishDefault } from './auth/publish-policy.js';
+import { clusterNodes, corsOrigins, flag, integer, oneOf, text, url, type Setting } from './config/setting-kinds.js';
 
-// Configuration comes from environment variables only, validated once at start: a bad value stops
-// the process with a message naming the variable, instead of surfacing later as odd behaviour.
+export { parseClusterNodes } from './config/setting-kinds.js';
 
-/** An integer within [min, max], or undefined when unset or empty. */
-const optionalInteger = (name: string, min: number, max: number) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw.trim() === '') return undefined;
-      if (!/^-?\d+$/.test(raw.trim())) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be an integer, got ${JSON.stringify(raw)}` });
-        return z.NEVER;
-      }
-      const value = Number(raw);
-      if (value < min || value > max) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be between ${min} and ${max}, got ${value}` });
-        return z.NEVER;
-      }
-      return value;
-    });
+// One validator for the configuration, whichever way it arrives: environment variables (the
+// command line, validated once at start) or createGateway's options (embedding). Each setting is
+// declared once below — its variable, its zod schema, its default — and both ways go through the
+// same schemas and the same cross-checks; only the name a problem is reported under differs
+// (`POLL_LIMIT_MAX` or `poll.limitMax`). A bad value stops the start with a message naming it,
+// instead of surfacing later as odd behaviour.
 
-const integer = (name: string, min: number, max: number, fallback: number) =>
-  optionalInteger(name, min, max).transform((value) => value ?? fallback);
-
-const optionalUrl = (name: string, protocols: string[]) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw.trim() === '') return undefined;
-      let url: URL;
-      try {
-        url = new URL(raw);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: `${name} is not a valid URL` });
-        return z.NEVER;
-      }
-      if (!protocols.includes(url.protocol)) {
-        ctx.addIssue({ code: 'custom', message: `${name} must use ${protocols.join(' or ')}, got ${url.protocol}` });
-        return z.NEVER;
-      }
-      return raw;
-    });
-
-const flag = (fallback: boolean) =>
-  z
-    .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
-    .optional()
-    .transform((raw) => (raw === undefined || raw === '' ? fallback : ['1', 'true', 'yes'].includes(raw)));
-
-/**
- * `CORS_ORIGINS`: comma-separated exact origins (`scheme://host[:port]`) and/or `*`. An entry with a
- * path or trailing slash would never equal the Origin header browsers send, so it is refused here
- * instead of failing silently at request time.
- */
-const corsOrigins = z
-  .string()
-  .optional()
-  .transform((raw, ctx) => {
-    const origins: string[] = [];
-    for (const entry of (raw ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '')) {
-      let url: URL | undefined;
-      try {
-        url = entry === '*' ? undefined : new URL(entry);
-      } catch {
-        url = undefined;
-      }
-      if (entry !== '*' && (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== entry)) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `CORS_ORIGINS: ${JSON.stringify(entry)} is not an origin like https://app.example.com (scheme://host[:port], no path or trailing slash) or *`,
-        });
-        return z.NEVER;
-      }
-      origins.push(entry);
-    }
-    return origins;
-  });
-
-/**
- * `PUBLISH_DEFAULT`: whom a token without a `pub` claim may publish to. Unset resolves later, in
- * loadConfig, because its default depends on NODE_ENV.
- */
-const publishDefault = z
-  .string()
-  .optional()
-  .transform((raw, ctx): PublishDefault | undefined => {
-    if (raw === undefined || raw.trim() === '') return undefined;
-    const value = raw.trim();
-    if (!(PUBLISH_DEFAULTS as readonly string[]).includes(value)) {
-      ctx.addIssue({ code: 'custom', message: `PUBLISH_DEFAULT must be one of ${PUBLISH_DEFAULTS.join(', ')}, got ${JSON.stringify(raw)}` });
-      return z.NEVER;
-    }
-    return value as PublishDefault;
-  });
-
-/** `host:port,host:port` (REDIS_CLUSTER_NODES); IPv6 hosts in brackets. Throws naming the bad entry. */
-export function parseClusterNodes(raw: string): Array<{ host: string; port: number }> {
-  const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
-  if (entries.length === 0) throw new TypeError('expected at least one host:port');
-  return entries.map((entry) => {
-    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(entry);
-    const port = match ? Number(match[2]) : NaN;
-    if (!match || port < 1 || port > 65535) throw new TypeError(`expected host:port, got ${JSON.stringify(entry)}`);
-    return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
-  });
+/** What a group may check across its settings, and the name each setting is reported under. */
+interface GroupContext {
+  problem(message: string): void;
+  nameOf(key: string): string;
+  /** NODE_ENV: some defaults are safer in production. */
+  nodeEnv: string | undefined;
 }
 
-/**
- * The configuration, one group per concern, each read from its own environment variables. Every
- * part of the gateway is handed only its group (the HTTP layer never sees the JWT secret, the
- * store never sees Redis), and the groups' variables are the complete list the README documents.
- */
+interface Group<Values extends Record<string, unknown>, Output> {
+  settings: { [Key in keyof Values]-?: Setting<Exclude<Values[Key], undefined>> };
+  finish(values: Values, context: GroupContext): Output;
+}
+
+const group = <Values extends Record<string, unknown>, Output = Values>(definition: Group<Values, Output>) => definition;
+const asIs = <Values>(values: Values) => values;
+
 /**
  * The default wait and page size when only the maximums are set: a default left unset follows a
  * lowered maximum instead of contradicting it (environment variables and createGateway alike).
@@ -123,223 +35,227 @@ export function pollDefaultsUnder(waitMaxSeconds: number, limitMax: number): { w
   return { waitDefaultSeconds: Math.min(25, waitMaxSeconds), limitDefault: Math.min(100, limitMax) };
 }
 
+/**
+ * The configuration, one group per concern, each read from its own settings. Every part of the
+ * gateway is handed only its group (the HTTP layer never sees the JWT secret, the store never sees
+ * Redis), and the groups' variables are the complete list the README documents.
+ */
 const CONFIG_GROUPS = {
   /** The listening server and what every response shares. */
-  http: z
-    .object({
-      PORT: integer('PORT', 0, 65535, 8080),
-      HOST: z.string().min(1).optional().default('127.0.0.1'),
-      TRUST_PROXY: flag(false),
-      HEADERS_TIMEOUT_MS: integer('HEADERS_TIMEOUT_MS', 500, 600_000, 15_000),
-      SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
-      CORS_ORIGINS: corsOrigins,
-      CORS_MAX_AGE_S: integer('CORS_MAX_AGE_S', 0, 86_400, 600),
-      METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
-      GATEWAY_DEMO: flag(false),
-    })
-    .transform((e) => ({
-      port: e.PORT,
-      host: e.HOST,
-      /** Take the client address from the last X-Forwarded-For hop (set by our own reverse proxy). */
-      trustProxy: e.TRUST_PROXY,
-      /** How long a client may take to send its request headers (slow-loris guard). */
-      headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
-      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-      /** Origins allowed cross-origin (listed ones with credentials); `*` = any, without credentials. */
-      corsOrigins: e.CORS_ORIGINS,
-      corsMaxAgeSeconds: e.CORS_MAX_AGE_S,
-      /** Bearer token for GET /metrics; undefined = open. */
-      metricsToken: e.METRICS_TOKEN,
-      demo: e.GATEWAY_DEMO,
-    })),
+  http: group<{
+    port: number;
+    host: string;
+    /** Take the client address from the last X-Forwarded-For hop (set by our own reverse proxy). */
+    trustProxy: boolean;
+    /** How long a client may take to send its request headers (slow-loris guard). */
+    headersTimeoutMs: number;
+    shutdownGraceMs: number;
+    /** Origins allowed cross-origin (listed ones with credentials); `*` = any, without credentials. */
+    corsOrigins: string[];
+    corsMaxAgeSeconds: number;
+    /** Bearer token for GET /metrics; undefined = open. */
+    metricsToken?: string | undefined;
+    demo: boolean;
+  }>({
+    settings: {
+      port: integer('PORT', 0, 65535, 8080),
+      host: text('HOST', z.string().min(1), (name) => `${name} must not be empty`, '127.0.0.1'),
+      trustProxy: flag('TRUST_PROXY', false),
+      headersTimeoutMs: integer('HEADERS_TIMEOUT_MS', 500, 600_000, 15_000),
+      shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
+      corsOrigins,
+      corsMaxAgeSeconds: integer('CORS_MAX_AGE_S', 0, 86_400, 600),
+      metricsToken: text('METRICS_TOKEN', z.string().min(16), (name) => `${name} must be at least 16 characters`),
+      demo: flag('GATEWAY_DEMO', false),
+    },
+    finish: asIs,
+  }),
 
   /** Held polls: how long, how many messages, how many at once. */
-  poll: z
-    .object({
-      POLL_WAIT_DEFAULT_S: optionalInteger('POLL_WAIT_DEFAULT_S', 0, 3600),
-      POLL_WAIT_MAX_S: integer('POLL_WAIT_MAX_S', 0, 3600, 25),
-      POLL_LIMIT_DEFAULT: optionalInteger('POLL_LIMIT_DEFAULT', 1, 10000),
-      POLL_LIMIT_MAX: integer('POLL_LIMIT_MAX', 1, 10000, 500),
-      POLL_MAX_PER_USER: integer('POLL_MAX_PER_USER', 1, 1000, 2),
-      MAX_HELD_POLLS: integer('MAX_HELD_POLLS', 1, 10_000_000, 50_000),
-    })
-    .transform((e, ctx) => {
-      const followed = pollDefaultsUnder(e.POLL_WAIT_MAX_S, e.POLL_LIMIT_MAX);
-      const waitDefaultSeconds = e.POLL_WAIT_DEFAULT_S ?? followed.waitDefaultSeconds;
-      const limitDefault = e.POLL_LIMIT_DEFAULT ?? followed.limitDefault;
-      if (waitDefaultSeconds > e.POLL_WAIT_MAX_S) {
-        ctx.addIssue({ code: 'custom', message: `POLL_WAIT_DEFAULT_S (${waitDefaultSeconds}) must not exceed POLL_WAIT_MAX_S (${e.POLL_WAIT_MAX_S})` });
+  poll: group<
+    { waitDefaultSeconds?: number; waitMaxSeconds: number; limitDefault?: number; limitMax: number; maxPerUser: number; maxHeld: number },
+    {
+      waitDefaultSeconds: number;
+      waitMaxSeconds: number;
+      limitDefault: number;
+      limitMax: number;
+      /** Held polls per user per process; beyond it the oldest is superseded. */
+      maxPerUser: number;
+      /** Held polls per process; beyond it new long polls get 503 `too_many_polls`. */
+      maxHeld: number;
+    }
+  >({
+    settings: {
+      waitDefaultSeconds: integer('POLL_WAIT_DEFAULT_S', 0, 3600),
+      waitMaxSeconds: integer('POLL_WAIT_MAX_S', 0, 3600, 25),
+      limitDefault: integer('POLL_LIMIT_DEFAULT', 1, 10000),
+      limitMax: integer('POLL_LIMIT_MAX', 1, 10000, 500),
+      maxPerUser: integer('POLL_MAX_PER_USER', 1, 1000, 2),
+      maxHeld: integer('MAX_HELD_POLLS', 1, 10_000_000, 50_000),
+    },
+    finish(values, { problem, nameOf }) {
+      const followed = pollDefaultsUnder(values.waitMaxSeconds, values.limitMax);
+      const waitDefaultSeconds = values.waitDefaultSeconds ?? followed.waitDefaultSeconds;
+      const limitDefault = values.limitDefault ?? followed.limitDefault;
+      if (waitDefaultSeconds > values.waitMaxSeconds) {
+        problem(`${nameOf('waitDefaultSeconds')} (${waitDefaultSeconds}) must not exceed ${nameOf('waitMaxSeconds')} (${values.waitMaxSeconds})`);
       }
-      if (limitDefault > e.POLL_LIMIT_MAX) {
-        ctx.addIssue({ code: 'custom', message: `POLL_LIMIT_DEFAULT (${limitDefault}) must not exceed POLL_LIMIT_MAX (${e.POLL_LIMIT_MAX})` });
-      }
-      return {
-        waitDefaultSeconds,
-        waitMaxSeconds: e.POLL_WAIT_MAX_S,
-        limitDefault,
-        limitMax: e.POLL_LIMIT_MAX,
-        /** Held polls per user per process; beyond it the oldest is superseded. */
-        maxPerUser: e.POLL_MAX_PER_USER,
-        /** Held polls per process; beyond it new long polls get 503 `too_many_polls`. */
-        maxHeld: e.MAX_HELD_POLLS,
-      };
-    }),
+      if (limitDefault > values.limitMax) problem(`${nameOf('limitDefault')} (${limitDefault}) must not exceed ${nameOf('limitMax')} (${values.limitMax})`);
+      return { ...values, waitDefaultSeconds, limitDefault };
+    },
+  }),
 
   /** What a publish may contain. */
-  messages: z
-    .object({
-      MAX_MESSAGE_BYTES: integer('MAX_MESSAGE_BYTES', 16, 16 * 1024 * 1024, 64 * 1024),
-      MAX_BATCH_MESSAGES: integer('MAX_BATCH_MESSAGES', 1, 10_000, 100),
-      MESSAGE_TTL_DEFAULT_S: integer('MESSAGE_TTL_DEFAULT_S', 0, 315_360_000, 0),
-      MESSAGE_TTL_MAX_S: integer('MESSAGE_TTL_MAX_S', 1, 315_360_000, 2_592_000),
-    })
-    .transform((e, ctx) => {
-      if (e.MESSAGE_TTL_DEFAULT_S > e.MESSAGE_TTL_MAX_S) {
-        ctx.addIssue({ code: 'custom', message: `MESSAGE_TTL_DEFAULT_S (${e.MESSAGE_TTL_DEFAULT_S}) must not exceed MESSAGE_TTL_MAX_S (${e.MESSAGE_TTL_MAX_S})` });
+  messages: group<{
+    /** Largest message `body`, as JSON bytes. */
+    maxBytes: number;
+    maxBatch: number;
+    /** Seconds a message without `ttl` lives; 0 = forever. */
+    ttlDefaultSeconds: number;
+    /** Largest `ttl` a publish may ask for. */
+    ttlMaxSeconds: number;
+  }>({
+    settings: {
+      maxBytes: integer('MAX_MESSAGE_BYTES', 16, 16 * 1024 * 1024, 64 * 1024),
+      maxBatch: integer('MAX_BATCH_MESSAGES', 1, 10_000, 100),
+      ttlDefaultSeconds: integer('MESSAGE_TTL_DEFAULT_S', 0, 315_360_000, 0),
+      ttlMaxSeconds: integer('MESSAGE_TTL_MAX_S', 1, 315_360_000, 2_592_000),
+    },
+    finish(values, { problem, nameOf }) {
+      if (values.ttlDefaultSeconds > values.ttlMaxSeconds) {
+        problem(`${nameOf('ttlDefaultSeconds')} (${values.ttlDefaultSeconds}) must not exceed ${nameOf('ttlMaxSeconds')} (${values.ttlMaxSeconds})`);
       }
-      return {
-        /** Largest message `body`, as JSON bytes. */
-        maxBytes: e.MAX_MESSAGE_BYTES,
-        maxBatch: e.MAX_BATCH_MESSAGES,
-        /** Seconds a message without `ttl` lives; 0 = forever. */
-        ttlDefaultSeconds: e.MESSAGE_TTL_DEFAULT_S,
-        /** Largest `ttl` a publish may ask for. */
-        ttlMaxSeconds: e.MESSAGE_TTL_MAX_S,
-      };
-    }),
+      return values;
+    },
+  }),
 
   /** Publish rate limits, per process: messages per second (0 = no limit) and bucket size. */
-  rateLimit: z
-    .object({
-      PUBLISH_RATE_PER_USER: integer('PUBLISH_RATE_PER_USER', 0, 1_000_000, 100),
-      PUBLISH_BURST_PER_USER: integer('PUBLISH_BURST_PER_USER', 1, 10_000_000, 200),
-      PUBLISH_RATE_PER_IP: integer('PUBLISH_RATE_PER_IP', 0, 1_000_000, 1000),
-      PUBLISH_BURST_PER_IP: integer('PUBLISH_BURST_PER_IP', 1, 10_000_000, 2000),
-    })
-    .transform((e) => ({
-      perUser: { ratePerSecond: e.PUBLISH_RATE_PER_USER, burst: e.PUBLISH_BURST_PER_USER },
-      perIp: { ratePerSecond: e.PUBLISH_RATE_PER_IP, burst: e.PUBLISH_BURST_PER_IP },
-    })),
+  rateLimit: group<
+    { 'perUser.ratePerSecond': number; 'perUser.burst': number; 'perIp.ratePerSecond': number; 'perIp.burst': number },
+    { perUser: { ratePerSecond: number; burst: number }; perIp: { ratePerSecond: number; burst: number } }
+  >({
+    settings: {
+      'perUser.ratePerSecond': integer('PUBLISH_RATE_PER_USER', 0, 1_000_000, 100),
+      'perUser.burst': integer('PUBLISH_BURST_PER_USER', 1, 10_000_000, 200),
+      'perIp.ratePerSecond': integer('PUBLISH_RATE_PER_IP', 0, 1_000_000, 1000),
+      'perIp.burst': integer('PUBLISH_BURST_PER_IP', 1, 10_000_000, 2000),
+    },
+    finish: (values) => ({
+      perUser: { ratePerSecond: values['perUser.ratePerSecond'], burst: values['perUser.burst'] },
+      perIp: { ratePerSecond: values['perIp.ratePerSecond'], burst: values['perIp.burst'] },
+    }),
+  }),
 
   /** Who may do what: the token secret and the publish default. */
-  auth: z
-    .object({
-      GATEWAY_JWT_SECRET: z.string().min(32, 'GATEWAY_JWT_SECRET must be at least 32 characters').optional(),
-      PUBLISH_DEFAULT: publishDefault,
-    })
-    .transform((e) => ({
-      /** Undefined means "development secret": generated and kept in the data directory, loudly. */
-      jwtSecret: e.GATEWAY_JWT_SECRET,
-      /**
-       * Whom a token without a `pub` claim may publish to: `any` (every mailbox), `none`, or `self`
-       * (its own mailbox). Undefined here; loadConfig resolves it from NODE_ENV.
-       */
-      publishDefault: e.PUBLISH_DEFAULT,
-    })),
+  auth: group<
+    { jwtSecret?: string; publishDefault?: PublishDefault },
+    {
+      /** Undefined means "development secret" (the CLI generates one) or a `verifyToken` hook. */
+      jwtSecret: string | undefined;
+      /** Whom a token without a `pub` claim may publish to: `any` (every mailbox), `none`, or `self`. */
+      publishDefault: PublishDefault;
+    }
+  >({
+    settings: {
+      jwtSecret: text('GATEWAY_JWT_SECRET', z.string().min(32), (name) => `${name} must be at least 32 characters`),
+      publishDefault: oneOf('PUBLISH_DEFAULT', PUBLISH_DEFAULTS as unknown as readonly [PublishDefault, ...PublishDefault[]], true),
+    },
+    // Safe by default where it matters: a production gateway does not let a token that names no
+    // recipients write to every mailbox; development keeps today's tokens working unchanged.
+    finish: (values, { nodeEnv }) => ({ jwtSecret: values.jwtSecret, publishDefault: values.publishDefault ?? (nodeEnv === 'production' ? 'none' : 'any') }),
+  }),
 
   /** The message store: MySQL/MariaDB when MYSQL_URL is set, else SQLite. Shaped as createKnex's options. */
-  store: z
-    .object({
-      MYSQL_URL: optionalUrl('MYSQL_URL', ['mysql:']),
-      MYSQL_POOL_MAX: integer('MYSQL_POOL_MAX', 1, 1000, 20),
-      MYSQL_STATEMENT_TIMEOUT_MS: integer('MYSQL_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 0),
-      MYSQL_ACQUIRE_TIMEOUT_MS: integer('MYSQL_ACQUIRE_TIMEOUT_MS', 100, 600_000, 5_000),
-      MYSQL_CONNECT_TIMEOUT_MS: integer('MYSQL_CONNECT_TIMEOUT_MS', 100, 600_000, 10_000),
-      MYSQL_RECONNECT_INTERVAL_MS: integer('MYSQL_RECONNECT_INTERVAL_MS', 10, 60_000, 200),
-      SQLITE_FILE: z.string().min(1).optional().default('./data/gateway.sqlite'),
-    })
-    .transform((e) => ({
-      mysqlUrl: e.MYSQL_URL,
-      mysqlPoolMax: e.MYSQL_POOL_MAX,
-      /** Per-statement limit (0 = none): MariaDB max_statement_time, MySQL max_execution_time. */
-      mysqlStatementTimeoutMs: e.MYSQL_STATEMENT_TIMEOUT_MS,
-      /** How long a query waits for a pooled connection, reconnects included, before a 503. */
-      mysqlAcquireTimeoutMs: e.MYSQL_ACQUIRE_TIMEOUT_MS,
-      mysqlConnectTimeoutMs: e.MYSQL_CONNECT_TIMEOUT_MS,
-      /** Pause between attempts to open a replacement connection after one broke. */
-      mysqlReconnectIntervalMs: e.MYSQL_RECONNECT_INTERVAL_MS,
-      sqliteFile: e.SQLITE_FILE,
-    })),
+  store: group<{
+    mysqlUrl?: string | undefined;
+    mysqlPoolMax: number;
+    /** Per-statement limit (0 = none): MariaDB max_statement_time, MySQL max_execution_time. */
+    mysqlStatementTimeoutMs: number;
+    /** How long a query waits for a pooled connection, reconnects included, before a 503. */
+    mysqlAcquireTimeoutMs: number;
+    mysqlConnectTimeoutMs: number;
+    /** Pause between attempts to open a replacement connection after one broke. */
+    mysqlReconnectIntervalMs: number;
+    sqliteFile: string;
+  }>({
+    settings: {
+      mysqlUrl: url('MYSQL_URL', ['mysql:']),
+      mysqlPoolMax: integer('MYSQL_POOL_MAX', 1, 1000, 20),
+      mysqlStatementTimeoutMs: integer('MYSQL_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 0),
+      mysqlAcquireTimeoutMs: integer('MYSQL_ACQUIRE_TIMEOUT_MS', 100, 600_000, 5_000),
+      mysqlConnectTimeoutMs: integer('MYSQL_CONNECT_TIMEOUT_MS', 100, 600_000, 10_000),
+      mysqlReconnectIntervalMs: integer('MYSQL_RECONNECT_INTERVAL_MS', 10, 60_000, 200),
+      sqliteFile: text('SQLITE_FILE', z.string().min(1), (name) => `${name} must not be empty`, './data/gateway.sqlite'),
+    },
+    finish: asIs,
+  }),
 
   /** The wake-up bus: Redis, a Redis Cluster, or (neither set) in-process. */
-  redis: z
-    .object({
-      REDIS_URL: optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
-      REDIS_PREFIX: z
-        .string()
-        .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'REDIS_PREFIX may contain only letters, digits and : . _ -')
-        .optional()
-        .default('lpg:'),
-      REDIS_CLUSTER_NODES: z
-        .string()
-        .optional()
-        .transform((raw, ctx) => {
-          if (raw === undefined || raw.trim() === '') return undefined;
-          try {
-            return parseClusterNodes(raw);
-          } catch (error) {
-            ctx.addIssue({ code: 'custom', message: `REDIS_CLUSTER_NODES: ${(error as Error).message} (comma-separated host:port list)` });
-            return z.NEVER;
-          }
-        }),
-    })
-    .transform((e, ctx) => {
-      if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
-        ctx.addIssue({ code: 'custom', message: 'set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both' });
-      }
-      return {
-        url: e.REDIS_URL,
-        /** Namespaces the wake channels, so several gateways can share one Redis. */
-        prefix: e.REDIS_PREFIX,
-        /** Set: wake-ups go through this Redis Cluster with sharded pub/sub instead of REDIS_URL. */
-        clusterNodes: e.REDIS_CLUSTER_NODES,
-      };
-    }),
+  redis: group<{
+    url?: string | undefined;
+    /** Namespaces the wake channels, so several gateways can share one Redis. */
+    prefix: string;
+    /** Set: wake-ups go through this Redis Cluster with sharded pub/sub instead of REDIS_URL. */
+    clusterNodes?: Array<{ host: string; port: number }> | undefined;
+  }>({
+    settings: {
+      url: url('REDIS_URL', ['redis:', 'rediss:']),
+      prefix: text('REDIS_PREFIX', z.string().regex(/^[A-Za-z0-9:._-]{0,64}$/), (name) => `${name} may contain only letters, digits and : . _ - (64 at most)`, 'lpg:'),
+      clusterNodes,
+    },
+    finish(values, { problem, nameOf }) {
+      if (values.url && values.clusterNodes) problem(`set either ${nameOf('url')} (one Redis) or ${nameOf('clusterNodes')} (a Redis Cluster), not both`);
+      return values;
+    },
+  }),
 
   /** The purge of acked and expired messages. */
-  retention: z
-    .object({
-      RETENTION_ACKED_HOURS: integer('RETENTION_ACKED_HOURS', 0, 24 * 3650, 24),
-      RETENTION_BATCH_SIZE: integer('RETENTION_BATCH_SIZE', 1, 100_000, 1000),
-      RETENTION_INTERVAL_S: integer('RETENTION_INTERVAL_S', 1, 86_400, 300),
-    })
-    .transform((e) => ({
-      /** Acked messages older than this are deleted; 0 keeps them forever. */
-      ackedHours: e.RETENTION_ACKED_HOURS,
-      batchSize: e.RETENTION_BATCH_SIZE,
-      intervalSeconds: e.RETENTION_INTERVAL_S,
-    })),
+  retention: group<{
+    /** Acked messages older than this are deleted; 0 keeps them forever. */
+    ackedHours: number;
+    batchSize: number;
+    intervalSeconds: number;
+  }>({
+    settings: {
+      ackedHours: integer('RETENTION_ACKED_HOURS', 0, 24 * 3650, 24),
+      batchSize: integer('RETENTION_BATCH_SIZE', 1, 100_000, 1000),
+      intervalSeconds: integer('RETENTION_INTERVAL_S', 1, 86_400, 300),
+    },
+    finish: asIs,
+  }),
 
   /** The process: how many workers, how much logging. */
-  runtime: z
-    .object({
-      GATEWAY_WORKERS: integer('GATEWAY_WORKERS', 0, 1024, 0),
-      LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
-    })
-    .transform((e) => ({
-      /** Worker processes for `start` (0 = one per core when the store and bus can be shared, else 1). */
-      workers: e.GATEWAY_WORKERS,
-      logLevel: e.LOG_LEVEL,
-    })),
+  runtime: group<{
+    /** Worker processes for `start` (0 = one per core when the store and bus can be shared, else 1). */
+    workers: number;
+    logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  }>({
+    settings: {
+      workers: integer('GATEWAY_WORKERS', 0, 1024, 0),
+      logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], false, 'info'),
+    },
+    finish: asIs,
+  }),
 };
 
-type ConfigGroups = { [Group in keyof typeof CONFIG_GROUPS]: z.output<(typeof CONFIG_GROUPS)[Group]> };
-export type HttpConfig = ConfigGroups['http'];
-export type PollConfig = ConfigGroups['poll'];
-export type MessagesConfig = ConfigGroups['messages'];
-export type RateLimitConfig = ConfigGroups['rateLimit'];
-export type AuthConfig = Omit<ConfigGroups['auth'], 'publishDefault'> & { publishDefault: PublishDefault };
-export type StoreConfig = ConfigGroups['store'];
-export type RedisConfig = ConfigGroups['redis'];
-export type RetentionConfig = ConfigGroups['retention'];
-export type RuntimeConfig = ConfigGroups['runtime'];
-
-export interface GatewayConfig extends Omit<ConfigGroups, 'auth'> {
-  auth: AuthConfig;
-}
+type Groups = typeof CONFIG_GROUPS;
+type GroupName = keyof Groups;
+type OutputOf<Name extends GroupName> = ReturnType<Groups[Name]['finish']>;
+export type HttpConfig = OutputOf<'http'>;
+export type PollConfig = OutputOf<'poll'>;
+export type MessagesConfig = OutputOf<'messages'>;
+export type RateLimitConfig = OutputOf<'rateLimit'>;
+export type AuthConfig = OutputOf<'auth'>;
+export type StoreConfig = OutputOf<'store'>;
+export type RedisConfig = OutputOf<'redis'>;
+export type RetentionConfig = OutputOf<'retention'>;
+export type RuntimeConfig = OutputOf<'runtime'>;
+export type GatewayConfig = { [Name in GroupName]: OutputOf<Name> };
 
 /** Every environment variable the configuration reads (the README documents each). */
-export const ENV_VARIABLES: readonly string[] = Object.freeze(Object.values(CONFIG_GROUPS).flatMap((group) => Object.keys(group.in.shape)));
+export const ENV_VARIABLES: readonly string[] = Object.freeze(
+  Object.values(CONFIG_GROUPS).flatMap((definition) => Object.values(definition.settings as Record<string, Setting<unknown>>).map((setting) => setting.env)),
+);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -348,33 +264,73 @@ export class ConfigError extends Error {
   }
 }
 
+/** Validates one group's given values (undefined = unset) with its settings' schemas, then its cross-checks. */
+function parseGroup<Name extends GroupName>(name: Name, given: Record<string, unknown>, nameOf: (key: string, setting: Setting<unknown>) => string, nodeEnv: string | undefined, problems: string[]): OutputOf<Name> | undefined {
+  const definition = CONFIG_GROUPS[name] as unknown as Group<Record<string, unknown>, OutputOf<Name>>;
+  const settings = definition.settings as Record<string, Setting<unknown>>;
+  const before = problems.length;
+  const values: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(settings)) {
+    const value = given[key];
+    if (value === undefined) {
+      values[key] = setting.fallback;
+      continue;
+    }
+    if (setting.schema.safeParse(value).success) values[key] = value;
+    else problems.push(setting.explain(nameOf(key, setting), value));
+  }
+  if (problems.length > before) return undefined;
+  const result = definition.finish(values, { problem: (message) => problems.push(message), nameOf: (key) => nameOf(key, settings[key]!), nodeEnv });
+  return problems.length > before ? undefined : result;
+}
+
+function parseGroups(read: (name: GroupName, key: string, setting: Setting<unknown>) => unknown, nameOf: (name: GroupName, key: string, setting: Setting<unknown>) => string, nodeEnv: string | undefined): GatewayConfig {
+  const problems: string[] = [];
+  const config: Partial<Record<GroupName, unknown>> = {};
+  for (const name of Object.keys(CONFIG_GROUPS) as GroupName[]) {
+    const settings = CONFIG_GROUPS[name].settings as Record<string, Setting<unknown>>;
+    const given = Object.fromEntries(Object.entries(settings).map(([key, setting]) => [key, read(name, key, setting)]));
+    config[name] = parseGroup(name, given, (key, setting) => nameOf(name, key, setting), nodeEnv, problems);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config as GatewayConfig;
+}
+
 /**
+ * The configuration from environment variables; a problem names the variable.
+ *
  * @example
  * const config = loadConfig(process.env); // throws ConfigError naming each bad variable
  */
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
-  const problems: string[] = [];
-  const groups: Partial<Record<keyof typeof CONFIG_GROUPS, unknown>> = {};
-  for (const [name, schema] of Object.entries(CONFIG_GROUPS) as Array<[keyof typeof CONFIG_GROUPS, z.ZodType]>) {
-    const parsed = schema.safeParse(env);
-    if (parsed.success) {
-      groups[name] = parsed.data;
-      continue;
-    }
-    for (const issue of parsed.error.issues) {
-      const variable = issue.path.join('.');
-      problems.push(issue.message.startsWith(variable) ? issue.message : `${variable}: ${issue.message}`);
-    }
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  const config = groups as ConfigGroups;
-  return {
-    ...config,
-    auth: {
-      ...config.auth,
-      // Safe by default where it matters: a production gateway does not let a token that names no
-      // recipients write to every mailbox; development keeps today's tokens working unchanged.
-      publishDefault: config.auth.publishDefault ?? (env.NODE_ENV === 'production' ? 'none' : 'any'),
+  return parseGroups(
+    (_name, _key, setting) => {
+      const raw = env[setting.env];
+      if (raw === undefined || (setting.emptyIsUnset && raw.trim() === '')) return undefined;
+      return setting.fromText(raw);
     },
-  };
+    (_name, _key, setting) => setting.env,
+    env.NODE_ENV,
+  );
+}
+
+/** Settings given as values, by group, as createGateway takes them; nested groups (rateLimit) as objects. */
+export type ConfigInput = { [Name in GroupName]?: Record<string, unknown> | undefined };
+
+/**
+ * The configuration from values (createGateway's options), through the same schemas and checks as
+ * the environment; a problem names the option (`poll.limitMax`). What is left out takes the
+ * default its variable has.
+ *
+ * @example
+ * const config = parseConfig({ poll: { waitMaxSeconds: 10 } }, process.env.NODE_ENV); // poll.waitDefaultSeconds follows: 10
+ */
+export function parseConfig(input: ConfigInput, nodeEnv: string | undefined): GatewayConfig {
+  const unknown = Object.keys(input).filter((name) => !(name in CONFIG_GROUPS));
+  if (unknown.length > 0) throw new ConfigError(unknown.map((name) => `${name} is not a configuration group`));
+  return parseGroups(
+    (name, key) => key.split('.').reduce<unknown>((value, part) => (value as Record<string, unknown> | undefined)?.[part], input[name]),
+    (name, key) => `${name}.${key}`,
+    nodeEnv,
+  );
 }

@@ -5,7 +5,7 @@ import type { VerifyToken } from './auth/claims.js';
 import { createTokenVerifier } from './auth/tokens.js';
 import { createMemoryBus } from './bus/memory-bus.js';
 import type { Bus } from './bus/types.js';
-import { loadConfig, pollDefaultsUnder, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
+import { parseConfig, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
 import { createEngine, type Engine } from './core/engine.js';
 import { createApp, type AppLogger } from './http/app.js';
 import { claimsFromBearerToken, claimsFromHost } from './http/auth.js';
@@ -14,8 +14,9 @@ import { createLogger } from './logger.js';
 import { createGatewayMetrics } from './ops/metrics.js';
 import { createPublishRateLimit } from './ops/rate-limit.js';
 import { startRetention, type Retention } from './ops/retention.js';
-import { openKnexStore } from './store/knex-store.js';
-import type { Clock, MessageStore, RetentionStore } from './store/types.js';
+import { openKnexStore } from './store/knex/index.js';
+import type { Clock } from './core/model.js';
+import type { MessageStore, RetentionStore } from './store/types.js';
 
 /** What the gateway logs through; a pino logger is one. */
 export interface GatewayLogger extends AppLogger {
@@ -82,25 +83,6 @@ export interface Gateway<Store extends MessageStore & RetentionStore = MessageSt
   close(): Promise<void>;
 }
 
-/** Whole numbers within bounds, checked before anything is opened. */
-function assertSettings(poll: PollConfig, messages: MessagesConfig): void {
-  for (const [name, value, min] of [
-    ['poll.waitDefaultSeconds', poll.waitDefaultSeconds, 0],
-    ['poll.waitMaxSeconds', poll.waitMaxSeconds, 0],
-    ['poll.limitDefault', poll.limitDefault, 1],
-    ['poll.limitMax', poll.limitMax, 1],
-    ['messages.maxBytes', messages.maxBytes, 16],
-    ['messages.maxBatch', messages.maxBatch, 1],
-    ['messages.ttlDefaultSeconds', messages.ttlDefaultSeconds, 0],
-    ['messages.ttlMaxSeconds', messages.ttlMaxSeconds, 1],
-  ] as const) {
-    if (!(Number.isSafeInteger(value) && value >= min)) throw new TypeError(`Expected \`${name}\` to be an integer of at least ${min}, got ${value}`);
-  }
-  if (poll.waitDefaultSeconds > poll.waitMaxSeconds) throw new TypeError('Expected `poll.waitDefaultSeconds` not to exceed `poll.waitMaxSeconds`');
-  if (poll.limitDefault > poll.limitMax) throw new TypeError('Expected `poll.limitDefault` not to exceed `poll.limitMax`');
-  if (messages.ttlDefaultSeconds > messages.ttlMaxSeconds) throw new TypeError('Expected `messages.ttlDefaultSeconds` not to exceed `messages.ttlMaxSeconds`');
-}
-
 /**
  * A gateway without a server: the Koa app, its request listener and the engine, on the parts
  * given (or in-memory defaults). Serve `callback` from any node:http server, or mount `app`.
@@ -124,23 +106,15 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
   parts: GatewayParts<Store> = {},
   options: GatewayOptions = {},
 ): Promise<Gateway<Store>> {
-  const defaults = loadConfig({ NODE_ENV: process.env.NODE_ENV });
-  const poll = { ...defaults.poll, ...options.poll };
-  const followed = pollDefaultsUnder(poll.waitMaxSeconds, poll.limitMax);
-  poll.waitDefaultSeconds = options.poll?.waitDefaultSeconds ?? followed.waitDefaultSeconds;
-  poll.limitDefault = options.poll?.limitDefault ?? followed.limitDefault;
-  const messages = { ...defaults.messages, ...options.messages };
-  const auth = { ...defaults.auth, ...options.auth };
-  const retentionSettings = { ...defaults.retention, ...options.retention };
-  const http = { ...defaults.http, ...options.http };
+  // The same schemas and checks as the environment's: an invalid option is a ConfigError naming it.
+  const { poll, messages, auth, retention: retentionSettings, http, rateLimit } = parseConfig(
+    { poll: options.poll, messages: options.messages, auth: options.auth, retention: options.retention, http: options.http, rateLimit: options.rateLimit },
+    process.env.NODE_ENV,
+  );
   if ((options.verifyToken === undefined) === (auth.jwtSecret === undefined)) {
     throw new TypeError('Expected either `verifyToken` or `auth.jwtSecret` (not both): how API requests are authenticated');
   }
   if (options.verifyToken !== undefined && typeof options.verifyToken !== 'function') throw new TypeError('Expected `verifyToken` to be a function');
-  if (auth.jwtSecret !== undefined && (typeof auth.jwtSecret !== 'string' || auth.jwtSecret.length < 32)) {
-    throw new TypeError('Expected `auth.jwtSecret` to be at least 32 characters, like GATEWAY_JWT_SECRET');
-  }
-  assertSettings(poll, messages);
   const logger = parts.logger ?? createLogger({ logLevel: 'warn' });
   const clock = parts.clock;
 
@@ -177,10 +151,7 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
       engine.drain();
     };
     opened.add(drain);
-    const publishRateLimit = createPublishRateLimit(clock ? { clock } : {}, {
-      perUser: { ...defaults.rateLimit.perUser, ...options.rateLimit?.perUser },
-      perIp: { ...defaults.rateLimit.perIp, ...options.rateLimit?.perIp },
-    });
+    const publishRateLimit = createPublishRateLimit(clock ? { clock } : {}, rateLimit);
 
     const app = createApp(
       {

@@ -12,7 +12,7 @@
 
 // Building a gateway: from parts (embedding) or from the environment (what the CLI runs).
 export { createGateway, type Gateway, type GatewayLogger, type GatewayOptions, type GatewayParts } from './gateway.js';
-export { selectBus, selectStore, startGateway, type RunningGateway } from './main.js';
+export { selectBus, selectStore, startGateway, type RunningGateway } from './start-from-env.js';
 
 // Configuration from environment variables, grouped by concern.
 export {
@@ -32,8 +32,9 @@ export {
 } from './config.js';
 
 // Message stores.
-export { createKnex, createKnexStore, openKnexStore, type KnexConnectionOptions, type KnexStore, type KnexStoreOptions } from './store/knex-store.js';
-export type { Clock, MessageStore, RetentionStore } from './store/types.js';
+export { createKnex, createKnexStore, openKnexStore, type KnexConnectionOptions, type KnexStore, type KnexStoreOptions } from './store/knex/index.js';
+export type { Clock } from './core/model.js';
+export type { MessageStore, RetentionStore } from './store/types.js';
 
 // Wake-up buses.
 export { createMemoryBus } from './bus/memory-bus.js';

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { SEQ_FLOOR_SETTING } from '../../src/store/knex/schema.js';
 
 /**
  * Per-mailbox sequence numbers (delivery model v2). Every message takes the next `seq` of its
@@ -15,7 +16,6 @@ import type { Knex } from 'knex';
  * A fresh database starts at 0.
  */
 export const LEGACY_CURSOR_MARGIN = 2 ** 32;
-export const SEQ_FLOOR_SETTING = 'seq_floor';
 
 async function highestIssuedNumber(knex: Knex): Promise<number> {
   const row = (await knex('messages').max({ maxId: 'id' }).max({ maxStamp: 'delivery_cursor' }).first()) as

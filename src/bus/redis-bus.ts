@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { allShardChannels } from './channels.js';
-import { ListenerRegistry } from './listener-registry.js';
+import { WakeObservers } from './wake-observers.js';
 import type { Bus } from './types.js';
 import { notifyWokenUsers, resolveWakeShards, wakePayloadsByShard } from './wake-payload.js';
 
@@ -49,13 +49,13 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   publisher.on('error', reportError);
   subscriber.on('error', reportError);
 
-  const registry = new ListenerRegistry();
+  const observers = new WakeObservers();
   const resyncListeners = new Set<() => void>();
   let closed = false;
   let everReady = false;
 
   // Only shard channels are subscribed on this connection, so every message is a wake payload.
-  subscriber.on('message', (_channel: string, payload: string) => notifyWokenUsers(registry, payload));
+  subscriber.on('message', (_channel: string, payload: string) => notifyWokenUsers(observers, payload));
   subscriber.on('ready', () => {
     if (everReady) for (const listener of [...resyncListeners]) listener();
     everReady = true;
@@ -63,7 +63,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
 
   try {
     await Promise.all([publisher.connect(), subscriber.connect()]);
-    // Awaited here, once for the bus's lifetime: from now on a resolved `subscribe` needs no
+    // Awaited here, once for the bus's lifetime: from now on an observer added needs no
     // round trip to mean "a wake published after this is seen".
     await subscriber.subscribe(...channels);
   } catch (error) {
@@ -73,9 +73,6 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   }
 
   return {
-    async subscribe(userId, listener) {
-      return registry.add(userId, listener);
-    },
     async wake(userIds, heads) {
       const payloads = [...wakePayloadsByShard(userIds, shards, heads)];
       if (payloads.length === 0) return;
@@ -91,7 +88,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
       if (failure) throw failure[0];
     },
     onWake(observer) {
-      return registry.observe(observer);
+      return observers.observe(observer);
     },
     onResync(listener) {
       resyncListeners.add(listener);
@@ -99,9 +96,6 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     },
     get healthy() {
       return !closed && subscriber.status === 'ready' && publisher.status === 'ready';
-    },
-    get subscribedUsers() {
-      return registry.userCount;
     },
     async ping() {
       if (subscriber.status !== 'ready') throw new Error(`redis subscriber is ${subscriber.status}`);

@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis';
 import { allShardChannels } from './channels.js';
-import { ListenerRegistry } from './listener-registry.js';
+import { WakeObservers } from './wake-observers.js';
 import type { Bus } from './types.js';
 import { notifyWokenUsers, resolveWakeShards, wakePayloadsByShard } from './wake-payload.js';
 
@@ -72,7 +72,7 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   subscriber.on('error', reportError);
   subscriber.on('node error', reportError);
 
-  const registry = new ListenerRegistry();
+  const observers = new WakeObservers();
   const resyncListeners = new Set<() => void>();
   let closed = false;
   let connected = false;
@@ -82,7 +82,7 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   let retryTimer: NodeJS.Timeout | undefined;
 
   // Only shard channels are subscribed on these connections, so every message is a wake payload.
-  subscriber.on('smessage', (_channel: string, payload: string) => notifyWokenUsers(registry, payload));
+  subscriber.on('smessage', (_channel: string, payload: string) => notifyWokenUsers(observers, payload));
 
   /** SSUBSCRIBEs every shard channel and waits for all the answers; rejects with the first failure. */
   async function subscribeAllShards(): Promise<void> {
@@ -152,7 +152,7 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
 
   try {
     await Promise.all([publisher.connect(), subscriber.connect()]);
-    // Awaited here, once for the bus's lifetime: from now on a resolved `subscribe` needs no
+    // Awaited here, once for the bus's lifetime: from now on an observer added needs no
     // round trip to mean "a wake published after this is seen" (while healthy).
     await subscribeAllShards();
   } catch (error) {
@@ -163,9 +163,6 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   connected = true;
 
   return {
-    async subscribe(userId, listener) {
-      return registry.add(userId, listener);
-    },
     async wake(userIds, heads) {
       const payloads = [...wakePayloadsByShard(userIds, shards, heads)];
       // Shard channels hash to different slots, so they cannot share one explicit pipeline;
@@ -175,7 +172,7 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
       if (failure) throw failure.reason;
     },
     onWake(observer) {
-      return registry.observe(observer);
+      return observers.observe(observer);
     },
     onResync(listener) {
       resyncListeners.add(listener);
@@ -183,9 +180,6 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
     },
     get healthy() {
       return !closed && !resubscribing && subscriber.status === 'ready' && publisher.status === 'ready';
-    },
-    get subscribedUsers() {
-      return registry.userCount;
     },
     async ping() {
       if (subscriber.status !== 'ready') throw new Error(`redis cluster subscriber is ${subscriber.status}`);

@@ -3,28 +3,25 @@
  * mailbox may have changed, read the store again". Losing a wake delays delivery (the held poll
  * re-reads on its timeout or on the bus's `resync`), it never loses a message.
  */
-export type WakeListener = () => void;
 export type Unsubscribe = () => void;
 /**
- * Told of every wake the process hears, for every user, before that user's own listeners run.
+ * Told of every wake the process hears, for every user.
  * `head` is the highest mailbox sequence number the waking publish committed, when it said.
  */
 export type WakeObserver = (userId: string, head: number | undefined) => void;
 
 export interface Bus {
   /**
-   * Registers a listener for a user's wake-ups. Resolves once the subscription is active: while the
-   * bus is healthy, a wake published after that is seen. Costs no Redis command: the Redis buses
-   * subscribe their fixed set of shard channels once, when created, and filter wakes locally.
-   */
-  subscribe(userId: string, listener: WakeListener): Promise<Unsubscribe>;
-  /**
    * Best effort: rejects when the bus is unreachable (the message is already stored). `heads`
    * gives, per user, the highest mailbox sequence number just committed: every process learns
    * what is new in that mailbox without asking the store.
    */
   wake(userIds: readonly string[], heads?: ReadonlyMap<string, number>): Promise<void>;
-  /** Registers a WakeObserver. */
+  /**
+   * Registers a WakeObserver. Costs no Redis command: the Redis buses subscribe their fixed set of
+   * shard channels once, when created, so a wake published after this returns is seen while the
+   * bus is healthy.
+   */
   onWake(observer: WakeObserver): Unsubscribe;
   /**
    * Called after the bus (re)connects: wakes published while it was away are lost, so every
@@ -33,8 +30,6 @@ export interface Bus {
   onResync(listener: () => void): Unsubscribe;
   /** False while the bus cannot deliver wakes; the engine then re-reads the store on a timer. */
   readonly healthy: boolean;
-  /** Number of users with at least one listener in this process (for tests and metrics). */
-  readonly subscribedUsers: number;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

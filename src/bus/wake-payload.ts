@@ -1,5 +1,5 @@
 import { DEFAULT_WAKE_SHARDS, MAX_WAKE_SHARDS, shardOf } from './channels.js';
-import type { ListenerRegistry } from './listener-registry.js';
+import type { WakeObservers } from './wake-observers.js';
 
 /**
  * The wire format shared by the Redis buses: one message per shard channel, its payload one line
@@ -36,16 +36,16 @@ export function wakePayloadsByShard(userIds: readonly string[], shards: number, 
   return payloads;
 }
 
-/** Tells the registry of every user a shard message names; only users with listeners here act on it. */
-export function notifyWokenUsers(registry: ListenerRegistry, payload: string): void {
+/** Tells the observers of every user a shard message names; only users with polls here act on it. */
+export function notifyWokenUsers(observers: WakeObservers, payload: string): void {
   for (const line of payload.split(SEPARATOR)) {
     const space = line.indexOf(HEAD_SEPARATOR);
     if (space === -1) {
-      registry.notify(line);
+      observers.notify(line);
       continue;
     }
     const head = Number(line.slice(space + 1));
-    registry.notify(line.slice(0, space), Number.isSafeInteger(head) ? head : undefined);
+    observers.notify(line.slice(0, space), Number.isSafeInteger(head) ? head : undefined);
   }
 }
 

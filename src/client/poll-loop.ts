@@ -197,7 +197,7 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
         });
         // Not abandoned on stop: the callbacks in progress finish, and what they took is recorded.
         handingOver = true;
-        const outcome = await step<PollOutcome<ClientError>>((done) => session.handle(answer, done)).finally(() => {
+        const outcome = await step<PollOutcome<ClientError>>((done) => session.takeAnswer(answer, done)).finally(() => {
           handingOver = false;
         });
         if ('halted' in outcome) throw new AbortError(signal.reason as Error);

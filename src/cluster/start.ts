@@ -1,8 +1,8 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { createLogger, resolveJwtSecret, startGateway } from '../main.js';
-import { createKnex } from '../store/knex-store.js';
+import { createLogger, resolveJwtSecret, startGateway } from '../start-from-env.js';
+import { createKnex } from '../store/knex/index.js';
 import { migrateToLatest } from '../store/migrations.js';
 import { parseWorkersFlag, planWorkers, WorkersConfigError } from './plan.js';
 import { superviseWorkers } from './supervisor.js';

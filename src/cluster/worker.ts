@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import type { RunningGateway } from '../main.js';
+import type { RunningGateway } from '../start-from-env.js';
 import type { WorkerListeningMessage } from './supervisor.js';
 
 /**

@@ -1,6 +1,7 @@
 import type { Bus } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
-import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStatus, type MessageStore, type StoredMessage } from '../store/types.js';
+import type { MessageStore } from '../store/types.js';
+import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStatus, type StoredMessage } from './model.js';
 import { createTickBatcher } from '../batching/tick-batcher.js';
 import { MailboxHeads } from './mailbox-heads.js';
 import { Waiter } from './waiter.js';
@@ -133,8 +134,6 @@ export function createEngine(
     for (const waiters of waitersByUser.values()) for (const waiter of waiters) waiter.wake();
   });
 
-  const acknowledge = store.acknowledge ? store.acknowledge.bind(store) : (userId: string, cursor: number) => store.ackThrough(userId, cursor).then(() => {});
-
   function register(userId: string): Waiter {
     const waiter = new Waiter(userId);
     let waiters = waitersByUser.get(userId);
@@ -179,8 +178,9 @@ export function createEngine(
   async function announce(userIds: readonly string[], results: readonly InsertResult[]): Promise<void> {
     const committed = new Map<string, StoredMessage[]>();
     const newHeads = new Map<string, number>();
-    for (const { message } of results) {
-      if (!message) continue;
+    for (const result of results) {
+      if (result.duplicate) continue;
+      const { message } = result;
       const list = committed.get(message.userId);
       if (list) list.push(message);
       else committed.set(message.userId, [message]);
@@ -206,11 +206,9 @@ export function createEngine(
   }
 
   async function publishMany(drafts: readonly MessageDraft[]): Promise<InsertResult[]> {
-    // All or nothing where the store offers it (one transaction); otherwise one at a time. Either
-    // way in the given order, so one sender's messages get ids in the order they were given.
-    let results: InsertResult[] = [];
-    if (store.insertMessages) results = await store.insertMessages(drafts);
-    else for (const draft of drafts) results.push(await store.insertMessage(draft));
+    // All or nothing (one transaction), in the given order: one sender's messages get ids in the
+    // order they were given.
+    const results = await store.insertMessages(drafts);
     const duplicates = results.filter((result) => result.duplicate).length;
     observer.published?.(results.length - duplicates, duplicates);
     await announce(
@@ -262,8 +260,8 @@ export function createEngine(
   }
 
   /** Records, in the background, how far the answer carried the mailbox (for "delivered"). */
-  function delivered(userId: string, batch: DeliveryBatch): DeliveryBatch {
-    if (batch.messages.length > 0 && store.noteDelivered) {
+  function noteDeliveredInBackground(userId: string, batch: DeliveryBatch): DeliveryBatch {
+    if (batch.messages.length > 0) {
       store.noteDelivered(userId, batch.cursor).catch((error: unknown) => onError(error, 'store.noteDelivered'));
     }
     return batch;
@@ -273,7 +271,7 @@ export function createEngine(
     // Not awaited: the answer does not depend on it (reads ask for `seq > cursor`), and an ack
     // that fails is covered by the client's next, higher cursor.
     if (cursor > 0) {
-      acknowledge(userId, cursor).then(pumpReceipts, (error: unknown) => onError(error, 'store.acknowledge'));
+      store.acknowledge(userId, cursor).then(pumpReceipts, (error: unknown) => onError(error, 'store.acknowledge'));
     }
   }
 
@@ -285,7 +283,6 @@ export function createEngine(
   let pumping: Promise<void> | undefined;
   let pumpAgain = false;
   function pumpReceipts(): void {
-    if (!store.takeDueReceipts) return;
     if (pumping) {
       pumpAgain = true;
       return;
@@ -294,8 +291,8 @@ export function createEngine(
       do {
         pumpAgain = false;
         for (;;) {
-          const receipts = await store.takeDueReceipts!(RECEIPT_BATCH);
-          if (receipts.length > 0) await announce(receipts.map((receipt) => receipt.userId), receipts.map((message) => ({ id: message.id, duplicate: false, message })));
+          const receipts = await store.takeDueReceipts(RECEIPT_BATCH);
+          if (receipts.length > 0) await announce(receipts.map((receipt) => receipt.userId), receipts.map((message): InsertResult => ({ id: message.id, duplicate: false, message })));
           if (receipts.length < RECEIPT_BATCH) break;
         }
       } while (pumpAgain);
@@ -305,13 +302,13 @@ export function createEngine(
         pumping = undefined;
       });
   }
-  const receiptSweep = store.takeDueReceipts ? setInterval(pumpReceipts, options.receiptSweepMs ?? 5_000) : undefined;
-  receiptSweep?.unref();
+  const receiptSweep = setInterval(pumpReceipts, options.receiptSweepMs ?? 5_000);
+  receiptSweep.unref();
 
   async function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
     acknowledgeInBackground(userId, cursor);
-    if (request.waitMs <= 0 || draining) return delivered(userId, await nextBatch(userId, undefined, cursor, limit));
+    if (request.waitMs <= 0 || draining) return noteDeliveredInBackground(userId, await nextBatch(userId, undefined, cursor, limit));
     if (heldPolls >= maxHeldPolls) {
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', { retryAfterSeconds: 1 });
     }
@@ -328,7 +325,7 @@ export function createEngine(
       for (;;) {
         waiter.woken = false;
         const batch = await nextBatch(userId, waiter, cursor, limit);
-        if (batch.messages.length > 0) return delivered(userId, batch);
+        if (batch.messages.length > 0) return noteDeliveredInBackground(userId, batch);
         if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
         const remaining = deadline - clock.now();
         if (remaining <= 0) return batch;
@@ -353,18 +350,12 @@ export function createEngine(
       if (acked > 0) pumpReceipts();
       return acked;
     },
-    async messageStatus(id) {
-      return store.messageStatus?.(id);
-    },
-    async mailboxSummary(userId) {
-      // A programming error (a test double without it): a logged 500, not an API error code.
-      if (!store.mailboxSummary) throw new Error('the store does not implement mailboxSummary');
-      return store.mailboxSummary(userId);
-    },
+    messageStatus: (id) => store.messageStatus(id),
+    mailboxSummary: (userId) => store.mailboxSummary(userId),
     drain() {
       if (draining) return;
       draining = true;
-      if (receiptSweep) clearInterval(receiptSweep);
+      clearInterval(receiptSweep);
       // The bus may be the host's and outlive this gateway: stop listening to it.
       stopHearingWakes();
       stopHearingResyncs();

@@ -1,4 +1,4 @@
-import type { Clock } from '../store/types.js';
+import type { Clock } from './model.js';
 
 /**
  * What this process knows of each mailbox's head: the highest sequence number known to be

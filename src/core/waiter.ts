@@ -2,7 +2,7 @@
  * One held poll's wait state. A wake that arrives while the poll is reading the store is
  * remembered (`woken`), so the read-then-sleep sequence can never sleep through it.
  */
-import type { StoredMessage } from '../store/types.js';
+import type { StoredMessage } from './model.js';
 
 export type WaiterEnd = 'superseded' | 'aborted' | 'draining';
 

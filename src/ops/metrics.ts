@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { EngineObserver, PollOutcome } from '../core/engine.js';
-import { systemClock, type Clock } from '../store/types.js';
+import { systemClock, type Clock } from '../core/model.js';
 
 /** What the gateway's metrics read when scraped: live values, not counters. */
 export interface MetricsSources {

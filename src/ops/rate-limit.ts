@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../store/types.js';
+import { systemClock, type Clock } from '../core/model.js';
 
 export interface TokenBucketOptions {
   /** Tokens added per second; 0 disables the limit. */

@@ -1,4 +1,5 @@
-import { systemClock, type Clock, type RetentionStore } from '../store/types.js';
+import { systemClock, type Clock } from '../core/model.js';
+import type { RetentionStore } from '../store/types.js';
 
 export interface RetentionOptions {
   /** Acked messages older than this many milliseconds (since their ack) are deleted. */

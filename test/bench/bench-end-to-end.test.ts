@@ -4,25 +4,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBench, type BenchReport } from '../../src/bench/command.js';
 import { parseBenchArgs } from '../../src/bench/options.js';
-import { backendCases, TEST_SECRET, type Backend } from '../support/backends.js';
+import { backendCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { startTestGateway } from '../support/gateway.js';
 import { runCli, spawnGateway, type GatewayProcess } from '../support/process.js';
 
 const quiet = { stdout: { write: () => true }, stderr: { write: () => true } };
 
 describe.each(backendCases('bench end to end'))('longpoll-gateway bench against a real gateway on $name', ({ make }) => {
-  let backend: Backend;
+  const backend = useBackend(make);
   let gateway: GatewayProcess;
   let dir: string;
 
   beforeAll(async () => {
-    backend = make();
     dir = mkdtempSync(join(tmpdir(), 'lpg-bench-'));
     gateway = await spawnGateway({ ...(await backend.gatewayEnv()), LOG_LEVEL: 'warn' });
   });
   afterAll(async () => {
     await gateway?.stop();
-    await backend?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 

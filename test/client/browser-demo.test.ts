@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../src/main.js';
+import { startGateway } from '../../src/start-from-env.js';
 import { ensureLegacyBundle } from './support/legacy-bundle.js';
 import { browserTestsEnabled, launchChromium } from '../support/chromium.js';
 

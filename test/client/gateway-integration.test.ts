@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   createLongPoller,
   createShortPoller,
@@ -11,13 +11,10 @@ import {
   type PollerStatus,
   type PollMessage,
 } from '../../src/client/index.js';
-import { startGateway } from '../../src/main.js';
 import { waitFor } from './support/fake-gateway.js';
-import { backendCases, type Backend } from '../support/backends.js';
+import { backendCases } from '../support/backends.js';
+import { useTestGateway } from '../support/gateway.js';
 
-type Gateway = Awaited<ReturnType<typeof startGateway>>;
-let gateway: Gateway;
-const tokens: Record<string, string> = {};
 const FAST = { minDelayMs: 5, maxDelayMs: 50 };
 
 /** globalThis.fetch, recording each poll's query so tests can tell when a poll is in flight. */
@@ -29,44 +26,35 @@ function recordingFetch(polls: URLSearchParams[]): FetchLike {
   };
 }
 
-function collect(user: string, options: { cursorStore?: ReturnType<typeof memoryCursorStore>; wait?: number; statuses?: PollerStatus[] } = {}) {
-  const received: PollMessage[] = [];
-  const polls: URLSearchParams[] = [];
-  const poller = createLongPoller({
-    url: gateway.url,
-    fetch: recordingFetch(polls),
-    token: tokens[user]!,
-    wait: options.wait ?? 4,
-    backoff: FAST,
-    cursorStore: options.cursorStore,
-    onMessages: (messages) => void received.push(...messages),
-    onStatus: (status) => void options.statuses?.push(status),
-  });
-  void poller.start();
-  return { poller, received, polls };
-}
-
-async function send(from: string, to: string, body: unknown, id?: string) {
-  return publish({ url: gateway.url, token: tokens[from]!, to, body, id, backoff: FAST });
-}
-
 describe.each(backendCases('client against the gateway'))('client against the real gateway on $name', ({ make }) => {
-  let backend: Backend;
-  beforeAll(async () => {
-    backend = make();
-    gateway = await startGateway({ PORT: '0', HOST: '127.0.0.1', POLL_WAIT_MAX_S: '5', LOG_LEVEL: 'silent', ...(await backend.gatewayEnv()) });
-    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) tokens[user] = await gateway.issueToken(user);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    await backend?.cleanup();
-  });
+  const gw = useTestGateway(make, { POLL_WAIT_MAX_S: '5' });
+
+  async function collect(user: string, options: { cursorStore?: ReturnType<typeof memoryCursorStore>; wait?: number; statuses?: PollerStatus[] } = {}) {
+    const received: PollMessage[] = [];
+    const polls: URLSearchParams[] = [];
+    const poller = createLongPoller({
+      url: gw.url,
+      fetch: recordingFetch(polls),
+      token: await gw.token(user),
+      wait: options.wait ?? 4,
+      backoff: FAST,
+      cursorStore: options.cursorStore,
+      onMessages: (messages) => void received.push(...messages),
+      onStatus: (status) => void options.statuses?.push(status),
+    });
+    void poller.start();
+    return { poller, received, polls };
+  }
+
+  async function send(from: string, to: string, body: unknown, id?: string) {
+    return publish({ url: gw.url, token: await gw.token(from), to, body, id, backoff: FAST });
+  }
 
   let poller: Poller | undefined;
   afterAll(async () => poller?.stop());
 
   it('long poll: a held poll is answered as soon as a message is published', async () => {
-    const bob = collect('bob');
+    const bob = await collect('bob');
     poller = bob.poller;
     await waitFor(() => bob.polls.length === 1, 5000, 'the first poll');
     // Let the poll be held before publishing, so this exercises the wake-up path.
@@ -89,7 +77,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
   });
 
   it('publish is idempotent per client id; the recipient sees the message once', async () => {
-    const carol = collect('carol');
+    const carol = await collect('carol');
     const first = await send('alice', 'carol', 'hello', 'same-id');
     const again = await send('alice', 'carol', 'hello', 'same-id');
     expect(again).toEqual({ id: first.id, duplicate: true, clientId: 'same-id' });
@@ -102,7 +90,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
 
   it('a restarted poller resumes from its cursor store: nothing lost, nothing repeated', async () => {
     const cursorStore = memoryCursorStore();
-    const first = collect('dave', { cursorStore });
+    const first = await collect('dave', { cursorStore });
     await send('alice', 'dave', 1);
     await send('alice', 'dave', 2);
     await waitFor(() => first.received.length === 2, 5000, 'first two');
@@ -110,7 +98,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
     await send('alice', 'dave', 3);
     await send('alice', 'dave', 4);
 
-    const second = collect('dave', { cursorStore });
+    const second = await collect('dave', { cursorStore });
     await waitFor(() => second.received.length === 2, 5000, 'the two sent while stopped');
     await new Promise((resolve) => setTimeout(resolve, 100));
     await second.poller.stop();
@@ -121,7 +109,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
 
   it('short poller delivers with wait=0', async () => {
     const received: PollMessage[] = [];
-    const short = createShortPoller({ url: gateway.url, token: tokens.bob!, intervalMs: 20, backoff: FAST, onMessages: (m) => void received.push(...m) });
+    const short = createShortPoller({ url: gw.url, token: await gw.token('bob'), intervalMs: 20, backoff: FAST, onMessages: (m) => void received.push(...m) });
     void short.start();
     await send('carol', 'bob', 'short');
     await waitFor(() => received.length === 1, 5000, 'short-polled message');
@@ -130,15 +118,15 @@ describe.each(backendCases('client against the gateway'))('client against the re
   });
 
   it('stops with the server code on a bad token and clamps `wait` to the server maximum', async () => {
-    const bad = createLongPoller({ url: gateway.url, token: 'not-a-jwt', onMessages: () => {} });
+    const bad = createLongPoller({ url: gw.url, token: 'not-a-jwt', onMessages: () => {} });
     expect(await bad.start()).toMatchObject({ type: 'stopped', reason: 'error', error: { status: 401, code: 'invalid_token' } });
 
     await send('bob', 'alice', 'waiting for you');
     const statuses: PollerStatus[] = [];
     const polls: URLSearchParams[] = [];
     const tooLong = createLongPoller({
-      url: gateway.url,
-      token: tokens.alice!,
+      url: gw.url,
+      token: await gw.token('alice'),
       wait: 60,
       fetch: recordingFetch(polls),
       onMessages: () => {},
@@ -157,19 +145,20 @@ describe.each(backendCases('client against the gateway'))('client against the re
   it('delivery receipts: the sender hears once per message it asked about, after the recipient acked it', async () => {
     const receipts: DeliveryReceipt[] = [];
     const erinMessages: PollMessage[] = [];
+    const erinToken = await gw.token('erin');
     const erin = createLongPoller({
-      url: gateway.url,
-      token: tokens.erin!,
+      url: gw.url,
+      token: erinToken,
       wait: 4,
       backoff: FAST,
       onMessages: (messages) => void erinMessages.push(...messages),
       onReceipts: (batch) => void receipts.push(...batch),
     });
     void erin.start();
-    const single = await publish({ url: gateway.url, token: tokens.erin!, to: 'frank', body: 'read me', receipt: true, backoff: FAST });
+    const single = await publish({ url: gw.url, token: erinToken, to: 'frank', body: 'read me', receipt: true, backoff: FAST });
     const [batched, silent] = await publishBatch({
-      url: gateway.url,
-      token: tokens.erin!,
+      url: gw.url,
+      token: erinToken,
       backoff: FAST,
       messages: [
         { to: 'frank', body: 'me too', receipt: true },
@@ -180,7 +169,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(receipts).toEqual([]);
 
-    const frank = collect('frank');
+    const frank = await collect('frank');
     await waitFor(() => frank.received.length === 3, 5000, "frank's three messages");
     await waitFor(() => receipts.length >= 2, 10_000, 'two receipts');
     await new Promise((resolve) => setTimeout(resolve, 300));

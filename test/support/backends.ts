@@ -3,13 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory from 'knex';
+import { afterAll, beforeAll } from 'vitest';
 import { createMemoryBus } from '../../src/bus/memory-bus.js';
 import { createRedisBus } from '../../src/bus/redis-bus.js';
 import { createRedisClusterBus } from '../../src/bus/redis-cluster-bus.js';
 import { parseClusterNodes } from '../../src/config.js';
 import type { Bus } from '../../src/bus/types.js';
-import { createKnex, createKnexStore, type KnexStore } from '../../src/store/knex-store.js';
-import type { Clock, MessageStore } from '../../src/store/types.js';
+import { createKnex, createKnexStore, type KnexStore } from '../../src/store/knex/index.js';
+import type { Clock } from '../../src/core/model.js';
+import type { MessageStore } from '../../src/store/types.js';
 import type { Knex } from 'knex';
 
 /**
@@ -50,6 +52,12 @@ export function requireRealServersOrWarn(what: string): boolean {
     );
   }
   return false;
+}
+
+/** A source of user ids unique within a test file: `userIds('engine')()` → `engine-user-1`, … */
+export function userIds(prefix: string): () => string {
+  let count = 0;
+  return () => `${prefix}-user-${++count}`;
 }
 
 export function uniqueName(prefix: string): string {
@@ -181,4 +189,44 @@ export function redisClusterCases(what: string): Array<{ name: Backend['name']; 
     return [];
   }
   return [{ name: 'mysql+redis-cluster', make: () => realBackend('redis-cluster') }];
+}
+
+/**
+ * The backend of a suite, made before its tests and cleaned up (stores, buses, databases) after
+ * them: call it at the top of a `describe`, then use it inside tests and hooks like the Backend
+ * it stands for.
+ *
+ * @example
+ * describe.each(backendCases('store contract'))('store on $name', ({ make }) => {
+ *   const backend = useBackend(make);
+ *   it('…', async () => {
+ *     const store = await backend.createStore();
+ *   });
+ * });
+ */
+export function useBackend(make: () => Backend): Backend {
+  let backend: Backend | undefined;
+  beforeAll(() => {
+    backend = make();
+  });
+  afterAll(async () => {
+    await backend?.cleanup();
+  });
+  const made = () => {
+    if (!backend) throw new Error('useBackend: the backend is made in beforeAll; use it inside tests or hooks');
+    return backend;
+  };
+  return {
+    get name() {
+      return made().name;
+    },
+    get real() {
+      return made().real;
+    },
+    createStore: (clock) => made().createStore(clock),
+    createEmptyDatabase: () => made().createEmptyDatabase(),
+    createBus: (prefix) => made().createBus(prefix),
+    gatewayEnv: () => made().gatewayEnv(),
+    cleanup: () => made().cleanup(),
+  };
 }

@@ -130,7 +130,11 @@ export interface PollSession<Failure> {
   /** `v1/poll?cursor=…&wait=…&limit=…`, relative to the gateway's base URL. */
   pollPath(): string;
   timeoutMs(): number;
-  handle(answer: HttpAnswer, done: (outcome: PollOutcome<Failure>) => void): void;
+  /**
+   * Takes a poll's HTTP answer: hands its messages to the application, saves the checkpoint, and
+   * says what comes next (poll again, retry after a failure, or stop).
+   */
+  takeAnswer(answer: HttpAnswer, done: (outcome: PollOutcome<Failure>) => void): void;
   /** Reports retry number `attempt` after `failure` and returns how long to wait before it. */
   retry(attempt: number, failure: Failure): number;
 }
@@ -177,7 +181,7 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     });
   }
 
-  function handle(answer: HttpAnswer, done: (outcome: PollOutcome<Failure>) => void): void {
+  function takeAnswer(answer: HttpAnswer, done: (outcome: PollOutcome<Failure>) => void): void {
     const serverWaitMax = parseInt(answer.header('X-Poll-Wait-Max') || '', 10);
     const clamped = serverWaitMax >= 0 && serverWaitMax < waitSeconds;
     if (clamped) waitSeconds = serverWaitMax;
@@ -287,7 +291,7 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     timeoutMs: function () {
       return waitSeconds * 1000 + REQUEST_TIMEOUT_GRACE_MS;
     },
-    handle: handle,
+    takeAnswer: takeAnswer,
     retry: function (attempt, failure) {
       connected = false;
       const delayMs = retryDelay(config.backoff, attempt, failure);

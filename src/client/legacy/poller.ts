@@ -109,7 +109,7 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
         request = null;
         if (runGeneration !== generation) return;
         if (failure) return retryAfter(failure, runGeneration);
-        session.handle(answer!, function (outcome) {
+        session.takeAnswer(answer!, function (outcome) {
           poller.cursor = session.cursor();
           // stop() may have been called from inside onMessages, onReceipts or onStatus.
           if (runGeneration !== generation || 'halted' in outcome) return;

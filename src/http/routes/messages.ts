@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createPublishPolicy, type PublishDefault } from '../../auth/publish-policy.js';
 import type { Engine } from '../../core/engine.js';
 import { GatewayError } from '../../errors.js';
-import { RECEIPT_SENDER, type MessageDraft } from '../../store/types.js';
+import { RECEIPT_SENDER, type MessageDraft } from '../../core/model.js';
 import { readJsonBody } from '../body.js';
 import { parseOrThrow, userIdSchema } from '../validation.js';
 

@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import { z } from 'zod';
 import type { ServerResponse } from 'node:http';
 import type { CancelSignal, Engine, PollResult } from '../../core/engine.js';
-import { isReceipt, type StoredMessage } from '../../store/types.js';
+import { isReceipt, type StoredMessage } from '../../core/model.js';
 import { assertOwnMailbox } from '../auth.js';
 import { readJsonBody } from '../body.js';
 import { cursorSchema, integerQuery, optionalStringQuery, parseOrThrow, userIdSchema } from '../validation.js';

@@ -1,0 +1,105 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Knex } from 'knex';
+import { ackQuery, mailboxSummaryQuery, pendingReadQuery } from '../../src/store/knex/index.js';
+import type { MessageStore } from '../../src/store/types.js';
+import { backendCases, useBackend } from '../support/backends.js';
+
+const mysqlCases = backendCases('MySQL query plan and real out-of-order commits').filter((c) => c.name === 'mysql+redis');
+
+describe.skipIf(mysqlCases.length === 0)('on real MariaDB', () => {
+  const backend = useBackend(() => mysqlCases[0]!.make());
+  let store: MessageStore & { knex: Knex };
+
+  beforeAll(async () => {
+    store = await backend.createStore();
+    // Enough rows across users that the optimizer has a real choice to make.
+    const rows = [];
+    for (let i = 0; i < 2000; i += 1) {
+      rows.push({ user_id: `u${i % 200}`, sender_id: 's', body: '1', status: i % 3 === 0 ? 'acked' : 'pending', created_at: i, seq: Math.floor(i / 200) + 1 });
+    }
+    await store.knex.batchInsert('messages', rows, 500);
+    await store.knex.batchInsert('mailboxes', Array.from({ length: 200 }, (_, u) => ({ user_id: `u${u}`, last_seq: 10 })), 200);
+    await store.knex.raw('ANALYZE TABLE messages');
+  });
+
+  async function explain(query: { toSQL(): { toNative(): { sql: string; bindings: readonly unknown[] } } }): Promise<Array<Record<string, unknown>>> {
+    const native = query.toSQL().toNative();
+    const [plan] = (await store.knex.raw(`EXPLAIN ${native.sql}`, native.bindings as never)) as [Array<Record<string, unknown>>];
+    return plan;
+  }
+
+  it('serves every read of a batched poll read from the (user_id, status, seq) index without filesort', async () => {
+    const plan = await explain(
+      pendingReadQuery(store.knex, [
+        { userId: 'u7', cursor: 0, limit: 100 },
+        { userId: 'u8', cursor: 3, limit: 100 },
+      ], Date.now()),
+    );
+    const messageReads = plan.filter((row) => row.table === 'messages');
+    expect(messageReads).toHaveLength(2);
+    for (const row of messageReads) {
+      expect(row.key).toBe('idx_messages_user_status_seq');
+      expect(row.type).toMatch(/^(ref|range)$/);
+      expect(String(row.Extra ?? '')).not.toMatch(/filesort/i);
+    }
+    // The mailbox check is a primary-key lookup, not a scan.
+    for (const row of plan.filter((r) => r.table === 'mailboxes')) expect(row.key).toBe('PRIMARY');
+  });
+
+  it('serves a batched ack update from the (user_id, status, seq) index', async () => {
+    const plan = await explain(
+      ackQuery(
+        store.knex,
+        [
+          { userId: 'u7', cursor: 5 },
+          { userId: 'u9', cursor: 5 },
+        ],
+        1,
+      ),
+    );
+    const update = plan.find((row) => row.table === 'messages')!;
+    expect(update.key).toBe('idx_messages_user_status_seq');
+    expect(update.type).toBe('range');
+  });
+
+  it('serves the mailbox summary (badge) from the (user_id, status, seq) index', async () => {
+    const plan = await explain(mailboxSummaryQuery(store.knex, 'u7', Date.now()));
+    expect(plan).toHaveLength(1);
+    expect(plan[0]!.key).toBe('idx_messages_user_status_seq');
+    expect(plan[0]!.type).toMatch(/^(ref|range)$/);
+  });
+
+  it('purges expired rows walking idx_messages_expires_at, in order', async () => {
+    const [plan] = (await store.knex.raw('EXPLAIN DELETE FROM messages WHERE expires_at < ? ORDER BY expires_at, id LIMIT ?', [Date.now(), 100])) as [
+      Array<Record<string, unknown>>,
+    ];
+    expect(plan[0]!.key).toBe('idx_messages_expires_at');
+    expect(String(plan[0]!.Extra ?? '')).not.toMatch(/filesort/i);
+  });
+
+  it('makes a later publish to a mailbox wait for an earlier one to commit: readers only ever see a prefix', async () => {
+    const bob = 'late-commit-bob';
+    await store.insertMessage({ userId: bob, senderId: 's', body: '"one"' });
+    const slow = await store.knex.transaction();
+    try {
+      // What the store's own publish transaction does, held open before its commit.
+      await slow.raw('UPDATE mailboxes SET last_seq = last_seq + 1 WHERE user_id = ?', [bob]);
+      await slow('messages').insert({ user_id: bob, sender_id: 's', body: '"two"', status: 'pending', created_at: 1, seq: 2 });
+      const later = store.insertMessage({ userId: bob, senderId: 's', body: '"three"' });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const seen = await store.readPending(bob, 0, 100);
+      expect(seen.messages.map((m) => m.body)).toEqual(['"one"']);
+      await slow.commit();
+      await later;
+      const all = await store.readPending(bob, seen.cursor, 100);
+      expect(all.messages.map((m) => [m.seq, m.body])).toEqual([
+        [2, '"two"'],
+        [3, '"three"'],
+      ]);
+      // Acking the first answer's cursor never touches what committed after it.
+      expect(await store.ackThrough(bob, seen.cursor)).toBe(1);
+    } finally {
+      if (!slow.isCompleted()) await slow.rollback();
+    }
+  });
+});
