@@ -1,19 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { ClientHttpError, createLongPoller, type PollerStatus } from '../../src/client/index.js';
 import { createFakeGateway, errorResponse, FAST_BACKOFF } from './support/fake-gateway.js';
+import { pollerOptions } from './support/pollers.js';
 
 async function runAgainst(response: Response) {
   const gateway = createFakeGateway();
   gateway.failNext(() => response);
   const statuses: PollerStatus[] = [];
-  const poller = createLongPoller({
-    url: 'http://gateway.test/base',
-    token: 'expired.jwt.token',
-    fetch: gateway.fetch,
-    backoff: FAST_BACKOFF,
-    onMessages: () => {},
-    onStatus: (status) => void statuses.push(status),
-  });
+  const poller = createLongPoller(
+    pollerOptions(gateway, {
+      url: 'http://gateway.test/base',
+      token: 'expired.jwt.token',
+      backoff: FAST_BACKOFF,
+      onMessages: () => {},
+      onStatus: (status) => void statuses.push(status),
+    }),
+  );
   const result = await poller.start();
   return { gateway, statuses, result };
 }
@@ -50,12 +52,7 @@ describe('token functions', () => {
   it('are asked before every request, so a rotated token is picked up', async () => {
     const gateway = createFakeGateway({ holdMs: 10 });
     let issued = 0;
-    const poller = createLongPoller({
-      url: 'http://gateway.test',
-      token: async () => `token-${++issued}`,
-      fetch: gateway.fetch,
-      onMessages: () => {},
-    });
+    const poller = createLongPoller(pollerOptions(gateway, { token: async () => `token-${++issued}`, onMessages: () => {} }));
     void poller.start();
     await new Promise((resolve) => setTimeout(resolve, 60));
     await poller.stop();
@@ -68,17 +65,17 @@ describe('token functions', () => {
     const gateway = createFakeGateway({ holdMs: 10 });
     const statuses: PollerStatus[] = [];
     let calls = 0;
-    const poller = createLongPoller({
-      url: 'http://gateway.test',
-      token: () => {
-        if (++calls === 1) throw new Error('auth server unreachable');
-        return 'fresh';
-      },
-      fetch: gateway.fetch,
-      backoff: FAST_BACKOFF,
-      onMessages: () => {},
-      onStatus: (status) => void statuses.push(status),
-    });
+    const poller = createLongPoller(
+      pollerOptions(gateway, {
+        token: () => {
+          if (++calls === 1) throw new Error('auth server unreachable');
+          return 'fresh';
+        },
+        backoff: FAST_BACKOFF,
+        onMessages: () => {},
+        onStatus: (status) => void statuses.push(status),
+      }),
+    );
     void poller.start();
     await new Promise((resolve) => setTimeout(resolve, 40));
     await poller.stop();

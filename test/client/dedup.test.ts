@@ -1,27 +1,24 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createLongPoller, memoryCursorStore, type Poller, type PollMessage } from '../../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { createLongPoller, memoryCursorStore, type PollMessage } from '../../src/client/index.js';
 import { createSeenIdWindow } from '../../src/client/core/seen-ids.js';
 import { createFakeGateway, FAST_BACKOFF, jsonResponse, waitFor } from './support/fake-gateway.js';
+import { pollerOptions, usePollers } from './support/pollers.js';
 
-const pollers: Poller[] = [];
-afterEach(async () => {
-  await Promise.all(pollers.splice(0).map((poller) => poller.stop()));
-});
+const pollers = usePollers();
 
 function startCollecting(gateway: ReturnType<typeof createFakeGateway>, cursorStore = memoryCursorStore()) {
   const received: PollMessage[] = [];
-  const poller = createLongPoller({
-    url: 'http://gateway.test/',
-    token: 't',
-    fetch: gateway.fetch,
-    backoff: FAST_BACKOFF,
-    cursorStore,
-    onMessages: (messages) => {
-      received.push(...messages);
-    },
-  });
-  pollers.push(poller);
-  void poller.start();
+  const poller = pollers.start(
+    createLongPoller(
+      pollerOptions(gateway, {
+        backoff: FAST_BACKOFF,
+        cursorStore,
+        onMessages: (messages) => {
+          received.push(...messages);
+        },
+      }),
+    ),
+  );
   return { poller, received };
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createFakeGateway, errorResponse, jsonResponse, waitFor } from './support/fake-gateway.js';
-import { fakeJwt, loadLegacyClient, plain } from './support/legacy-vm.js';
+import { fakeJwt, loadLegacyClient, plain, type LegacyApi } from './support/legacy-vm.js';
 
 const FAST = { minDelayMs: 1, maxDelayMs: 4, factor: 2, jitter: 0.5 };
 
@@ -43,12 +43,17 @@ describe('legacy client in an ES5-only VM context', () => {
     gateway.deliver('b');
     const first = loadLegacyClient(gateway);
     const received: string[] = [];
-    const poller = first.LongPoll.createLongPoller({
-      url: 'http://gateway.test',
-      token: fakeJwt('alice'),
-      onMessages: (messages: Array<{ body: string }>) => received.push(...plain(messages).map((m) => m.body)),
-    });
-    poller.start();
+    // The same page in both contexts: a poller for alice with the default storage key.
+    const startPage = (LongPoll: LegacyApi) => {
+      const poller = LongPoll.createLongPoller({
+        url: 'http://gateway.test',
+        token: fakeJwt('alice'),
+        onMessages: (messages: Array<{ body: string }>) => received.push(...plain(messages).map((m) => m.body)),
+      });
+      poller.start();
+      return poller;
+    };
+    const poller = startPage(first.LongPoll);
     await waitFor(() => received.length === 2, 2000, 'two messages');
     poller.stop();
     expect(plain(JSON.parse(first.storage.get('longpoll:alice@http://gateway.test/')!))).toEqual({ cursor: 2, seen: { ids: [1, 2] } });
@@ -56,12 +61,7 @@ describe('legacy client in an ES5-only VM context', () => {
     // A "page reload": a fresh context sharing only localStorage.
     gateway.deliver('c');
     const second = loadLegacyClient(gateway, first.storage);
-    const poller2 = second.LongPoll.createLongPoller({
-      url: 'http://gateway.test',
-      token: fakeJwt('alice'),
-      onMessages: (messages: Array<{ body: string }>) => received.push(...plain(messages).map((m) => m.body)),
-    });
-    poller2.start();
+    const poller2 = startPage(second.LongPoll);
     await waitFor(() => received.length === 3, 2000, 'the message after the reload');
     poller2.stop();
     expect(received).toEqual(['a', 'b', 'c']);

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createLongPoller,
   createShortPoller,
@@ -6,17 +6,14 @@ import {
   type CursorStore,
   type DeliveryReceipt,
   type PollCheckpoint,
-  type Poller,
   type PollerStatus,
 } from '../../src/client/index.js';
 import { parsePollResponse } from './support/parse-poll.js';
 import { createSeenIdWindow } from '../../src/client/core/seen-ids.js';
 import { createFakeGateway, FAST_BACKOFF, jsonResponse, waitFor } from './support/fake-gateway.js';
+import { pollerOptions, usePollers } from './support/pollers.js';
 
-const pollers: Poller[] = [];
-afterEach(async () => {
-  await Promise.all(pollers.splice(0).map((poller) => poller.stop()));
-});
+const pollers = usePollers();
 
 const receipt = (id: number, to = 'bob'): DeliveryReceipt => ({ id, to, status: 'acked', at: '2026-11-27T10:00:00.000Z' });
 const message = (id: number) => ({ id, from: 'bob', body: `m${id}`, createdAt: '2026-11-27T10:00:00.000Z' });
@@ -25,18 +22,17 @@ function startPoller(gateway: ReturnType<typeof createFakeGateway>, options: { c
   const receipts: DeliveryReceipt[] = [];
   const messageIds: number[] = [];
   const statuses: PollerStatus[] = [];
-  const poller = createLongPoller({
-    url: 'http://gateway.test/',
-    token: 't',
-    fetch: gateway.fetch,
-    backoff: FAST_BACKOFF,
-    cursorStore: options.cursorStore ?? memoryCursorStore(),
-    onMessages: (messages) => void messageIds.push(...messages.map((m) => m.id)),
-    onReceipts: options.withReceipts === false ? undefined : (options.onReceipts ?? ((batch) => void receipts.push(...batch))),
-    onStatus: (status) => statuses.push(status),
-  });
-  pollers.push(poller);
-  void poller.start();
+  const poller = pollers.start(
+    createLongPoller(
+      pollerOptions(gateway, {
+        backoff: FAST_BACKOFF,
+        cursorStore: options.cursorStore ?? memoryCursorStore(),
+        onMessages: (messages) => void messageIds.push(...messages.map((m) => m.id)),
+        onReceipts: options.withReceipts === false ? undefined : (options.onReceipts ?? ((batch) => void receipts.push(...batch))),
+        onStatus: (status) => statuses.push(status),
+      }),
+    ),
+  );
   return { poller, receipts, messageIds, statuses };
 }
 
@@ -61,18 +57,17 @@ describe('delivery receipts in the pollers', () => {
     gateway.failNext(() => jsonResponse(200, { messages: [], receipts: [receipt(7, 'agent-1')], cursor: 12 }));
     const contexts: number[] = [];
     const got: DeliveryReceipt[] = [];
-    const poller = createLongPoller({
-      url: 'http://gateway.test/',
-      token: 't',
-      fetch: gateway.fetch,
-      onMessages: () => {},
-      onReceipts: (batch, { cursor }) => {
-        got.push(...batch);
-        contexts.push(cursor);
-      },
-    });
-    pollers.push(poller);
-    void poller.start();
+    pollers.start(
+      createLongPoller(
+        pollerOptions(gateway, {
+          onMessages: () => {},
+          onReceipts: (batch, { cursor }) => {
+            got.push(...batch);
+            contexts.push(cursor);
+          },
+        }),
+      ),
+    );
     await waitFor(() => got.length === 1, 2000, 'the receipt');
     expect(got).toEqual([receipt(7, 'agent-1')]);
     expect(contexts).toEqual([12]);
@@ -154,25 +149,22 @@ describe('delivery receipts in the pollers', () => {
     gateway.deliverReceipt(2);
     gateway.deliverReceipt(3);
     const got: number[] = [];
-    const poller = createShortPoller({
-      url: 'http://gateway.test/',
-      token: 't',
-      fetch: gateway.fetch,
-      limit: 2,
-      intervalMs: 60_000,
-      onMessages: () => {},
-      onReceipts: (batch) => void got.push(...batch.map((r) => r.id)),
-    });
-    pollers.push(poller);
-    void poller.start();
+    pollers.start(
+      createShortPoller(
+        pollerOptions(gateway, {
+          limit: 2,
+          intervalMs: 60_000,
+          onMessages: () => {},
+          onReceipts: (batch) => void got.push(...batch.map((r) => r.id)),
+        }),
+      ),
+    );
     await waitFor(() => got.length === 3, 2000, 'the second page without waiting out the interval');
     expect(got).toEqual([1, 2, 3]);
   });
 
   it('validates onReceipts', () => {
-    expect(() => createLongPoller({ url: 'http://gateway.test/', token: 't', fetch: createFakeGateway().fetch, onMessages: () => {}, onReceipts: 1 as never })).toThrow(
-      'Expected `onReceipts` to be a function, got 1',
-    );
+    expect(() => createLongPoller(pollerOptions(createFakeGateway(), { onMessages: () => {}, onReceipts: 1 as never }))).toThrow('Expected `onReceipts` to be a function, got 1');
   });
 });
 

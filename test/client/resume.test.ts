@@ -1,18 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createLongPoller,
   localStorageCursorStore,
   memoryCursorStore,
   type PollCheckpoint,
-  type Poller,
   type PollerStatus,
 } from '../../src/client/index.js';
 import { createFakeGateway, FAST_BACKOFF, waitFor } from './support/fake-gateway.js';
+import { pollerOptions, usePollers } from './support/pollers.js';
 
-const pollers: Poller[] = [];
-afterEach(async () => {
-  await Promise.all(pollers.splice(0).map((poller) => poller.stop()));
-});
+const pollers = usePollers();
 
 describe('resuming from the cursor store', () => {
   it('sends the persisted cursor with the first poll and continues from there', async () => {
@@ -24,27 +21,25 @@ describe('resuming from the cursor store', () => {
       bodies.push(...messages.map((message) => message.body));
     };
 
-    const first = createLongPoller({
-      url: 'http://gateway.test',
-      token: 't',
-      fetch: gateway.fetch,
-      limit: 2,
-      cursorStore,
-      onMessages: (messages) => {
-        onMessages(messages);
-        // Stopping from inside the callback: the batch is still committed, nothing more is fetched.
-        void first.stop();
-      },
-    });
-    pollers.push(first);
+    const first = pollers.track(
+      createLongPoller(
+        pollerOptions(gateway, {
+          limit: 2,
+          cursorStore,
+          onMessages: (messages) => {
+            onMessages(messages);
+            // Stopping from inside the callback: the batch is still committed, nothing more is fetched.
+            void first.stop();
+          },
+        }),
+      ),
+    );
     const stopped = await first.start();
     expect(stopped).toEqual({ type: 'stopped', reason: 'stop' });
     expect(first.cursor).toBe(2);
     expect(bodies).toEqual(['a', 'b']);
 
-    const second = createLongPoller({ url: 'http://gateway.test', token: 't', fetch: gateway.fetch, limit: 2, cursorStore, onMessages });
-    pollers.push(second);
-    void second.start();
+    const second = pollers.start(createLongPoller(pollerOptions(gateway, { limit: 2, cursorStore, onMessages })));
     await waitFor(() => bodies.length >= 4, 2000, 'second page');
     expect(gateway.polls().map((request) => request.url.searchParams.get('cursor')).slice(0, 2)).toEqual(['0', '2']);
     expect(bodies).toEqual(['a', 'b', 'c', 'd']);
@@ -57,22 +52,21 @@ describe('resuming from the cursor store', () => {
     const saves: PollCheckpoint[] = [];
     const statuses: PollerStatus[] = [];
     let calls = 0;
-    const poller = createLongPoller({
-      url: 'http://gateway.test',
-      token: 't',
-      fetch: gateway.fetch,
-      backoff: FAST_BACKOFF,
-      cursorStore: { load: () => undefined, save: (checkpoint) => void saves.push(checkpoint) },
-      onStatus: (status) => void statuses.push(status),
-      onMessages: async () => {
-        calls++;
-        expect(saves).toHaveLength(0);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        if (calls === 1) throw new Error('database down');
-      },
-    });
-    pollers.push(poller);
-    void poller.start();
+    pollers.start(
+      createLongPoller(
+        pollerOptions(gateway, {
+          backoff: FAST_BACKOFF,
+          cursorStore: { load: () => undefined, save: (checkpoint) => void saves.push(checkpoint) },
+          onStatus: (status) => void statuses.push(status),
+          onMessages: async () => {
+            calls++;
+            expect(saves).toHaveLength(0);
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            if (calls === 1) throw new Error('database down');
+          },
+        }),
+      ),
+    );
     await waitFor(() => saves.length >= 1, 2000, 'a save');
     expect(calls).toBe(2);
     expect(saves[0]).toEqual({ cursor: 1, seen: { ids: [1] } });
@@ -96,13 +90,12 @@ describe('resuming from the cursor store', () => {
 
   it('stops with cursor_store_failed when the store returns garbage', async () => {
     const gateway = createFakeGateway();
-    const poller = createLongPoller({
-      url: 'http://gateway.test',
-      token: 't',
-      fetch: gateway.fetch,
-      cursorStore: { load: () => ({ cursor: -5 }) as unknown as PollCheckpoint, save: () => {} },
-      onMessages: () => {},
-    });
+    const poller = createLongPoller(
+      pollerOptions(gateway, {
+        cursorStore: { load: () => ({ cursor: -5 }) as unknown as PollCheckpoint, save: () => {} },
+        onMessages: () => {},
+      }),
+    );
     const result = await poller.start();
     expect(result).toMatchObject({ type: 'stopped', reason: 'error', error: { code: 'cursor_store_failed' } });
     expect(gateway.requests).toHaveLength(0);

@@ -1,24 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createLongPoller, type Poller, type PollerStatus } from '../../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { createLongPoller, type PollerStatus } from '../../src/client/index.js';
 import { createFakeGateway, errorResponse, FAST_BACKOFF, waitFor } from './support/fake-gateway.js';
+import { pollerOptions, usePollers } from './support/pollers.js';
 
-const pollers: Poller[] = [];
-afterEach(async () => {
-  await Promise.all(pollers.splice(0).map((poller) => poller.stop()));
-});
+const pollers = usePollers();
 
 function startPoller(gateway: ReturnType<typeof createFakeGateway>, statuses: PollerStatus[], received: unknown[]) {
-  const poller = createLongPoller({
-    url: 'http://gateway.test',
-    token: 't',
-    fetch: gateway.fetch,
-    backoff: FAST_BACKOFF,
-    onMessages: (messages) => void received.push(...messages.map((message) => message.body)),
-    onStatus: (status) => void statuses.push(status),
-  });
-  pollers.push(poller);
-  void poller.start();
-  return poller;
+  return pollers.start(
+    createLongPoller(
+      pollerOptions(gateway, {
+        backoff: FAST_BACKOFF,
+        onMessages: (messages) => void received.push(...messages.map((message) => message.body)),
+        onStatus: (status) => void statuses.push(status),
+      }),
+    ),
+  );
 }
 
 describe('retrying transient failures', () => {

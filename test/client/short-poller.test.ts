@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { createShortPoller, type PollMessage } from '../../src/client/index.js';
 import { createFakeGateway, FAST_BACKOFF, waitFor } from './support/fake-gateway.js';
+import { pollerOptions } from './support/pollers.js';
 
 describe('createShortPoller', () => {
   it('polls with wait=0 every intervalMs', async () => {
     const gateway = createFakeGateway({ holdMs: 60_000 });
     const received: PollMessage[] = [];
-    const poller = createShortPoller({ url: 'http://gateway.test', token: 't', fetch: gateway.fetch, intervalMs: 40, onMessages: (m) => void received.push(...m) });
+    const poller = createShortPoller(pollerOptions(gateway, { intervalMs: 40, onMessages: (m) => void received.push(...m) }));
     void poller.start();
     await waitFor(() => gateway.polls().length >= 2, 2000, 'two polls');
     gateway.deliver('ping');
@@ -24,7 +25,7 @@ describe('createShortPoller', () => {
     const gateway = createFakeGateway();
     for (let index = 0; index < 5; index++) gateway.deliver(index);
     const received: PollMessage[] = [];
-    const poller = createShortPoller({ url: 'http://gateway.test', token: 't', fetch: gateway.fetch, intervalMs: 60_000, limit: 2, onMessages: (m) => void received.push(...m) });
+    const poller = createShortPoller(pollerOptions(gateway, { intervalMs: 60_000, limit: 2, onMessages: (m) => void received.push(...m) }));
     void poller.start();
     await waitFor(() => received.length === 5, 2000, 'the whole backlog');
     await poller.stop();
@@ -38,15 +39,14 @@ describe('createShortPoller', () => {
     gateway.deliver('recovered');
     const received: PollMessage[] = [];
     const attempts: number[] = [];
-    const poller = createShortPoller({
-      url: 'http://gateway.test',
-      token: 't',
-      fetch: gateway.fetch,
-      intervalMs: 60_000,
-      backoff: FAST_BACKOFF,
-      onMessages: (m) => void received.push(...m),
-      onStatus: (status) => status.type === 'retrying' && attempts.push(status.attempt),
-    });
+    const poller = createShortPoller(
+      pollerOptions(gateway, {
+        intervalMs: 60_000,
+        backoff: FAST_BACKOFF,
+        onMessages: (m) => void received.push(...m),
+        onStatus: (status) => status.type === 'retrying' && attempts.push(status.attempt),
+      }),
+    );
     void poller.start();
     await waitFor(() => received.length === 1, 2000, 'delivery after a failure');
     await poller.stop();

@@ -1,18 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { createLongPoller, type PollerStatus } from '../../src/client/index.js';
 import { createFakeGateway, FAST_BACKOFF, waitFor } from './support/fake-gateway.js';
+import { pollerOptions } from './support/pollers.js';
 
 describe('stopping a poller', () => {
   it('stop() aborts the long poll in flight and sends nothing afterwards', async () => {
     const gateway = createFakeGateway({ holdMs: 60_000 });
     const statuses: PollerStatus[] = [];
-    const poller = createLongPoller({
-      url: 'http://gateway.test',
-      token: 't',
-      fetch: gateway.fetch,
-      onMessages: () => {},
-      onStatus: (status) => void statuses.push(status),
-    });
+    const poller = createLongPoller(pollerOptions(gateway, { onMessages: () => {}, onStatus: (status) => void statuses.push(status) }));
     const done = poller.start();
     await waitFor(() => gateway.polls().length === 1, 2000, 'the first poll');
     const startedStopping = Date.now();
@@ -30,14 +25,13 @@ describe('stopping a poller', () => {
     const gateway = createFakeGateway();
     gateway.failNext(() => Promise.reject(new TypeError('fetch failed')));
     const statuses: PollerStatus[] = [];
-    const poller = createLongPoller({
-      url: 'http://gateway.test',
-      token: 't',
-      fetch: gateway.fetch,
-      backoff: { minDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 },
-      onMessages: () => {},
-      onStatus: (status) => void statuses.push(status),
-    });
+    const poller = createLongPoller(
+      pollerOptions(gateway, {
+        backoff: { minDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 },
+        onMessages: () => {},
+        onStatus: (status) => void statuses.push(status),
+      }),
+    );
     void poller.start();
     await waitFor(() => statuses.some((status) => status.type === 'retrying'), 2000, 'a retry');
     expect(statuses.find((status) => status.type === 'retrying')).toMatchObject({ attempt: 1, delayMs: 60_000, error: { code: 'network_error' } });
@@ -50,7 +44,7 @@ describe('stopping a poller', () => {
   it('an external AbortSignal stops it too, with reason "signal"', async () => {
     const gateway = createFakeGateway({ holdMs: 60_000 });
     const controller = new AbortController();
-    const poller = createLongPoller({ url: 'http://gateway.test', token: 't', fetch: gateway.fetch, onMessages: () => {}, signal: controller.signal, backoff: FAST_BACKOFF });
+    const poller = createLongPoller(pollerOptions(gateway, { onMessages: () => {}, signal: controller.signal, backoff: FAST_BACKOFF }));
     const done = poller.start();
     await waitFor(() => gateway.polls().length === 1, 2000, 'the first poll');
     controller.abort();
@@ -62,7 +56,7 @@ describe('stopping a poller', () => {
     const gateway = createFakeGateway({ holdMs: 20 });
     gateway.deliver('first');
     const bodies: unknown[] = [];
-    const poller = createLongPoller({ url: 'http://gateway.test', token: 't', fetch: gateway.fetch, onMessages: (m) => void bodies.push(...m.map((x) => x.body)) });
+    const poller = createLongPoller(pollerOptions(gateway, { onMessages: (m) => void bodies.push(...m.map((x) => x.body)) }));
     void poller.start();
     await waitFor(() => bodies.length === 1, 2000, 'first message');
     await poller.stop();
@@ -84,15 +78,14 @@ describe('a throwing onStatus', () => {
     const originalError = console.error;
     console.error = (...args: unknown[]) => void logged.push(args);
     try {
-      const poller = createLongPoller({
-        url: 'http://gateway.test',
-        token: 't',
-        fetch: gateway.fetch,
-        onMessages: (messages) => void bodies.push(...messages.map((message) => message.body)),
-        onStatus: () => {
-          throw new Error('bug in the status handler');
-        },
-      });
+      const poller = createLongPoller(
+        pollerOptions(gateway, {
+          onMessages: (messages) => void bodies.push(...messages.map((message) => message.body)),
+          onStatus: () => {
+            throw new Error('bug in the status handler');
+          },
+        }),
+      );
       void poller.start();
       await waitFor(() => bodies.length === 1, 2000, 'delivery');
       await poller.stop();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLongPoller, type PollerStatus } from '../../src/client/index.js';
 import { createFakeGateway, jsonResponse, waitFor } from './support/fake-gateway.js';
+import { pollerOptions } from './support/pollers.js';
 
 describe('superseded polls', () => {
   it('polls again after a short jittered delay, keeping the cursor, without counting a failure', async () => {
@@ -9,14 +10,13 @@ describe('superseded polls', () => {
     gateway.deliver('after the takeover');
     const statuses: PollerStatus[] = [];
     const bodies: unknown[] = [];
-    const poller = createLongPoller({
-      url: 'http://gateway.test',
-      token: 't',
-      fetch: gateway.fetch,
-      backoff: { minDelayMs: 40, maxDelayMs: 40, jitter: 0.5 },
-      onMessages: (messages) => void bodies.push(...messages.map((message) => message.body)),
-      onStatus: (status) => void statuses.push(status),
-    });
+    const poller = createLongPoller(
+      pollerOptions(gateway, {
+        backoff: { minDelayMs: 40, maxDelayMs: 40, jitter: 0.5 },
+        onMessages: (messages) => void bodies.push(...messages.map((message) => message.body)),
+        onStatus: (status) => void statuses.push(status),
+      }),
+    );
     void poller.start();
     await waitFor(() => bodies.length === 1, 2000, 'delivery after the superseded answer');
     await poller.stop();
