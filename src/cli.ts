@@ -1,31 +1,166 @@
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, createTokenIssuer, type TokenIssueOptions, type TokenScope } from './auth/tokens.js';
-import { ConfigError, loadConfig } from './config.js';
-import { resolveJwtSecret, startGateway } from './start-from-env.js';
+import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
+import { checkBusConnection, resolveJwtSecret, startGateway } from './start-from-env.js';
 import { WorkersConfigError } from './cluster/plan.js';
 import { startClustered } from './cluster/start.js';
 import { createKnex } from './store/knex/index.js';
 import { migrateToLatest } from './store/migrations.js';
 import { BENCH_USAGE, BenchUsageError } from './bench/options.js';
+import { describeConnectionFailure } from './startup-errors.js';
+
+// Help: each command's text is written once, here (bench's in ./bench/options.ts), and printed by
+// `<command> --help`, `<command> -h` and `help <command>` alike; the overall usage is built from
+// each command's usage line and summary.
+
+interface CommandHelp {
+  /** The usage line after `longpoll-gateway `. */
+  usage: string;
+  /** One line for the overall usage. */
+  summary: string;
+  /** The whole `--help` text. */
+  help: string;
+}
+
+function commandHelp(usage: string, summary: string, body: string): CommandHelp {
+  return { usage, summary, help: `longpoll-gateway ${usage}\n\n${body}` };
+}
+
+const START = commandHelp(
+  'start [--workers N|auto]',
+  'run the gateway (configuration from environment variables; see README)',
+  `Runs the gateway until SIGTERM or SIGINT (then drains: held polls are answered empty). Configured
+by environment variables (README "Configuration"): MYSQL_URL (else SQLite at SQLITE_FILE), REDIS_URL
+or REDIS_CLUSTER_NODES (else in-process wake-ups), PORT, HOST, GATEWAY_JWT_SECRET (unset: a
+development secret kept next to SQLITE_FILE). Brings the schema up to date first, like \`migrate\`.
+
+Options:
+  --workers N|auto   processes sharing the port (default GATEWAY_WORKERS, else auto = one per core
+                     with MYSQL_URL + REDIS_URL/REDIS_CLUSTER_NODES, else 1)
+  -h, --help         print this help
+
+Example:
+  MYSQL_URL=mysql://gateway:secret@127.0.0.1:3306/longpoll REDIS_URL=redis://127.0.0.1:6379 \\
+    PORT=8080 longpoll-gateway start --workers 2
+`,
+);
+
+const TOKEN = commandHelp(
+  'token <user> [--pub <recipients>] [--scope poll,publish] [--ttl <duration>]',
+  "print a JWT for <user> signed with this gateway's secret",
+  `Prints a JWT for <user> signed with this gateway's secret: GATEWAY_JWT_SECRET, or when unset the
+development secret \`start\` keeps next to SQLITE_FILE.
+
+Options:
+  --pub <recipients>   whom it may publish to, comma-separated or repeated: user ids, prefix*
+                       patterns, '*' for anyone (omitted: PUBLISH_DEFAULT decides)
+  --scope <scopes>     poll, publish or poll,publish (omitted: both)
+  --ttl <duration>     lifetime like 3600, 90s, 15m, 1h, 7d (omitted: no expiry);
+                       --expires <seconds> also works
+  -h, --help           print this help
+
+Example:
+  TOKEN=$(longpoll-gateway token alice --pub 'bob,team-*' --ttl 1h)
+`,
+);
+
+const MIGRATE = commandHelp(
+  'migrate',
+  'bring the database schema up to date and exit',
+  `Brings the database schema up to date and exits: MySQL/MariaDB when MYSQL_URL is set, else the
+SQLite file SQLITE_FILE. \`start\` does this too; run it alone to migrate ahead of a deploy.
+
+Options:
+  -h, --help   print this help
+
+Example:
+  MYSQL_URL=mysql://gateway:secret@127.0.0.1:3306/longpoll longpoll-gateway migrate
+`,
+);
+
+const BENCH: CommandHelp = {
+  usage: 'bench [options]',
+  summary: 'load-test a gateway: short vs long polling',
+  help: BENCH_USAGE,
+};
+
+const HELP = commandHelp(
+  'help [command]',
+  "print this usage, or a command's help",
+  `Prints the overall usage, or the help of <command> (the same as \`longpoll-gateway <command> --help\`).
+
+Options:
+  -h, --help   print this help
+
+Example:
+  longpoll-gateway help token
+`,
+);
+
+const COMMANDS: Readonly<Record<string, CommandHelp>> = { start: START, token: TOKEN, migrate: MIGRATE, bench: BENCH, help: HELP };
+const COMMAND_NAMES = Object.keys(COMMANDS).join(', ');
 
 const USAGE = `longpoll-gateway <command>
 
 Commands:
-  start [--workers N|auto]
-                        run the gateway (configuration from environment variables; see README);
-                        --workers: processes sharing the port (default auto = one per core with
-                        MYSQL_URL + REDIS_URL/REDIS_CLUSTER_NODES, else 1)
-  token <user> [--pub <recipients>] [--scope poll,publish] [--ttl <duration>]
-                        print a JWT for <user> signed with this gateway's secret;
-                        --pub: whom it may publish to, comma-separated or repeated: user ids,
-                        prefix* patterns, '*' for anyone (omitted: PUBLISH_DEFAULT decides);
-                        --scope: poll, publish or both (omitted: both);
-                        --ttl: lifetime like 3600, 90s, 15m, 1h, 7d (--expires <seconds> also works)
-  migrate               bring the database schema up to date and exit
-  bench [options]       load-test a gateway: short vs long polling (longpoll-gateway bench --help)
+${Object.values(COMMANDS)
+  .map(({ usage, summary }) => (usage.length <= 20 ? `  ${usage.padEnd(22)}${summary}` : `  ${usage}\n${' '.repeat(24)}${summary}`))
+  .join('\n')}
+
+Run \`longpoll-gateway help <command>\` (or \`longpoll-gateway <command> --help\`) for its options and an example.
 `;
 
+/** `--help` or `-h` among a command's arguments (before a `--` that ends the options). */
+function wantsHelp(args: string[]): boolean {
+  const separator = args.indexOf('--');
+  return (separator === -1 ? args : args.slice(0, separator)).some((arg) => arg === '--help' || arg === '-h');
+}
+
+function runHelp(args: string[]): void {
+  if (args.length === 0) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (args.length > 1) throw new UsageError(`help takes one command, got ${args.length}: ${args.map((arg) => JSON.stringify(arg)).join(' ')}`);
+  const name = args[0]!;
+  const command = name === '--help' || name === '-h' ? HELP : Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; the commands are ${COMMAND_NAMES}`);
+  process.stdout.write(command.help);
+}
+
+type RawMysqlConnection = { query(sql: string, callback: (error: Error | null) => void): void };
+
+/**
+ * Opens one connection to MYSQL_URL's database and closes it (SQLite: nothing to check), so that a
+ * server that is down, a wrong password or a missing database fails at once with the driver's own
+ * error — not after knex has printed "Acquire connection error" and its stack for every query the
+ * migrations had queued.
+ */
+async function checkStoreConnection(config: GatewayConfig['store']): Promise<void> {
+  if (!config.mysqlUrl) return;
+  const knex = createKnex(config);
+  try {
+    const connection = (await knex.client.acquireRawConnection()) as RawMysqlConnection;
+    try {
+      // ER_NO_DB_ERROR when the URL names no database (the login alone succeeds without one).
+      await new Promise<void>((resolve, reject) => connection.query('SHOW TABLES', (error) => (error ? reject(error) : resolve())));
+    } finally {
+      await knex.client.destroyRawConnection(connection);
+    }
+  } finally {
+    await knex.destroy();
+  }
+}
+
 async function runStart(args: string[]): Promise<void> {
+  if (cluster.isPrimary) {
+    // Once, before anything starts: with MySQL + Redis, `start` may fork workers, and each would
+    // otherwise fail on a Redis that is down in turn (and be restarted) instead of the start failing.
+    const config = loadConfig(process.env);
+    await checkStoreConnection(config.store);
+    if (config.store.mysqlUrl) await checkBusConnection(config.redis);
+  }
   if (await startClustered(args)) return;
   const gateway = await startGateway(process.env);
   const { config, logger } = gateway;
@@ -100,11 +235,11 @@ async function runToken(args: string[]): Promise<void> {
     });
   } catch (error) {
     // parseArgs names the unknown option or the missing value; say how the command is used too.
-    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+    throw new UsageError(`${(error as Error).message}\n\n${TOKEN.help}`);
   }
   const { values, positionals } = parsed;
   const userId = positionals[0];
-  if (!userId) throw new UsageError('token needs a user id: longpoll-gateway token <user> [--pub <recipients>] [--scope poll,publish] [--ttl 1h]');
+  if (!userId) throw new UsageError(`token needs a user id: longpoll-gateway ${TOKEN.usage}`);
   if (positionals.length > 1) throw new UsageError(`token takes one user id, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
   if (!USER_ID_PATTERN.test(userId)) throw new UsageError(`user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -; got ${JSON.stringify(userId)}`);
   if (values.expires !== undefined && values.ttl !== undefined) throw new UsageError('give either --ttl or --expires, not both');
@@ -122,8 +257,11 @@ async function runToken(args: string[]): Promise<void> {
   process.stdout.write(`${token}\n`);
 }
 
-async function runMigrate(): Promise<void> {
-  const knex = createKnex(loadConfig(process.env).store);
+async function runMigrate(args: string[]): Promise<void> {
+  if (args.length > 0) throw new UsageError(`migrate takes no arguments, got ${args.map((arg) => JSON.stringify(arg)).join(' ')}\n\n${MIGRATE.help}`);
+  const { store } = loadConfig(process.env);
+  await checkStoreConnection(store);
+  const knex = createKnex(store);
   try {
     await migrateToLatest(knex);
     process.stdout.write('schema is up to date\n');
@@ -133,10 +271,6 @@ async function runMigrate(): Promise<void> {
 }
 
 async function runBench(args: string[]): Promise<void> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(BENCH_USAGE);
-    return;
-  }
   // Loaded on demand: the gateway itself never needs the load tester's modules.
   const { runBenchCommand } = await import('./bench/command.js');
   process.exitCode = await runBenchCommand(args, process.env, { stdout: process.stdout, stderr: process.stderr });
@@ -147,15 +281,21 @@ class UsageError extends Error {}
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   try {
+    if (command !== undefined && command !== 'help' && Object.hasOwn(COMMANDS, command) && wantsHelp(rest)) {
+      process.stdout.write(COMMANDS[command]!.help);
+      return;
+    }
     switch (command) {
       case 'start':
         return await runStart(rest);
       case 'token':
         return await runToken(rest);
       case 'migrate':
-        return await runMigrate();
+        return await runMigrate(rest);
       case 'bench':
         return await runBench(rest);
+      case 'help':
+        return runHelp(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -167,6 +307,13 @@ export async function main(argv: string[]): Promise<void> {
   } catch (error) {
     if (error instanceof ConfigError || error instanceof UsageError || error instanceof WorkersConfigError || error instanceof BenchUsageError) {
       process.stderr.write(`longpoll-gateway: ${error.message}\n`);
+      process.exit(2);
+    }
+    // A database or Redis the configuration names but that cannot be used: what to fix, in one
+    // line, like a configuration error. Anything else is a bug or unforeseen: its stack, exit 1.
+    const problem = command === 'start' || command === 'migrate' ? describeConnectionFailure(error, process.env) : undefined;
+    if (problem) {
+      process.stderr.write(`longpoll-gateway: ${problem}\n`);
       process.exit(2);
     }
     throw error;

@@ -148,10 +148,15 @@ const CONFIG_GROUPS = {
 
   /** Who may do what: the token secret and the publish default. */
   auth: group<
-    { jwtSecret?: string; publishDefault?: PublishDefault },
+    { jwtSecret?: string; publishDefault?: PublishDefault; clockToleranceSeconds: number },
     {
       /** Undefined means "development secret" (the CLI generates one) or a `verifyToken` hook. */
       jwtSecret: string | undefined;
+      /**
+       * Seconds a token stays valid after its `exp` (and before its `nbf`): devices in the field
+       * often have clocks that are off.
+       */
+      clockToleranceSeconds: number;
       /** Whom a token without a `pub` claim may publish to: `any` (every mailbox), `none`, or `self`. */
       publishDefault: PublishDefault;
     }
@@ -159,10 +164,15 @@ const CONFIG_GROUPS = {
     settings: {
       jwtSecret: text('GATEWAY_JWT_SECRET', z.string().min(32), (name) => `${name} must be at least 32 characters`),
       publishDefault: oneOf('PUBLISH_DEFAULT', PUBLISH_DEFAULTS as unknown as readonly [PublishDefault, ...PublishDefault[]], true),
+      clockToleranceSeconds: integer('JWT_CLOCK_TOLERANCE_S', 0, 86_400, 5),
     },
     // Safe by default where it matters: a production gateway does not let a token that names no
     // recipients write to every mailbox; development keeps today's tokens working unchanged.
-    finish: (values, { nodeEnv }) => ({ jwtSecret: values.jwtSecret, publishDefault: values.publishDefault ?? (nodeEnv === 'production' ? 'none' : 'any') }),
+    finish: (values, { nodeEnv }) => ({
+      jwtSecret: values.jwtSecret,
+      publishDefault: values.publishDefault ?? (nodeEnv === 'production' ? 'none' : 'any'),
+      clockToleranceSeconds: values.clockToleranceSeconds,
+    }),
   }),
 
   /** The message store: MySQL/MariaDB when MYSQL_URL is set, else SQLite. Shaped as createKnex's options. */
@@ -317,6 +327,17 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
 /** Settings given as values, by group, as createGateway takes them; nested groups (rateLimit) as objects. */
 export type ConfigInput = { [Name in GroupName]?: Record<string, unknown> | undefined };
 
+/** Keys of `values` that name no setting (a typo would otherwise fall back to a default unnoticed). */
+function unknownKeys(path: string, values: unknown, settings: readonly string[]): string[] {
+  if (values === undefined) return [];
+  if (typeof values !== 'object' || values === null || Array.isArray(values)) return [`${path} must be an object`];
+  return Object.entries(values).flatMap(([key, value]) => {
+    if (settings.includes(key) || value === undefined) return [];
+    const nested = settings.filter((setting) => setting.startsWith(`${key}.`)).map((setting) => setting.slice(key.length + 1));
+    return nested.length > 0 ? unknownKeys(`${path}.${key}`, value, nested) : [`${path}.${key} is not a setting`];
+  });
+}
+
 /**
  * The configuration from values (createGateway's options), through the same schemas and checks as
  * the environment; a problem names the option (`poll.limitMax`). What is left out takes the
@@ -326,8 +347,10 @@ export type ConfigInput = { [Name in GroupName]?: Record<string, unknown> | unde
  * const config = parseConfig({ poll: { waitMaxSeconds: 10 } }, process.env.NODE_ENV); // poll.waitDefaultSeconds follows: 10
  */
 export function parseConfig(input: ConfigInput, nodeEnv: string | undefined): GatewayConfig {
-  const unknown = Object.keys(input).filter((name) => !(name in CONFIG_GROUPS));
-  if (unknown.length > 0) throw new ConfigError(unknown.map((name) => `${name} is not a configuration group`));
+  const unknown = Object.entries(input).flatMap(([name, values]) =>
+    Object.hasOwn(CONFIG_GROUPS, name) ? unknownKeys(name, values, Object.keys(CONFIG_GROUPS[name as GroupName].settings)) : [`${name} is not a configuration group`],
+  );
+  if (unknown.length > 0) throw new ConfigError(unknown);
   return parseGroups(
     (name, key) => key.split('.').reduce<unknown>((value, part) => (value as Record<string, unknown> | undefined)?.[part], input[name]),
     (name, key) => `${name}.${key}`,

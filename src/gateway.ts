@@ -156,7 +156,7 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
     const app = createApp(
       {
         engine,
-        resolveClaims: options.verifyToken ? claimsFromHost(options.verifyToken) : claimsFromBearerToken(createTokenVerifier({ secret: auth.jwtSecret! })),
+        resolveClaims: options.verifyToken ? claimsFromHost(options.verifyToken) : claimsFromBearerToken(createTokenVerifier({ secret: auth.jwtSecret!, clockToleranceSeconds: auth.clockToleranceSeconds })),
         readiness: [
           { name: 'store', check: () => store.ping() },
           { name: 'bus', check: () => bus.ping() },

@@ -56,6 +56,59 @@ export function selectStore(config: StoreConfig, dependencies: { clock?: Clock }
 }
 
 /**
+ * startGateway could not open the configured Redis (REDIS_URL) or Redis Cluster
+ * (REDIS_CLUSTER_NODES). `cause` is the client's own error (ECONNREFUSED, WRONGPASS, …), not
+ * ioredis's "Connection is closed." that follows it.
+ */
+export class BusConnectError extends Error {
+  override name = 'BusConnectError';
+  /** The setting that names the unreachable Redis. */
+  readonly variable: 'REDIS_URL' | 'REDIS_CLUSTER_NODES';
+
+  constructor(variable: 'REDIS_URL' | 'REDIS_CLUSTER_NODES', cause: unknown) {
+    super(`cannot connect to Redis (${variable}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.variable = variable;
+  }
+}
+
+/**
+ * selectBus for startGateway: the errors the client reports while it connects are held back, then
+ * logged as before once it is connected, or carried by the BusConnectError it throws otherwise
+ * (the first of them says why, where the rejection itself only says "Connection is closed.").
+ */
+async function openBus(config: RedisConfig, logger: Pick<GatewayLogger, 'warn'>): Promise<Bus> {
+  const held: Array<[object, string]> = [];
+  let connected = false;
+  const heldLogger = {
+    warn(object: object, message: string) {
+      if (connected) logger.warn(object, message);
+      else held.push([object, message]);
+    },
+  };
+  let bus: Bus;
+  try {
+    bus = await selectBus(config, { logger: heldLogger });
+  } catch (error) {
+    const reported = held.map(([object]) => (object as { err?: unknown }).err).find((err) => err !== undefined);
+    throw new BusConnectError(config.clusterNodes ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL', reported ?? error);
+  }
+  connected = true;
+  for (const [object, message] of held) logger.warn(object, message);
+  return bus;
+}
+
+/**
+ * Connects to the configured Redis or Redis Cluster and disconnects (the in-process bus: nothing to
+ * check); throws BusConnectError as startGateway would. `start --workers N` checks this once before
+ * forking, instead of every worker failing on it in turn.
+ */
+export async function checkBusConnection(config: RedisConfig): Promise<void> {
+  if (!config.url && !config.clusterNodes) return;
+  const bus = await openBus(config, { warn() {} });
+  await bus.close();
+}
+
+/**
  * The wake-up bus the configuration names: a Redis Cluster (REDIS_CLUSTER_NODES), one Redis
  * (REDIS_URL), or the in-process bus, which reaches this process only.
  *
@@ -194,7 +247,7 @@ export async function startGateway(
   try {
     const store = await selectStore(config.store);
     opened.add(() => store.close());
-    const bus = await selectBus(config.redis, { logger });
+    const bus = await openBus(config.redis, logger);
     opened.add(() => bus.close());
 
     const extraMiddleware: Koa.Middleware[] = [];
@@ -212,7 +265,7 @@ export async function startGateway(
     const gateway = await createGateway(
       { store, bus, logger },
       {
-        auth: { jwtSecret: secret, publishDefault: config.auth.publishDefault },
+        auth: { ...config.auth, jwtSecret: secret },
         http: config.http,
         poll: config.poll,
         messages: config.messages,

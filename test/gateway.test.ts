@@ -90,6 +90,10 @@ describe('createGateway', () => {
       /messages\.ttlDefaultSeconds \(10\) must not exceed messages\.ttlMaxSeconds \(5\)/,
     );
     await expect(createGateway({}, { auth, rateLimit: { perUser: { ratePerSecond: -1, burst: 1 } } })).rejects.toThrow(/rateLimit\.perUser\.ratePerSecond must be between 0/);
+    // A misspelt option would otherwise fall back to its default unnoticed.
+    await expect(createGateway({}, { auth, poll: { waitMax: 5 } as never, rateLimit: { perUser: { rate: 1 } } as never })).rejects.toThrow(
+      /poll\.waitMax is not a setting[\s\S]*rateLimit\.perUser\.rate is not a setting/,
+    );
     // Every problem at once, as the environment reports them.
     await expect(createGateway({}, { auth, poll: { limitMax: 0 }, retention: { batchSize: 0 } })).rejects.toThrow(/poll\.limitMax[\s\S]*retention\.batchSize/);
   });

@@ -2,11 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
+import type { Logger } from 'pino';
 import { createTokenIssuer } from '../auth/tokens.js';
+import { loadConfig } from '../config.js';
+import { resolveJwtSecret } from '../start-from-env.js';
 import { assertTargetAllowed, BenchUsageError, isLoopbackAddress, parseBenchArgs, type BenchOptions, type ModeSpec } from './options.js';
 import { findListeningPid } from './proc.js';
-import { createProgressPrinter, formatModeTable, warningsFor } from './report.js';
+import { createProgressPrinter, formatModeTable, formatServerCaption, serverLabel, thresholdFailures, warningsFor } from './report.js';
 import { runMode, settleMailboxes, type ModeResult } from './runner.js';
+import { describeServer, isGatewayProcess, type ServerInfo } from './server-info.js';
 import { renderChart } from './svg.js';
 import { createGatewayTarget, type BenchTarget, type GatewayTargetOptions } from './target.js';
 
@@ -21,8 +25,42 @@ export interface BenchReport {
   target: string;
   machine: { cpus: number; cpuModel: string; node: string; platform: string };
   options: Record<string, unknown>;
+  /** The server measured: store, bus and workers ('unknown' where they could not be read). */
+  server: ServerInfo;
   modes: ModeResult[];
+  /** --max-p99-ms / --max-errors (null when not given) and one line per failure. */
+  thresholds: { maxP99Ms: number | null; maxErrors: number | null; failed: string[] };
   warnings: string[];
+}
+
+const TOKENS_NEEDED = 'Tokens are needed: pass `--secret` (or set GATEWAY_JWT_SECRET) to mint them, or `--tokens <file>`';
+
+/**
+ * Without --secret, GATEWAY_JWT_SECRET or --tokens: the development secret that `start` and
+ * `token` use (resolveJwtSecret: kept next to SQLITE_FILE, made if missing), found from the same
+ * environment variables.
+ */
+export function developmentSecret(env: Record<string, string | undefined>): { secret: string; secretFile: string } {
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    throw new BenchUsageError(`${TOKENS_NEEDED}; the development secret cannot be found: ${(error as Error).message}`);
+  }
+  if (config.store.sqliteFile === ':memory:') {
+    throw new BenchUsageError(`${TOKENS_NEEDED}; SQLITE_FILE=:memory: keeps no development secret (each gateway makes its own)`);
+  }
+  let secretFile: string | undefined;
+  // resolveJwtSecret says where the file is through its warning; nothing else is logged.
+  const logger = { warn: (fields: { secretFile?: string }) => (secretFile = fields.secretFile) } as unknown as Logger;
+  let secret: string;
+  try {
+    secret = resolveJwtSecret(config, env, logger);
+  } catch (error) {
+    throw new BenchUsageError(`${TOKENS_NEEDED}; no development secret: ${(error as Error).message}`);
+  }
+  if (secretFile === undefined) throw new BenchUsageError(TOKENS_NEEDED);
+  return { secret, secretFile };
 }
 
 interface Credentials {
@@ -61,7 +99,8 @@ async function loadCredentials(options: BenchOptions): Promise<Credentials> {
     if (new Set(clientUserIds).size !== clientUserIds.length) throw new BenchUsageError('--tokens: every client needs its own user (mailbox)');
     return { publisherToken: lines[0]!, clientTokens, clientUserIds };
   }
-  const issuer = createTokenIssuer({ secret: options.secret! });
+  if (options.secret === undefined) throw new BenchUsageError(TOKENS_NEEDED);
+  const issuer = createTokenIssuer({ secret: options.secret });
   const prefix = options.userPrefix ?? `bench-${randomBytes(3).toString('hex')}`;
   const clientUserIds = Array.from({ length: options.clients }, (_, index) => `${prefix}-${index}`);
   const expiresInSeconds = 24 * 3600;
@@ -86,12 +125,41 @@ function resolveServerPid(options: BenchOptions, warnings: string[]): number | u
   if (options.serverPid === 'none') return undefined;
   if (typeof options.serverPid === 'number') return options.serverPid;
   const host = options.url.hostname.replace(/^\[|\]$/g, '');
-  if (!(host === 'localhost' || isLoopbackAddress(host))) return undefined;
+  if (!(host === 'localhost' || isLoopbackAddress(host))) {
+    warnings.push(`the target is not on this machine: server CPU and RSS not reported; store, bus and workers unknown`);
+    return undefined;
+  }
   const port = Number(options.url.port || (options.url.protocol === 'https:' ? 443 : 80));
   const pid = findListeningPid(port);
   if (pid === undefined) warnings.push(`no local process found listening on port ${port}: server CPU and RSS not reported (pass --server-pid)`);
   if (pid === process.pid) warnings.push('the server runs inside the load generator: its CPU and RSS include the load generator\'s');
   return pid;
+}
+
+/** What the process found by its port is, said loudly when it is not the gateway (a proxy, a container's port forwarder). */
+function describeFoundServer(options: BenchOptions, serverPid: number | undefined, warnings: string[]): ServerInfo {
+  const info = describeServer(serverPid);
+  if (options.serverPid === 'auto' && serverPid !== undefined && serverPid !== process.pid && !isGatewayProcess(serverPid)) {
+    warnings.push(`the process listening on the target port (pid ${serverPid}, ${info.process ?? '?'}) is not \`longpoll-gateway start\`: server CPU and RSS are that process tree's; store, bus and workers unknown`);
+  }
+  return info;
+}
+
+/** Store, bus and workers, checked against the `X-Gateway-Worker` answers seen during the run. */
+function serverInfoAfterRun(before: ServerInfo, workerIdsSeen: ReadonlySet<string> | undefined, warnings: string[]): ServerInfo {
+  const info = { ...before, workerIdsSeen: [...(workerIdsSeen ?? [])].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b)) };
+  // Only the workers of `start --workers N` send X-Gateway-Worker: a single process measured while
+  // workers answered means the measured process is not the whole server.
+  if (info.workers === 1 && info.workerIdsSeen.length > 0) {
+    warnings.push(`pid ${info.pid} looks like a single process, but workers answered (X-Gateway-Worker ${info.workerIdsSeen.join(', ')}): server CPU and RSS may cover only part of the server`);
+  }
+  return info;
+}
+
+/** 1 when a message was lost, duplicated or misrouted; 3 when a threshold failed; else 0. */
+export function benchExitCode(report: Pick<BenchReport, 'modes' | 'thresholds'>): number {
+  if (report.modes.some((mode) => mode.lost + mode.duplicated + mode.misrouted > 0)) return 1;
+  return report.thresholds.failed.length > 0 ? 3 : 0;
 }
 
 /**
@@ -115,6 +183,7 @@ export async function runBench(
   const warnings: string[] = [];
   const credentials = await loadCredentials(options);
   const serverPid = resolveServerPid(options, warnings);
+  const serverBefore = describeFoundServer(options, serverPid, warnings);
   let runTag = '';
   const target = createTarget({ url: options.url, ...credentials, publishConnections: options.publishConnections, receipts: options.receipts, runTag: () => runTag });
   if (options.publishBatch > 1 && !target.publishBatch) {
@@ -146,6 +215,7 @@ export async function runBench(
         publishConnections: options.publishConnections,
         publishBatch: options.publishBatch,
         serverPid,
+        rampS: options.rampS,
         ...(progress ? { onProgress: progress.update } : {}),
         ...(hooks.deliveryWindow ? { deliveryWindow: hooks.deliveryWindow(mode) } : {}),
       });
@@ -156,6 +226,7 @@ export async function runBench(
     progress?.done();
     await target.close();
   }
+  const server = serverInfoAfterRun(serverBefore, target.workerIdsSeen, warnings);
   return {
     tool: 'longpoll-gateway bench',
     date: new Date().toISOString(),
@@ -171,33 +242,55 @@ export async function runBench(
       publishBatch: options.publishBatch,
       modes: options.modes.map((mode) => mode.label),
       serverPid: serverPid ?? null,
+      rampS: options.rampS,
+      maxP99Ms: options.maxP99Ms ?? null,
+      maxErrors: options.maxErrors ?? null,
     },
+    server,
     modes: results,
+    thresholds: {
+      maxP99Ms: options.maxP99Ms ?? null,
+      maxErrors: options.maxErrors ?? null,
+      failed: thresholdFailures(results, { maxP99Ms: options.maxP99Ms, maxErrors: options.maxErrors }),
+    },
     warnings: [...warnings, ...warningsFor(results)],
   };
 }
 
-/** `longpoll-gateway bench …`: exit code 0 when nothing was lost, duplicated or misrouted. */
+/** `longpoll-gateway bench …`: the exit code of benchExitCode (2 on bad arguments, thrown as BenchUsageError). */
 export async function runBenchCommand(argv: string[], env: Record<string, string | undefined>, io: BenchIo): Promise<number> {
-  const options = parseBenchArgs(argv, env);
+  let options = parseBenchArgs(argv, env);
+  if (options.secret === undefined && options.tokensFile === undefined) {
+    // Refuse a remote target before touching any secret file.
+    await assertTargetAllowed(options.url, options.allowRemote);
+    const { secret, secretFile } = developmentSecret(env);
+    io.stderr.write(`note: GATEWAY_JWT_SECRET is not set: minting tokens with the development secret in ${secretFile} (as \`token\` does)\n`);
+    options = { ...options, secret };
+  }
   const report = await runBench(options, io);
-  io.stdout.write(`\n${formatModeTable(report.modes)}\n`);
+  io.stdout.write(`\n${formatServerCaption(report.server)}\n${formatModeTable(report.modes)}\n`);
   io.stdout.write(
     '\nlatency = publish request sent → poll response received; req/msg = poll requests per delivered message;\n' +
-      'bytes/msg = poll response bytes (status, headers, body) per delivered message; * = stopped early; ! = load generator bound\n' +
+      'bytes/msg = poll response bytes (status, headers, body) per delivered message; req/s, sent/recv KiB/s = all requests\n' +
+      'and their bytes per second of the mode; * = stopped early; ! = load generator bound\n' +
+      (options.rampS > 0 ? `ramp: clients opened over ${options.rampS} s before the first publish\n` : '') +
       (options.publishBatch > 1 ? `publishes: ${options.publishBatch} messages per POST /v1/messages/batch; latency runs from that request\n` : ''),
   );
+  if (options.maxP99Ms !== undefined || options.maxErrors !== undefined) {
+    const given = [options.maxP99Ms !== undefined ? `--max-p99-ms ${options.maxP99Ms}` : '', options.maxErrors !== undefined ? `--max-errors ${options.maxErrors}` : ''].filter(Boolean).join(', ');
+    if (report.thresholds.failed.length === 0) io.stdout.write(`\nthresholds passed (${given})\n`);
+    else io.stdout.write(`\n${report.thresholds.failed.map((failure) => `threshold failed: ${failure}`).join('\n')}\n`);
+  }
   for (const warning of report.warnings) io.stderr.write(`warning: ${warning}\n`);
   mkdirSync(dirname(options.outPrefix), { recursive: true });
   writeFileSync(`${options.outPrefix}.json`, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(
     `${options.outPrefix}.svg`,
     renderChart(report.modes, {
-      title: `Short vs long polling: ${options.clients} clients, ${options.rate} msg/s, ${options.durationS} s per mode`,
+      title: `Short vs long polling: ${options.clients} clients, ${options.rate} msg/s, ${options.durationS} s per mode · ${serverLabel(report.server)}`,
       subtitle: `${report.target} · ${report.date.slice(0, 16).replace('T', ' ')} UTC · ${report.machine.cpus} cores · Node ${report.machine.node}`,
     }),
   );
   io.stdout.write(`\nwrote ${options.outPrefix}.json and ${options.outPrefix}.svg\n`);
-  const faulty = report.modes.some((mode) => mode.lost + mode.duplicated + mode.misrouted > 0);
-  return faulty ? 1 : 0;
+  return benchExitCode(report);
 }

@@ -46,6 +46,8 @@ export class DeliveryLedger {
   private unknown = 0;
   private waitingFor = 0;
   readonly latenciesMs: number[] = [];
+  /** When each latency in `latenciesMs` was measured (the delivery), same order. */
+  readonly deliveredAtMs: number[] = [];
 
   constructor(readonly clientCount: number) {
     if (!Number.isInteger(clientCount) || clientCount < 1) throw new TypeError('Expected `clientCount` to be a positive integer');
@@ -109,6 +111,7 @@ export class DeliveryLedger {
     this.delivered += 1;
     if (!entry.failed) this.waitingFor -= 1;
     this.latenciesMs.push(at - entry.sentAt);
+    this.deliveredAtMs.push(at);
     return 'new';
   }
 

@@ -17,6 +17,7 @@ export interface BenchOptions {
   drainTimeoutS: number;
   /** Poll + publish requests a mode may make before it stops early (reported as truncated). */
   maxRequests: number;
+  /** Undefined with no `--tokens` either: the run falls back to the development secret (see developmentSecret). */
   secret: string | undefined;
   tokensFile: string | undefined;
   userPrefix: string | undefined;
@@ -31,6 +32,12 @@ export interface BenchOptions {
   /** Every publish asks for a delivery receipt (`receipt: true`). */
   receipts: boolean;
   progress: boolean;
+  /** Seconds over which the clients are opened, one after another, before publishing starts (0 = all at once). */
+  rampS: number;
+  /** Fail the run (exit code 3) when a mode's p99 latency is above this many ms. */
+  maxP99Ms: number | undefined;
+  /** Fail the run (exit code 3) when a mode has more failed requests than this. */
+  maxErrors: number | undefined;
 }
 
 export class BenchUsageError extends Error {
@@ -45,6 +52,7 @@ export const BENCH_LIMITS = {
   maxModes: 12,
   maxRequests: 50_000_000,
   maxPublishBatch: 1_000,
+  maxRampS: 3_600,
 } as const;
 
 export const BENCH_USAGE = `longpoll-gateway bench [options]
@@ -62,12 +70,14 @@ publisher at --rate messages/s against a gateway, once per mode, with the same p
   --drain-timeout <s>      how long a mode waits for undelivered messages after publishing
                            (default: largest interval + 10 s)
   --max-requests <n>       requests per mode before it stops early (default 2000000)
-  --secret <secret>        mint tokens with the gateway's HS256 secret (default: $GATEWAY_JWT_SECRET)
+  --secret <secret>        mint tokens with the gateway's HS256 secret (default: $GATEWAY_JWT_SECRET,
+                           else the development secret next to SQLITE_FILE, as \`token\` uses)
   --tokens <file>          or read tokens, one per line: the publisher first, then one per client
   --user-prefix <prefix>   user ids minted with --secret (default bench-<random>)
   --server-pid <pid|auto|none>
-                           gateway process for CPU and peak RSS (default auto: the process
-                           listening on the target port, loopback only)
+                           gateway process for CPU and peak RSS, summed with all its descendants
+                           (the workers of start --workers N); default auto: the process
+                           listening on the target port, loopback only
   --out <prefix>           writes <prefix>.json and <prefix>.svg (default bench-results/bench-<time>)
   --seed <n>               seed of the publish schedule (default 1)
   --publish-connections <n> publisher's connection pool size (default 32)
@@ -75,7 +85,14 @@ publisher at --rate messages/s against a gateway, once per mode, with the same p
                            n consecutive scheduled messages go out in one POST /v1/messages/batch,
                            sent when the last of them is due
   --receipts               every publish asks for a delivery receipt (what receipts cost)
+  --ramp <s>               open the clients one after another over this many seconds (default 0:
+                           all at once); publishing starts once every client polls
+  --max-p99-ms <ms>        fail (exit code 3) when a mode's p99 delivery latency is above this
+  --max-errors <n>         fail (exit code 3) when a mode has more than n failed requests (0 allowed)
   --no-progress            no progress bar on stderr
+
+Exit code: 0 passed; 1 a message was lost, duplicated or misrouted; 2 bad arguments or setup;
+3 a --max-p99-ms or --max-errors threshold failed (each failure is printed as "threshold failed").
 `;
 
 const positiveInteger = (name: string, raw: string, max: number): number => {
@@ -89,6 +106,24 @@ const positiveNumber = (name: string, raw: string, max: number): number => {
   const value = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(value) || value <= 0) throw new BenchUsageError(`Expected \`${name}\` to be a positive number, got ${JSON.stringify(raw)}`);
   if (value > max) throw new BenchUsageError(`Expected \`${name}\` to be at most ${max}, got ${value}`);
+  return value;
+};
+
+/** A number from 0 (a duration that may be zero). */
+const nonNegativeNumber = (name: string, raw: string, max: number, unit: string): number => {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > max) {
+    throw new BenchUsageError(`Expected \`${name}\` to be a number of ${unit} from 0 to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+};
+
+/** A count from 0. */
+const nonNegativeInteger = (name: string, raw: string, max: number): number => {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value > max) {
+    throw new BenchUsageError(`Expected \`${name}\` to be a whole number from 0, got ${JSON.stringify(raw)}`);
+  }
   return value;
 };
 
@@ -127,6 +162,9 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
         'publish-batch': { type: 'string', default: '1' },
         receipts: { type: 'boolean', default: false },
         'no-progress': { type: 'boolean', default: false },
+        ramp: { type: 'string', default: '0' },
+        'max-p99-ms': { type: 'string' },
+        'max-errors': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -158,11 +196,14 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   const largestIntervalS = Math.max(0, ...modes.map((mode) => (mode.kind === 'short' ? mode.intervalMs / 1000 : 0)));
   const drainTimeoutS = values['drain-timeout'] === undefined ? Math.ceil(largestIntervalS) + 10 : positiveNumber('--drain-timeout', values['drain-timeout'], 3_600);
 
-  const secret = values.secret ?? env.GATEWAY_JWT_SECRET;
   if (values.secret !== undefined && values.tokens !== undefined) throw new BenchUsageError('Give either `--secret` or `--tokens`, not both');
-  if (values.tokens === undefined && !secret) {
-    throw new BenchUsageError('Tokens are needed: pass `--secret` (or set GATEWAY_JWT_SECRET) to mint them, or `--tokens <file>`');
+  if (values.secret !== undefined && values.secret.trim() === '') {
+    throw new BenchUsageError(
+      '`--secret` is empty (an unset variable?): pass the gateway\'s secret, or leave `--secret` out to use GATEWAY_JWT_SECRET or the development secret next to SQLITE_FILE',
+    );
   }
+  // An empty GATEWAY_JWT_SECRET is left to the development-secret step, which refuses it as the gateway does.
+  const secret = values.secret ?? (env.GATEWAY_JWT_SECRET?.trim() ? env.GATEWAY_JWT_SECRET : undefined);
   if (values.tokens === undefined && secret !== undefined && secret.length < 32) throw new BenchUsageError('`--secret` must be at least 32 characters (as the gateway requires)');
   if (values['user-prefix'] !== undefined && !/^[A-Za-z0-9._:@-]{1,64}$/.test(values['user-prefix'])) {
     throw new BenchUsageError('`--user-prefix` must match ^[A-Za-z0-9._:@-]{1,64}$');
@@ -192,6 +233,9 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
     publishBatch: positiveInteger('--publish-batch', values['publish-batch'], BENCH_LIMITS.maxPublishBatch),
     receipts: values.receipts === true,
     progress: !values['no-progress'],
+    rampS: nonNegativeNumber('--ramp', values.ramp, BENCH_LIMITS.maxRampS, 'seconds'),
+    maxP99Ms: values['max-p99-ms'] === undefined ? undefined : positiveNumber('--max-p99-ms', values['max-p99-ms'], 3_600_000),
+    maxErrors: values['max-errors'] === undefined ? undefined : nonNegativeInteger('--max-errors', values['max-errors'], BENCH_LIMITS.maxRequests),
   };
 }
 

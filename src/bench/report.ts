@@ -1,4 +1,5 @@
 import type { ModeProgress, ModeResult } from './runner.js';
+import type { ServerInfo } from './server-info.js';
 
 const fixed = (value: number | null | undefined, digits: number): string =>
   value === null || value === undefined || Number.isNaN(value) ? '-' : value.toFixed(digits);
@@ -11,7 +12,13 @@ export function formatTable(rows: string[][]): string {
 }
 
 export function formatModeTable(results: readonly ModeResult[]): string {
-  const header = ['mode', 'delivered', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'req/msg', 'bytes/msg', 'empty', 'errors', 'lost', 'dup', 'srv CPU s', 'srv RSS MiB', 'gen CPU'];
+  const header = [
+    ...['mode', 'delivered', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'req/msg', 'bytes/msg', 'req/s', 'sent KiB/s', 'recv KiB/s'],
+    ...['empty', 'errors', 'lost', 'dup', 'srv CPU s', 'srv RSS MiB', 'gen CPU'],
+  ];
+  const kib = (bytes: number | null) => (bytes === null ? null : bytes / 1024);
+  // `?`: part of the server could not be read, so these figures cover less than all of it.
+  const partial = (result: ModeResult) => (result.server?.error ? '?' : '');
   const rows = results.map((result) => [
     result.mode + (result.truncated ? ' *' : ''),
     String(result.delivered),
@@ -21,15 +28,47 @@ export function formatModeTable(results: readonly ModeResult[]): string {
     fixed(result.latencyMs.max, 1),
     fixed(result.requestsPerMessage, 2),
     fixed(result.bytesPerMessage, 0),
+    fixed(result.requestsPerSecond, 1),
+    fixed(kib(result.bytesSentPerSecond), 1),
+    fixed(kib(result.bytesReceivedPerSecond), 1),
     String(result.emptyResponses),
     String(result.errors),
     String(result.lost),
     String(result.duplicated + result.misrouted),
-    fixed(result.server?.cpuSeconds, 2),
-    fixed(result.server?.peakRssMiB, 1),
+    fixed(result.server?.cpuSeconds, 2) + partial(result),
+    fixed(result.server?.peakRssMiB, 1) + partial(result),
     `${Math.round(result.loadGenerator.cpuShareOfOneCore * 100)}%${result.loadGeneratorBound ? '!' : ''}`,
   ]);
-  return formatTable([header, ...rows]);
+  const table = formatTable([header, ...rows]);
+  return results.some((result) => result.server?.error) ? `${table}\n? = server CPU/RSS incomplete (see warnings)` : table;
+}
+
+/** `store mysql, bus redis, 2 workers`: what the run was measured against (table, JSON and chart). */
+export function serverLabel(info: Pick<ServerInfo, 'store' | 'bus' | 'workers'>): string {
+  const workers = info.workers === 'unknown' ? 'workers unknown' : `${info.workers} worker${info.workers === 1 ? '' : 's'}`;
+  return `store ${info.store}, bus ${info.bus}, ${workers}`;
+}
+
+/** The line above the table: which server, and which processes its CPU and RSS cover. */
+export function formatServerCaption(info: ServerInfo): string {
+  const measured = info.pid === null ? 'CPU and RSS not measured' : `CPU and RSS of pid ${info.pid}${info.process ? ` (${info.process})` : ''} and its descendants`;
+  const seen = info.workerIdsSeen.length > 0 ? ` · X-Gateway-Worker seen: ${info.workerIdsSeen.join(', ')}` : '';
+  return `server: ${serverLabel(info)} · ${measured}${seen}`;
+}
+
+/** One line per threshold a mode failed (`--max-p99-ms 500: long wait=25s p99 812.3 ms`); [] when all passed. */
+export function thresholdFailures(results: readonly ModeResult[], thresholds: { maxP99Ms?: number | undefined; maxErrors?: number | undefined }): string[] {
+  const failures: string[] = [];
+  for (const result of results) {
+    const { maxP99Ms, maxErrors } = thresholds;
+    if (maxP99Ms !== undefined) {
+      const p99 = result.latencyMs.p99;
+      if (!Number.isFinite(p99)) failures.push(`--max-p99-ms ${maxP99Ms}: ${result.mode} delivered nothing (no p99 to compare)`);
+      else if (p99 > maxP99Ms) failures.push(`--max-p99-ms ${maxP99Ms}: ${result.mode} p99 ${p99.toFixed(1)} ms`);
+    }
+    if (maxErrors !== undefined && result.errors > maxErrors) failures.push(`--max-errors ${maxErrors}: ${result.mode} had ${result.errors} failed requests`);
+  }
+  return failures;
 }
 
 /** Human warnings about a finished run: faults, truncation, a saturated load generator. */
@@ -48,7 +87,7 @@ export function warningsFor(results: readonly ModeResult[]): string[] {
     if (result.backpressureWaits > 0) {
       warnings.push(`${result.mode}: the server fell behind the publish rate (${result.backpressureWaits} publishes waited for earlier ones; publish lag up to ${Math.round(result.publishLagMaxMs)} ms)`);
     }
-    if (result.server?.error) warnings.push(`${result.mode}: server stats incomplete: ${result.server.error}`);
+    if (result.server?.error) warnings.push(`${result.mode}: SERVER CPU/RSS INCOMPLETE: ${result.server.error}`);
   }
   return warnings;
 }
@@ -62,11 +101,12 @@ export function createProgressPrinter(stream: NodeJS.WriteStream | { write(text:
   let drawn = false;
   return {
     update(progress) {
-      const share = progress.phase === 'publishing' ? Math.min(1, progress.published / Math.max(1, progress.scheduled)) : 1;
+      const share = progress.phase === 'publishing' ? Math.min(1, progress.published / Math.max(1, progress.scheduled)) : progress.phase === 'ramping' ? 0 : 1;
       const width = 24;
       const filled = Math.round(share * width);
       const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-      const text = `${progress.mode.padEnd(16)} [${bar}] ${progress.phase === 'publishing' ? `${Math.round(share * 100)}%` : 'drain'} published ${progress.published}/${progress.scheduled} delivered ${progress.delivered} requests ${progress.requests} errors ${progress.errors} ${progress.elapsedS.toFixed(0)}s`;
+      const stage = progress.phase === 'publishing' ? `${Math.round(share * 100)}%` : progress.phase === 'ramping' ? 'ramp' : 'drain';
+      const text = `${progress.mode.padEnd(16)} [${bar}] ${stage} published ${progress.published}/${progress.scheduled} delivered ${progress.delivered} requests ${progress.requests} errors ${progress.errors} ${progress.elapsedS.toFixed(0)}s`;
       if (stream.isTTY) {
         stream.write(`\r\x1b[2K${text}`);
         drawn = true;

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliveryLedger, type LedgerTotals } from './ledger.js';
 import type { ModeSpec } from './options.js';
 import { ProcSampler } from './proc.js';
-import { publishSchedule, ratio, summarizeLatencies, type LatencySummary, type ScheduledPublish } from './stats.js';
+import { latencySeries, publishSchedule, ratio, summarizeLatencies, type LatencyPoint, type LatencySummary, type ScheduledPublish } from './stats.js';
 import { BenchRequestError, type BenchTarget } from './target.js';
 
 export interface ModeRunOptions {
@@ -17,8 +17,10 @@ export interface ModeRunOptions {
   publishConnections: number;
   /** Messages per publish request (1 = one `publish` each; more = `publishBatch`). */
   publishBatch: number;
-  /** Process to sample for CPU and RSS (the gateway, when local). */
+  /** Process to sample for CPU and RSS with all its descendants (the gateway and its workers, when local). */
   serverPid: number | undefined;
+  /** Seconds over which the clients are opened one after another; publishing starts after it (default 0). */
+  rampS?: number;
   /** Called about 4 times a second with the mode's live counters. */
   onProgress?: (progress: ModeProgress) => void;
   /**
@@ -31,7 +33,7 @@ export interface ModeRunOptions {
 
 export interface ModeProgress {
   mode: string;
-  phase: 'publishing' | 'draining';
+  phase: 'ramping' | 'publishing' | 'draining';
   elapsedS: number;
   durationS: number;
   published: number;
@@ -70,18 +72,33 @@ export interface ModeResult extends LedgerTotals {
   responseBytes: number;
   requestsPerMessage: number | null;
   bytesPerMessage: number | null;
+  /** Seconds over which the clients were opened before the first publish (--ramp). */
+  rampS: number;
+  /** Poll and publish requests per second of wall time (ramp, publishing and drain). */
+  requestsPerSecond: number;
+  /** Every request and response as HTTP/1.1 text; null when the target does not count bytes. */
+  bytesSent: number | null;
+  bytesReceived: number | null;
+  bytesSentPerSecond: number | null;
+  bytesReceivedPerSecond: number | null;
+  /** Delivery latency per second since the first publish, by time of delivery. */
+  latencySeries: LatencyPoint[];
   /** How late the publisher was against the schedule, before any wait for the server (below). */
   publishLagMaxMs: number;
   /** Publishes that waited because the server had 4 × --publish-connections unanswered: server-bound. */
   backpressureWaits: number;
   server: {
     pid: number;
+    /** Every process measured: the server process and its descendants (the workers of `start --workers N`). */
+    pids: number[];
     /** The whole mode: opening every poll, the deliveries, closing the polls. */
     cpuSeconds: number;
     cpuSecondsPer1000Messages: number | null;
     /** From the first publish to the end of the drain only: the cost of the deliveries themselves. */
     deliveryWindow: { cpuSeconds: number; cpuSecondsPer1000Messages: number | null } | null;
+    /** Peak of the summed RSS of those processes. */
     peakRssMiB: number;
+    /** Set when part of the server could not be read: the figures above cover less than all of it. */
     error?: string;
   } | null;
   loadGenerator: { cpuSeconds: number; cpuShareOfOneCore: number; eventLoopDelayP99Ms: number };
@@ -170,13 +187,19 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const cpuStart = process.cpuUsage();
+  const trafficStart = target.traffic ? { bytesSent: target.traffic.bytesSent, bytesReceived: target.traffic.bytesReceived } : undefined;
   const started = performance.now();
+  const rampMs = (options.rampS ?? 0) * 1000;
+  if (rampMs > 0) phase = 'ramping';
 
   async function clientLoop(client: number): Promise<void> {
     const waitS = mode.kind === 'long' ? mode.waitS : 0;
     const intervalMs = mode.kind === 'short' ? mode.intervalMs : 0;
+    // --ramp: client i opens at i / clients of the ramp.
+    const openAt = started + (client * rampMs) / clients;
+    if (mode.kind === 'long' && openAt > performance.now()) await sleep(openAt - performance.now(), undefined, { signal: stopSignal }).catch(() => {});
     // Short pollers start spread over one interval, as real clients that loaded at different times.
-    let nextAt = performance.now() + (mode.kind === 'short' ? ((client * 7919) % 1000) / 1000 * intervalMs : 0);
+    let nextAt = Math.max(openAt, performance.now()) + (mode.kind === 'short' ? ((client * 7919) % 1000) / 1000 * intervalMs : 0);
     let failures = 0;
     while (!stopSignal.aborted) {
       if (mode.kind === 'short') {
@@ -279,6 +302,11 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
     : undefined;
 
   const clientLoops = Array.from({ length: clients }, (_, client) => clientLoop(client));
+  // --ramp: every client opens before the first publish, so latency is not the wait for a client to open.
+  if (rampMs > 0) {
+    await sleep(Math.max(0, started + rampMs - performance.now()));
+    phase = 'publishing';
+  }
   // Long pollers should be held before the first publish, as they would be in steady state.
   if (mode.kind === 'long') {
     await sleep(Math.min(2_000, 200 + clients / 10));
@@ -309,6 +337,8 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   const totals = ledger.totals();
   const serverStats = sampler?.stop();
   const cpuShare = generatorCpuSeconds / wallSeconds;
+  const bytesSent = trafficStart && target.traffic ? target.traffic.bytesSent - trafficStart.bytesSent : null;
+  const bytesReceived = trafficStart && target.traffic ? target.traffic.bytesReceived - trafficStart.bytesReceived : null;
   return {
     mode: mode.label,
     kind: mode.kind,
@@ -334,12 +364,20 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
     responseBytes,
     requestsPerMessage: ratio(pollRequests, totals.delivered),
     bytesPerMessage: ratio(responseBytes, totals.delivered),
+    rampS: rampMs / 1000,
+    requestsPerSecond: (pollRequests + publishRequests) / wallSeconds,
+    bytesSent,
+    bytesReceived,
+    bytesSentPerSecond: bytesSent === null ? null : bytesSent / wallSeconds,
+    bytesReceivedPerSecond: bytesReceived === null ? null : bytesReceived / wallSeconds,
+    latencySeries: latencySeries(ledger.deliveredAtMs, ledger.latenciesMs, publishStarted),
     publishLagMaxMs,
     backpressureWaits,
     server:
       serverStats && options.serverPid !== undefined
         ? {
             pid: options.serverPid,
+            pids: serverStats.pids,
             cpuSeconds: serverStats.cpuSeconds,
             cpuSecondsPer1000Messages: ratio(serverStats.cpuSeconds * 1000, totals.delivered),
             deliveryWindow:

@@ -36,6 +36,34 @@ export function summarizeLatencies(samples: readonly number[]): LatencySummary {
   };
 }
 
+/** Deliveries of one second of a mode: how many, and their p50 and p99 (null when there were none). */
+export interface LatencyPoint {
+  /** Whole seconds since the first publish of the mode, by time of delivery. */
+  second: number;
+  count: number;
+  p50: number | null;
+  p99: number | null;
+}
+
+/**
+ * Latency over time: deliveries bucketed by the second (since `originMs`) in which they arrived,
+ * every second from 0 to the last delivery present, empty ones included.
+ */
+export function latencySeries(deliveredAtMs: readonly number[], latenciesMs: readonly number[], originMs: number): LatencyPoint[] {
+  if (deliveredAtMs.length !== latenciesMs.length) throw new RangeError('Expected one delivery time per latency');
+  const buckets: number[][] = [];
+  deliveredAtMs.forEach((at, index) => {
+    const second = Math.max(0, Math.floor((at - originMs) / 1000));
+    (buckets[second] ??= []).push(latenciesMs[index]!);
+  });
+  return Array.from({ length: buckets.length }, (_, second) => {
+    const samples = Array.from(Float64Array.from(buckets[second] ?? []).sort());
+    return samples.length === 0
+      ? { second, count: 0, p50: null, p99: null }
+      : { second, count: samples.length, p50: percentile(samples, 0.5), p99: percentile(samples, 0.99) };
+  });
+}
+
 /** `numerator / denominator`, or null when nothing was delivered (a ratio of nothing is not 0). */
 export function ratio(numerator: number, denominator: number): number | null {
   return denominator > 0 ? numerator / denominator : null;

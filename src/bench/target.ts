@@ -35,6 +35,13 @@ export interface BenchTarget {
   publishBatch?(items: readonly PublishItem[]): Promise<void>;
   /** The server's largest accepted `wait`, when it says (gateway: `X-Poll-Wait-Max`). */
   readonly pollWaitMaxS: number | undefined;
+  /**
+   * Bytes sent and received so far, every request and response (line, headers, body) as HTTP/1.1
+   * text; absent when the target does not count them (the rates are then reported as null).
+   */
+  readonly traffic?: { readonly bytesSent: number; readonly bytesReceived: number };
+  /** Distinct `X-Gateway-Worker` values seen in answers (workers of `start --workers N` send it). */
+  readonly workerIdsSeen?: ReadonlySet<string>;
   close(): Promise<void>;
 }
 
@@ -70,6 +77,17 @@ function headerBytes(statusCode: number, headers: Record<string, string | string
   return bytes;
 }
 
+/** A request as it goes on the wire: request line, the headers undici adds and ours, body. */
+function requestBytes(method: string, path: string, host: string, headers: Record<string, string>, body = ''): number {
+  let bytes = `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: keep-alive\r\n\r\n`.length;
+  for (const [name, value] of Object.entries(headers)) bytes += name.length + 4 + Buffer.byteLength(value);
+  if (body !== '') {
+    const length = Buffer.byteLength(body);
+    bytes += `content-length: ${length}\r\n`.length + length;
+  }
+  return bytes;
+}
+
 function transportError(error: unknown): BenchRequestError {
   const code = (error as { code?: unknown }).code;
   const label = typeof code === 'string' ? code : (error as Error).name ?? 'Error';
@@ -90,16 +108,25 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
   const publishHeaders = { authorization: `Bearer ${options.publisherToken}`, 'content-type': 'application/json' };
   let pollWaitMaxS: number | undefined;
   const receiptField = options.receipts ? { receipt: true } : {};
+  const traffic = { bytesSent: 0, bytesReceived: 0 };
+  const workerIdsSeen = new Set<string>();
+  const host = options.url.host;
+  const noteWorker = (headers: Record<string, string | string[] | undefined>) => {
+    const worker = headers['x-gateway-worker'];
+    if (typeof worker === 'string' && workerIdsSeen.size < 1_024) workerIdsSeen.add(worker);
+  };
 
   /** POSTs a publish (single or batch) and returns the answer's text; throws on transport errors and non-2xx. */
   async function postPublish(path: string, payload: unknown): Promise<string> {
+    const body = JSON.stringify(payload);
+    traffic.bytesSent += requestBytes('POST', `${base}${path}`, host, publishHeaders, body);
     let response;
     try {
       response = await publishPool.request({
         method: 'POST',
         path: `${base}${path}`,
         headers: publishHeaders,
-        body: JSON.stringify(payload),
+        body,
         headersTimeout: 30_000,
         bodyTimeout: 30_000,
       });
@@ -107,6 +134,8 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
       throw transportError(error);
     }
     const text = await response.body.text();
+    traffic.bytesReceived += headerBytes(response.statusCode, response.headers) + Buffer.byteLength(text);
+    noteWorker(response.headers);
     if (response.statusCode !== 201 && response.statusCode !== 200) throw statusError(response.statusCode, text);
     return text;
   }
@@ -115,12 +144,16 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
     get pollWaitMaxS() {
       return pollWaitMaxS;
     },
+    traffic,
+    workerIdsSeen,
     async poll(client, cursor, waitS, signal) {
+      const path = `${base}/v1/poll?cursor=${cursor}&wait=${waitS}`;
+      traffic.bytesSent += requestBytes('GET', path, host, pollHeaders[client]!);
       let response;
       try {
         response = await pollPool.request({
           method: 'GET',
-          path: `${base}/v1/poll?cursor=${cursor}&wait=${waitS}`,
+          path,
           headers: pollHeaders[client],
           signal,
           headersTimeout: (waitS + 30) * 1000,
@@ -130,6 +163,9 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
         throw transportError(error);
       }
       const text = await response.body.text();
+      const bytes = headerBytes(response.statusCode, response.headers) + Buffer.byteLength(text);
+      traffic.bytesReceived += bytes;
+      noteWorker(response.headers);
       const waitMax = Number(response.headers['x-poll-wait-max']);
       if (Number.isFinite(waitMax)) pollWaitMaxS = waitMax;
       if (response.statusCode !== 200) throw statusError(response.statusCode, text);
@@ -142,7 +178,7 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
           return { serverId: message.id, seq: ours ? (body.seq as number) : undefined };
         }),
         cursor: parsed.cursor,
-        bytes: headerBytes(response.statusCode, response.headers) + Buffer.byteLength(text),
+        bytes,
         superseded: parsed.superseded === true,
       };
     },

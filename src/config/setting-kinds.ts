@@ -32,11 +32,18 @@ export function integer(env: string, min: number, max: number, fallback?: number
 }
 
 export function flag(env: string, fallback: boolean): Setting<boolean> {
-  const texts: Record<string, boolean> = { '1': true, true: true, yes: true, '0': false, false: false, no: false };
+  const texts = new Map([
+    ['1', true],
+    ['true', true],
+    ['yes', true],
+    ['0', false],
+    ['false', false],
+    ['no', false],
+  ]);
   return {
     env,
     schema: z.boolean(),
-    fromText: (raw) => texts[raw] ?? raw,
+    fromText: (raw) => texts.get(raw) ?? raw,
     emptyIsUnset: true,
     explain: (name, value) => `${name} must be one of 1, 0, true, false, yes, no, got ${shown(value)}`,
     fallback,

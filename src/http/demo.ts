@@ -1,14 +1,15 @@
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type Koa from 'koa';
 
 /**
  * Serves the customer-service chat demo (only mounted when GATEWAY_DEMO=1): the static files in
- * `demoDir`, the legacy client bundle it runs on, and tokens for `demo-*` users so the page needs
- * no login. Minting tokens on request is exactly what makes this unfit for production.
+ * `demoDir` (pages, favicon), the legacy client bundle it runs on, and tokens for `demo-*` users so
+ * the page needs no login. Minting tokens on request is exactly what makes this unfit for production.
  */
 export interface DemoMiddlewareOptions {
-  /** Folder with index.html, demo.js, demo.css; only files directly inside it are served. */
+  /** Folder with index.html, demo.js, demo.css, favicon.svg/.ico; only files directly inside it are served. */
   demoDir: string;
   /** dist/client/longpoll.legacy.js, served at /client/longpoll.legacy.js. */
   legacyBundlePath: string;
@@ -42,11 +43,27 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 const SAFE_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9]+)+$/;
 const DEMO_USER_ID = /^demo-[A-Za-z0-9._:@-]{1,123}$/;
 const LEGACY_BUNDLE_PATH = '/client/longpoll.legacy.js';
+/** The one agent the desk page works as; every customer writes to it. */
+const DEMO_AGENT_ID = 'demo-agent';
+/** 32 letters and digits without look-alikes (0/o, 1/l): 5 random bits per character. */
+const ID_ALPHABET = 'abcdefghijkmnpqrstuvwxyz23456789';
+const CUSTOMER_ID_LENGTH = 12;
+
+/**
+ * A new customer id, `demo-customer-` and 12 random characters (60 bits): one per customer tab, so
+ * the desk can tell customers apart, and no tab can guess another's id to read its mailbox.
+ */
+export function newDemoCustomerId(): string {
+  const bytes = randomBytes(CUSTOMER_ID_LENGTH);
+  let suffix = '';
+  for (const byte of bytes) suffix += ID_ALPHABET[byte % ID_ALPHABET.length];
+  return `demo-customer-${suffix}`;
+}
 
 /**
  * @example
  * app.use(createDemoMiddleware({ demoDir: 'demo', legacyBundlePath: 'dist/client/longpoll.legacy.js', issueToken }));
- * // then open http://127.0.0.1:8080/demo/?role=customer and /demo/?role=agent
+ * // then open http://127.0.0.1:8080/demo/?role=customer (in several tabs) and /demo/?role=agent
  */
 export function createDemoMiddleware(options: DemoMiddlewareOptions): Koa.Middleware {
   const { demoDir, legacyBundlePath, issueToken } = options;
@@ -86,13 +103,28 @@ export function createDemoMiddleware(options: DemoMiddlewareOptions): Koa.Middle
   };
 }
 
+/**
+ * `GET /demo/token?role=customer` mints a new customer id (a customer tab's first visit) and
+ * `?role=agent` answers for the desk's agent; `?user=demo-…` renews the token of an id a tab already
+ * holds. All answer `{token, user}`. Whatever is asked, the token is for one `demo-*` id with that
+ * id's `pub` claim, so no page gets more than any demo page could always get.
+ */
 async function sendToken(ctx: Koa.Context, issueToken: DemoMiddlewareOptions['issueToken']): Promise<void> {
-  const user = ctx.query.user;
-  if (typeof user !== 'string' || !DEMO_USER_ID.test(user)) {
-    respondWithError(ctx, 400, 'invalid_demo_user', 'Query `user` must be a user id starting with "demo-" (e.g. demo-customer).');
+  const { user, role } = ctx.query;
+  let userId: string;
+  if (role !== undefined) {
+    if (user !== undefined || (role !== 'customer' && role !== 'agent')) {
+      respondWithError(ctx, 400, 'invalid_demo_role', 'Query `role` must be "customer" (a new customer id) or "agent", once, and without `user`.');
+      return;
+    }
+    userId = role === 'customer' ? newDemoCustomerId() : DEMO_AGENT_ID;
+  } else if (typeof user === 'string' && DEMO_USER_ID.test(user)) {
+    userId = user;
+  } else {
+    respondWithError(ctx, 400, 'invalid_demo_user', 'Query `user` must be a user id starting with "demo-" (e.g. demo-customer), or ask for `role=customer`.');
     return;
   }
-  ctx.body = { token: await issueToken(user, demoPublishClaim(user)) };
+  ctx.body = { token: await issueToken(userId, demoPublishClaim(userId)), user: userId };
 }
 
 async function sendFile(ctx: Koa.Context, file: string, contentType: string, missingMessage: string): Promise<void> {

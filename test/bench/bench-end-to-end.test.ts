@@ -51,6 +51,41 @@ describe.each(backendCases('bench end to end'))('longpoll-gateway bench against 
     expect(readFileSync(`${out}.svg`, 'utf8')).toContain('long wait=2s');
   });
 
+  it('ramps up, reports rates, a latency series and the server it measured, and fails a threshold with exit code 3', async () => {
+    const out = join(dir, 'habits');
+    const result = await runCli(
+      [
+        ...['bench', '--url', gateway.url, '--secret', TEST_SECRET, '--clients', '10', '--rate', '10', '--duration', '2', '--short', 'none', '--long', '2'],
+        ...['--ramp', '1', '--max-p99-ms', '0.001', '--max-errors', '0', '--out', out, '--no-progress'],
+      ],
+      {},
+    );
+    expect(result.stderr).not.toMatch(/LOST|DUPLICATED|wrong mailbox/);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toMatch(/threshold failed: --max-p99-ms 0\.001: long wait=2s p99 [\d.]+ ms/);
+    expect(result.stdout).not.toMatch(/threshold failed: --max-errors/);
+    expect(result.stdout).toMatch(/req\/s\s+sent KiB\/s\s+recv KiB\/s/);
+    const store = backend.real ? 'mysql' : 'sqlite';
+    const bus = backend.real ? 'redis' : 'in-process';
+    expect(result.stdout).toContain(`server: store ${store}, bus ${bus}, 1 worker`);
+    const report = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as BenchReport;
+    expect(report.server).toMatchObject({ pid: gateway.child.pid, process: 'node', store, bus, workers: 1, workerIdsSeen: [] });
+    expect(report.thresholds).toEqual({ maxP99Ms: 0.001, maxErrors: 0, failed: [expect.stringMatching(/^--max-p99-ms 0\.001: long wait=2s/)] });
+    expect(report.options).toMatchObject({ rampS: 1, maxP99Ms: 0.001, maxErrors: 0 });
+    const mode = report.modes[0]!;
+    expect(mode).toMatchObject({ rampS: 1, published: 20, delivered: 20, lost: 0, errors: 0 });
+    expect(mode.requestsPerSecond).toBeCloseTo((mode.pollRequests + mode.publishRequests) / mode.wallSeconds, 6);
+    // 20 publishes of a JSON body each and 10+ polls with a bearer token: well over 5 KB each way.
+    expect(mode.bytesSent).toBeGreaterThan(5_000);
+    expect(mode.bytesReceived).toBeGreaterThan(5_000);
+    expect(mode.bytesSentPerSecond).toBeGreaterThan(0);
+    expect(mode.bytesReceivedPerSecond).toBeGreaterThan(0);
+    expect(mode.latencySeries.reduce((sum, point) => sum + point.count, 0)).toBe(20);
+    const svg = readFileSync(`${out}.svg`, 'utf8');
+    expect(svg).toContain('Delivery latency over time');
+    expect(svg).toContain(`store ${store}, bus ${bus}, 1 worker`);
+  });
+
   it('publishes in batches (--publish-batch) with nothing lost or duplicated', async () => {
     const out = join(dir, 'batch');
     // 50 messages in batches of 8: six full batches and a last one of 2.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertTargetAllowed, BenchUsageError, isLoopbackAddress, parseBenchArgs } from '../../src/bench/options.js';
+import { assertTargetAllowed, BENCH_USAGE, BenchUsageError, isLoopbackAddress, parseBenchArgs } from '../../src/bench/options.js';
 
 const SECRET = 's'.repeat(32);
 
@@ -12,9 +12,11 @@ describe('bench argument validation', () => {
     expect(options.outPrefix).toBe('bench-results/bench-2026-01-02T03-04-05-000Z');
   });
 
-  it('takes the secret from GATEWAY_JWT_SECRET and refuses to run without any credentials', () => {
+  it('takes the secret from GATEWAY_JWT_SECRET, and leaves it to the run (development secret) when there is none', () => {
     expect(parseBenchArgs([], { GATEWAY_JWT_SECRET: SECRET }).secret).toBe(SECRET);
-    expect(() => parseBenchArgs([], {})).toThrow(/Tokens are needed/);
+    expect(parseBenchArgs([], {})).toMatchObject({ secret: undefined, tokensFile: undefined });
+    // `--secret "$GATEWAY_JWT_SECRET"` with the variable unset: say so instead of "Tokens are needed".
+    expect(() => parseBenchArgs(['--secret', ''], {})).toThrow(/`--secret` is empty \(an unset variable\?\)/);
     expect(() => parseBenchArgs(['--secret', 'short'])).toThrow(/at least 32/);
     expect(() => parseBenchArgs(['--secret', SECRET, '--tokens', 'f'])).toThrow(/either/);
     expect(parseBenchArgs(['--tokens', 'file.txt'], { GATEWAY_JWT_SECRET: SECRET })).toMatchObject({ tokensFile: 'file.txt', secret: undefined });
@@ -39,6 +41,13 @@ describe('bench argument validation', () => {
     [['--publish-batch', '0'], /--publish-batch.*positive integer/],
     [['--publish-batch', '1001'], /--publish-batch.*at most 1000/],
     [['--frobnicate'], /Unknown option/],
+    [['--ramp=-1'], /Expected `--ramp` to be a number of seconds from 0 to 3600, got "-1"/],
+    [['--ramp', 'soon'], /Expected `--ramp` to be a number of seconds from 0 to 3600, got "soon"/],
+    [['--ramp', '3601'], /Expected `--ramp` to be a number of seconds from 0 to 3600, got "3601"/],
+    [['--max-p99-ms', '0'], /Expected `--max-p99-ms` to be a positive number/],
+    [['--max-p99-ms', '1s'], /Expected `--max-p99-ms` to be a positive number/],
+    [['--max-errors=-1'], /Expected `--max-errors` to be a whole number from 0, got "-1"/],
+    [['--max-errors', '0.5'], /Expected `--max-errors` to be a whole number from 0, got "0.5"/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseBenchArgs([...argv, '--secret', SECRET])).toThrow(BenchUsageError);
     expect(() => parseBenchArgs([...argv, '--secret', SECRET])).toThrow(message);
@@ -53,6 +62,16 @@ describe('bench argument validation', () => {
     expect(options.serverPid).toBe(1234);
     expect(options.drainTimeoutS).toBe(4);
     expect(parseBenchArgs(['--secret', SECRET, '--short', '7000', '--long', '5']).drainTimeoutS).toBe(17);
+  });
+
+  it('parses the ramp-up and the pass/fail thresholds (none by default)', () => {
+    expect(parseBenchArgs(['--secret', SECRET])).toMatchObject({ rampS: 0, maxP99Ms: undefined, maxErrors: undefined });
+    expect(parseBenchArgs(['--secret', SECRET, '--ramp', '2.5', '--max-p99-ms', '250.5', '--max-errors', '0'])).toMatchObject({ rampS: 2.5, maxP99Ms: 250.5, maxErrors: 0 });
+    expect(parseBenchArgs(['--secret', SECRET, '--ramp', '0', '--max-errors', '12'])).toMatchObject({ rampS: 0, maxErrors: 12 });
+  });
+
+  it('documents every option in its usage', () => {
+    for (const option of ['--ramp <s>', '--max-p99-ms <ms>', '--max-errors <n>']) expect(BENCH_USAGE).toContain(option);
   });
 
   it('takes the messages per publish request', () => {

@@ -1,58 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { runBench } from '../../src/bench/command.js';
 import { BenchUsageError, parseBenchArgs } from '../../src/bench/options.js';
 import { runMode, type ModeRunOptions } from '../../src/bench/runner.js';
-import { BenchRequestError, type BenchTarget, type PublishItem } from '../../src/bench/target.js';
-
-/**
- * An in-memory server behind the BenchTarget interface: idempotent by key, like the gateway, and
- * able to lose the answer to a batch after storing it (the case a retry must survive).
- */
-function memoryTarget(options: { clients: number; loseAnswersOfFirstBatches?: number; batch?: boolean }): BenchTarget & { batchSizes: number[]; stored: number } {
-  const mailboxes = Array.from({ length: options.clients }, () => [] as Array<{ serverId: number; seq: number }>);
-  const byKey = new Map<string, number>();
-  let nextId = 1;
-  let answersToLose = options.loseAnswersOfFirstBatches ?? 0;
-  const store = (item: PublishItem) => {
-    if (byKey.has(item.key)) return;
-    byKey.set(item.key, nextId);
-    mailboxes[item.client]!.push({ serverId: nextId, seq: item.body.seq });
-    nextId += 1;
-  };
-  const target: BenchTarget & { batchSizes: number[]; stored: number } = {
-    batchSizes: [],
-    get stored() {
-      return byKey.size;
-    },
-    pollWaitMaxS: undefined,
-    async poll(client, cursor, waitS, signal) {
-      const deadline = performance.now() + waitS * 1000;
-      for (;;) {
-        const messages = mailboxes[client]!.filter((message) => message.serverId > cursor);
-        if (messages.length > 0 || performance.now() >= deadline || signal.aborted) {
-          return { messages, cursor: messages.at(-1)?.serverId ?? cursor, bytes: 0, superseded: false };
-        }
-        await sleep(5);
-      }
-    },
-    async publish(client, key, body) {
-      store({ client, key, body });
-    },
-    async close() {},
-  };
-  if (options.batch !== false) {
-    target.publishBatch = async (items) => {
-      target.batchSizes.push(items.length);
-      for (const item of items) store(item);
-      if (answersToLose > 0) {
-        answersToLose -= 1;
-        throw new BenchRequestError('502', 'the answer was lost after the batch was stored', true);
-      }
-    };
-  }
-  return target;
-}
+import { memoryTarget } from './memory-target.js';
 
 const modeOptions = (overrides: Partial<ModeRunOptions>): ModeRunOptions => ({
   clients: 5,

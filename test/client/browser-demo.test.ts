@@ -60,8 +60,9 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     await gateway?.close();
   });
 
-  async function open(role: 'customer' | 'agent'): Promise<Page> {
-    const page = context.pages().find((candidate) => candidate.url() === 'about:blank') ?? (await context.newPage());
+  /** A new tab (so a new sessionStorage: a customer tab is a new customer), or the profile's first blank one. */
+  async function open(role: 'customer' | 'agent', inContext: BrowserContext = context): Promise<Page> {
+    const page = inContext.pages().find((candidate) => candidate.url() === 'about:blank') ?? (await inContext.newPage());
     page.on('pageerror', (error) => pageErrors.push(`${role}: ${error.message}`));
     await page.goto(`${gateway.url}/demo/?role=${role}`);
     expect(await page.locator('html').getAttribute('data-missing-globals')).toBe(REMOVED_GLOBALS.join(','));
@@ -69,9 +70,28 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
   }
 
   const transcript = (page: Page) => page.locator('#transcript .message .text').allTextContents();
-  // Sent (✓) or already read (✓✓): either way the gateway has it.
-  const pending = (page: Page) => page.locator('#transcript .message.mine:not(.sent):not(.read)').count();
+  // Sent (✓) or already delivered (✓✓): either way the gateway has it.
+  const pending = (page: Page) => page.locator('#transcript .message.mine:not(.sent):not(.delivered)').count();
   const bubbleState = (page: Page, text: string) => page.locator('#transcript .message.mine', { hasText: text }).locator('.state').textContent();
+
+  /** The id the customer tab was given (shown in its header once the token endpoint minted it). */
+  async function customerId(page: Page): Promise<string> {
+    await expect.poll(() => page.locator('#me').getAttribute('data-user'), { timeout: 10_000 }).toMatch(/^demo-customer-[a-z2-9]{12}$/);
+    return (await page.locator('#me').getAttribute('data-user'))!;
+  }
+
+  /** What the agent's conversation list shows, top to bottom. */
+  const conversations = (agent: Page) =>
+    agent.locator('#conversations .conversation').evaluateAll((items) =>
+      items.map((item) => ({ peer: item.getAttribute('data-peer'), unread: item.querySelector('.unread')?.textContent ?? '' })),
+    );
+
+  async function openConversation(agent: Page, peer: string): Promise<void> {
+    const item = agent.locator(`#conversations .conversation[data-peer="${peer}"]`);
+    await item.waitFor({ timeout: 15_000 });
+    await item.click();
+    await expect.poll(() => item.getAttribute('aria-current')).toBe('true');
+  }
 
   async function say(page: Page, text: string): Promise<void> {
     await page.locator('#text').fill(text);
@@ -90,6 +110,7 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
 
     await say(customer, 'Hi, my parcel has not arrived.');
     conversation.push('Hi, my parcel has not arrived.');
+    await openConversation(agent, await customerId(customer));
     await expectBoth(customer, agent, conversation);
 
     await say(agent, 'Sorry to hear that! What is the order number?');
@@ -103,7 +124,7 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     await expectBoth(customer, agent, conversation);
 
     // The agent reloads while the customer keeps typing: the message sent meanwhile must show once,
-    // and nothing from before the reload may repeat.
+    // and nothing from before the reload may repeat (the open conversation stays open).
     const reloading = agent.reload();
     await say(customer, 'Are you still there?');
     conversation.push('Are you still there?');
@@ -115,8 +136,10 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     conversation.push('Yes! It ships today, tracking follows by mail.');
     await expectBoth(customer, agent, conversation);
 
-    // And the customer side survives a reload too.
+    // And the customer side survives a reload too, as the same customer.
+    const before = await customerId(customer);
     await customer.reload();
+    expect(await customerId(customer)).toBe(before);
     await say(customer, 'Thanks!');
     conversation.push('Thanks!');
     await expectBoth(customer, agent, conversation);
@@ -128,9 +151,11 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
 
   it("refuses a customer's token to another customer (403 forbidden_recipient), storing nothing", async () => {
     // The token the customer page itself fetched and publishes with, read off the network.
-    const tokenResponse = context.waitForEvent('response', (response) => response.url().includes('/demo/token?user=demo-customer&'));
+    const tokenResponse = context.waitForEvent('response', (response) => response.url().includes('/demo/token?role=customer&'));
     const customer = await open('customer');
-    const { token } = (await (await tokenResponse).json()) as { token: string };
+    const { token, user } = (await (await tokenResponse).json()) as { token: string; user: string };
+    // A token for the id minted for this tab, which the page shows as its own.
+    expect(user).toBe(await customerId(customer));
     const knex = (gateway.store as unknown as { knex: Knex }).knex;
     const stored = async () => (await knex('messages').count({ n: '*' }))[0]!.n;
     const publishAs = (path: string, json: unknown) =>
@@ -166,6 +191,7 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
 
     // The agent's page receives the message and, by polling again with the new cursor, acks it.
     const agent = await open('agent');
+    await openConversation(agent, await customerId(customer));
     await expect.poll(() => transcript(agent), { timeout: 15_000 }).toContain(text);
     await expect.poll(() => bubbleState(customer, text), { timeout: 15_000 }).toBe('✓✓');
 
@@ -177,4 +203,97 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     expect(await bubbleState(customer, text)).toBe('✓✓');
     expect(pageErrors).toEqual([]);
   }, 90_000);
+
+  it('gives every customer tab its own id; the agent desk lists their conversations and answers each one privately', async () => {
+    // Nobody may poll as the agent while the customers send (so ✓ before ✓✓ is observable), and a
+    // fresh profile, so the desk starts empty (earlier tests' conversations are in the other one).
+    for (const page of context.pages()) await page.close();
+    const fresh = await launchChromium('demo-desk-chromium-');
+    try {
+      await fresh.context.addInitScript(removeModernGlobals, REMOVED_GLOBALS);
+      const alice = await open('customer', fresh.context);
+      const bob = await open('customer', fresh.context);
+      const aliceId = await customerId(alice);
+      const bobId = await customerId(bob);
+      expect(aliceId).not.toBe(bobId);
+
+      // An empty chat says so; the badge uses one wording for "connected"; the page has an icon.
+      for (const page of [alice, bob]) {
+        await expect.poll(() => page.locator('#transcript .placeholder').textContent()).toBe('No messages yet');
+        await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toBe('Connected');
+        expect(await page.locator('#status').getAttribute('data-state')).toBe('connected');
+        expect(await page.locator('link[rel="icon"]').count()).toBeGreaterThan(0);
+      }
+
+      // Both write while no agent page is open: stored (✓), not delivered.
+      const aliceText = `Alice here, order 1001 ${Date.now()}`;
+      const bobText = `Bob here, order 2002 ${Date.now()}`;
+      await say(alice, aliceText);
+      await expect.poll(() => bubbleState(alice, aliceText), { timeout: 15_000 }).toBe('✓');
+      await say(bob, bobText);
+      await expect.poll(() => bubbleState(bob, bobText), { timeout: 15_000 }).toBe('✓');
+      await alice.waitForTimeout(500);
+      expect(await bubbleState(alice, aliceText)).toBe('✓');
+      expect(await bubbleState(bob, bobText)).toBe('✓');
+      for (const page of [alice, bob]) {
+        expect(await page.locator('#transcript .placeholder').count()).toBe(0);
+        // Every bubble carries its time: machine-readable, and shown as hours:minutes.
+        const time = page.locator('#transcript .message.mine time');
+        expect(await time.getAttribute('datetime')).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/);
+        expect(await time.textContent()).toMatch(/^\d{2}:\d{2}$/);
+      }
+
+      // The desk lists one conversation per customer, newest activity first, each with one unread.
+      const agent = await open('agent', fresh.context);
+      await expect.poll(() => conversations(agent), { timeout: 15_000 }).toEqual([
+        { peer: bobId, unread: '1' },
+        { peer: aliceId, unread: '1' },
+      ]);
+      expect(await agent.locator('#transcript .placeholder').textContent()).toBe('Choose a conversation');
+      expect(await agent.locator('#text').isDisabled()).toBe(true);
+      // Received by the agent's page: both customers now see ✓✓.
+      await expect.poll(() => bubbleState(alice, aliceText), { timeout: 15_000 }).toBe('✓✓');
+      await expect.poll(() => bubbleState(bob, bobText), { timeout: 15_000 }).toBe('✓✓');
+
+      // Picking Alice shows her conversation only, and clears its unread count.
+      await openConversation(agent, aliceId);
+      expect(await transcript(agent)).toEqual([aliceText]);
+      expect(await agent.locator('#transcript .message.theirs time').textContent()).toMatch(/^\d{2}:\d{2}$/);
+      expect(await conversations(agent)).toEqual([
+        { peer: bobId, unread: '1' },
+        { peer: aliceId, unread: '' },
+      ]);
+
+      // The reply goes to Alice alone; her conversation moves to the top.
+      const reply = `Order 1001 ships today ${Date.now()}`;
+      await say(agent, reply);
+      await expect.poll(() => transcript(alice), { timeout: 15_000 }).toEqual([aliceText, reply]);
+      await expect.poll(() => bubbleState(agent, reply), { timeout: 15_000 }).toBe('✓✓');
+      expect(await conversations(agent)).toEqual([
+        { peer: aliceId, unread: '' },
+        { peer: bobId, unread: '1' },
+      ]);
+      expect(await alice.locator('#transcript .message.theirs time').textContent()).toMatch(/^\d{2}:\d{2}$/);
+      await bob.waitForTimeout(1000);
+      expect(await transcript(bob)).toEqual([bobText]);
+
+      // Bob's conversation holds only Bob's message; the agent answers him too.
+      await openConversation(agent, bobId);
+      expect(await transcript(agent)).toEqual([bobText]);
+      await say(agent, 'Hello Bob!');
+      await expect.poll(() => transcript(bob), { timeout: 15_000 }).toEqual([bobText, 'Hello Bob!']);
+      expect(await transcript(alice)).toEqual([aliceText, reply]);
+
+      // A reload keeps each tab's identity and the desk's state.
+      await alice.reload();
+      expect(await customerId(alice)).toBe(aliceId);
+      expect(await transcript(alice)).toEqual([aliceText, reply]);
+      await agent.reload();
+      expect(await agent.locator('#conversations .conversation[aria-current="true"]').getAttribute('data-peer')).toBe(bobId);
+      expect(await transcript(agent)).toEqual([bobText, 'Hello Bob!']);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await fresh.close();
+    }
+  }, 120_000);
 });

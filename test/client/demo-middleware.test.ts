@@ -1,8 +1,9 @@
 import { request } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'acorn';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDemoMiddleware } from '../../src/http/demo.js';
@@ -40,14 +41,16 @@ beforeAll(async () => {
 afterAll(() => closeServer());
 
 /** Raw request, so that paths like /demo/../x reach the server unnormalised. */
-function get(path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; bytes: Buffer }> {
   return new Promise((resolve, reject) => {
     const { hostname, port } = new URL(baseUrl);
     const outgoing = request({ hostname, port, path, method }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body }));
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        const bytes = Buffer.concat(chunks);
+        resolve({ status: response.statusCode!, headers: response.headers, body: bytes.toString('utf8'), bytes });
+      });
     });
     outgoing.on('error', reject);
     outgoing.end();
@@ -90,11 +93,31 @@ describe('createDemoMiddleware', () => {
     },
   );
 
+  it('serves a favicon (SVG, plus an .ico for browsers without SVG icons) that index.html links to', async () => {
+    const svg = await get('/demo/favicon.svg');
+    expect(svg.status).toBe(200);
+    expect(svg.headers['content-type']).toBe('image/svg+xml');
+    expect(svg.headers['cache-control']).toBe('no-store');
+    expect(svg.body).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+
+    const ico = await get('/demo/favicon.ico');
+    expect(ico.status).toBe(200);
+    expect(ico.headers['content-type']).toBe('image/x-icon');
+    // ICONDIR: reserved 0, type 1 (icon), at least one image, whose data lies inside the file.
+    expect([ico.bytes.readUInt16LE(0), ico.bytes.readUInt16LE(2)]).toEqual([0, 1]);
+    expect(ico.bytes.readUInt16LE(4)).toBeGreaterThan(0);
+    expect(ico.bytes.readUInt32LE(6 + 12) + ico.bytes.readUInt32LE(6 + 8)).toBeLessThanOrEqual(ico.bytes.length);
+
+    const page = (await get('/demo/')).body;
+    expect(page).toContain('<link rel="icon" href="favicon.svg" type="image/svg+xml">');
+    expect(page).toContain('<link rel="icon" href="favicon.ico" sizes="any">');
+  });
+
   it('mints tokens for demo users only', async () => {
     const response = await get('/demo/token?user=demo-customer');
     expect(response.status).toBe(200);
     expect(response.headers['cache-control']).toBe('no-store');
-    expect(JSON.parse(response.body)).toEqual({ token: 'token-for-demo-customer' });
+    expect(JSON.parse(response.body)).toEqual({ token: 'token-for-demo-customer', user: 'demo-customer' });
     expect(issued).toEqual(['demo-customer']);
 
     for (const query of ['user=alice', 'user=demo-', 'user=demo-a&user=demo-b', '', 'user=demo-x%20y']) {
@@ -105,11 +128,51 @@ describe('createDemoMiddleware', () => {
     expect(issued).toEqual(['demo-customer']);
   });
 
+  it('mints a fresh, unguessable customer id for every `role=customer` request (one per customer tab)', async () => {
+    issued.length = 0;
+    const users = new Set<string>();
+    for (let index = 0; index < 20; index++) {
+      const response = await get('/demo/token?role=customer');
+      expect(response.status).toBe(200);
+      expect(response.headers['cache-control']).toBe('no-store');
+      const { token, user } = JSON.parse(response.body) as { token: string; user: string };
+      expect(user).toMatch(/^demo-customer-[a-z2-9]{12}$/);
+      expect(token).toBe(`token-for-${user}`);
+      // Still a customer: it may write to agents only, never to another customer.
+      expect(issuedClaims.get(user)).toEqual({ pub: ['demo-agent*'] });
+      users.add(user);
+    }
+    expect(users.size).toBe(20);
+    expect(issued).toEqual([...users]);
+
+    // The agent desk is the one shared agent.
+    expect(JSON.parse((await get('/demo/token?role=agent')).body)).toEqual({ token: 'token-for-demo-agent', user: 'demo-agent' });
+    expect(issuedClaims.get('demo-agent')).toEqual({ pub: ['demo-customer*'] });
+    issued.length = 0;
+
+    for (const query of ['role=admin', 'role=', 'role=customer&role=customer', 'role=customer&user=demo-agent', 'role=Customer']) {
+      const rejected = await get(`/demo/token?${query}`);
+      expect(rejected.status, query).toBe(400);
+      expect(JSON.parse(rejected.body), query).toMatchObject({ error: { code: expect.stringMatching(/^invalid_demo_(role|user)$/) } });
+    }
+    expect(issued).toEqual([]);
+  });
+
+  it('keeps demo.js ES5 without modern or networking globals (it runs on the legacy client in old browsers)', () => {
+    const source = readFileSync(join(repoRoot, 'demo', 'demo.js'), 'utf8');
+    expect(() => parse(source, { ecmaVersion: 5, sourceType: 'script' })).not.toThrow();
+    const code = source.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, '');
+    for (const name of ['Promise', 'fetch', 'Map', 'Set', 'WeakMap', 'Symbol', 'WebSocket', 'EventSource', 'AbortController', 'Object.assign', 'Array.from', 'classList', 'dataset', 'URLSearchParams', 'padStart', 'includes']) {
+      expect(code, name).not.toMatch(new RegExp(`(^|[^\\w$])${name.replace('.', '\\.')}\\b`));
+    }
+  });
+
   it('lets customers write only to agents and agents only to customers (pub claim)', async () => {
-    for (const user of ['demo-customer', 'demo-customer-2', 'demo-agent', 'demo-agent-7', 'demo-visitor']) {
+    const users = ['demo-customer', 'demo-customer-2', 'demo-agent', 'demo-agent-7', 'demo-visitor'];
+    for (const user of users) {
       expect((await get(`/demo/token?user=${user}`)).status).toBe(200);
     }
-    expect(Object.fromEntries(issuedClaims)).toEqual({
+    expect(Object.fromEntries(users.map((user) => [user, issuedClaims.get(user)]))).toEqual({
       'demo-customer': { pub: ['demo-agent*'] },
       'demo-customer-2': { pub: ['demo-agent*'] },
       'demo-agent': { pub: ['demo-customer*'] },
