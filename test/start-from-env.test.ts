@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import knexFactory from 'knex';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../src/start-from-env.js';
-import { backendCases, TEST_SECRET, useBackend } from './support/backends.js';
+import { backendCases, markMigratedByNewerRelease, TEST_SECRET, useBackend } from './support/backends.js';
 
 /**
  * A gateway that fails to start must close whatever it had opened before the failing step: in a
@@ -138,18 +138,7 @@ describe.each(backendCases('failed gateway start').filter(({ name }) => name !==
     // A schema migrated by a newer release: knex refuses to migrate a database that names a
     // migration this version does not have, after the pool has connected.
     const env: Record<string, string> = { ...(await backend.gatewayEnv()), PORT: '0' };
-    const db = knexFactory({ client: 'mysql2', connection: env.MYSQL_URL!, pool: { min: 0, max: 1 } });
-    try {
-      await db.schema.createTable('knex_migrations', (table) => {
-        table.increments('id');
-        table.string('name');
-        table.integer('batch');
-        table.timestamp('migration_time');
-      });
-      await db('knex_migrations').insert({ name: '999_from_a_newer_release', batch: 1, migration_time: new Date() });
-    } finally {
-      await db.destroy();
-    }
+    await markMigratedByNewerRelease(env.MYSQL_URL!);
     await expectFailedStartToCloseEverything(env, /999_from_a_newer_release/);
     await expect.poll(() => connectionsTo(env.MYSQL_URL!), { timeout: 5_000 }).toBe(0);
   });

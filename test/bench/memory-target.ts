@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ModeRunOptions } from '../../src/bench/runner.js';
 import { BenchRequestError, type BenchTarget, type PublishItem } from '../../src/bench/target.js';
 
 export interface MemoryTarget extends BenchTarget {
@@ -85,3 +86,19 @@ export function memoryTarget(options: {
   }
   return target;
 }
+
+/** A small, fast run against the memory target; tests override what they look at. */
+export const modeOptions = (overrides: Partial<ModeRunOptions>): ModeRunOptions => ({
+  clients: 5,
+  rate: 100,
+  durationS: 0.25,
+  drainTimeoutS: 5,
+  maxRequests: 100_000,
+  seed: 1,
+  publishConnections: 4,
+  publishBatch: 1,
+  serverPid: undefined,
+  ...overrides,
+});
+
+export const longPoll = { kind: 'long', waitS: 1, label: 'long wait=1s' } as const;

@@ -1,22 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { runBench } from '../../src/bench/command.js';
 import { BenchUsageError, parseBenchArgs } from '../../src/bench/options.js';
-import { runMode, type ModeRunOptions } from '../../src/bench/runner.js';
-import { memoryTarget } from './memory-target.js';
+import { runMode } from '../../src/bench/runner.js';
+import { longPoll, memoryTarget, modeOptions } from './memory-target.js';
 
-const modeOptions = (overrides: Partial<ModeRunOptions>): ModeRunOptions => ({
-  clients: 5,
-  rate: 100,
-  durationS: 0.25,
-  drainTimeoutS: 5,
-  maxRequests: 100_000,
-  seed: 1,
-  publishConnections: 4,
-  publishBatch: 1,
-  serverPid: undefined,
-  ...overrides,
-});
-const longPoll = { kind: 'long', waitS: 1, label: 'long wait=1s' } as const;
 
 describe('--publish-batch', () => {
   it('groups consecutive scheduled messages into one request each, the last one shorter', async () => {

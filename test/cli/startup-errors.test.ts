@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRealServersOrWarn, TEST_SECRET, uniqueName } from '../support/backends.js';
+import { markMigratedByNewerRelease, requireRealServersOrWarn, TEST_SECRET, uniqueName } from '../support/backends.js';
 import { runCli } from '../support/process.js';
 
 /**
@@ -148,18 +148,7 @@ describe.runIf(real)('start / migrate against the real MariaDB and Redis with wr
     } finally {
       await admin.destroy();
     }
-    const db = knexFactory({ client: 'mysql2', connection: url, pool: { min: 0, max: 1 } });
-    try {
-      await db.schema.createTable('knex_migrations', (table) => {
-        table.increments('id');
-        table.string('name');
-        table.integer('batch');
-        table.timestamp('migration_time');
-      });
-      await db('knex_migrations').insert({ name: '999_from_a_newer_release', batch: 1, migration_time: new Date() });
-    } finally {
-      await db.destroy();
-    }
+    await markMigratedByNewerRelease(url);
     const result = await runCli(['start'], { ...env, MYSQL_URL: url });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('999_from_a_newer_release');
