@@ -12,7 +12,7 @@
 
 // Building a gateway: from parts (embedding) or from the environment (what the CLI runs).
 export { createGateway, type Gateway, type GatewayLogger, type GatewayOptions, type GatewayParts } from './gateway.js';
-export { selectBus, selectStore, startGateway, type RunningGateway } from './start-from-env.js';
+export { BusConnectError, selectBus, selectStore, startGateway, type RunningGateway } from './start-from-env.js';
 
 // Configuration from environment variables, grouped by concern.
 export {

@@ -59,6 +59,14 @@ export function selectStore(config: StoreConfig, dependencies: { clock?: Clock }
  * startGateway could not open the configured Redis (REDIS_URL) or Redis Cluster
  * (REDIS_CLUSTER_NODES). `cause` is the client's own error (ECONNREFUSED, WRONGPASS, …), not
  * ioredis's "Connection is closed." that follows it.
+ *
+ * @example
+ * try {
+ *   await startGateway(process.env);
+ * } catch (error) {
+ *   if (error instanceof BusConnectError) console.error(`check ${error.variable}: ${error.message}`);
+ *   else throw error;
+ * }
  */
 export class BusConnectError extends Error {
   override name = 'BusConnectError';
@@ -66,9 +74,18 @@ export class BusConnectError extends Error {
   readonly variable: 'REDIS_URL' | 'REDIS_CLUSTER_NODES';
 
   constructor(variable: 'REDIS_URL' | 'REDIS_CLUSTER_NODES', cause: unknown) {
-    super(`cannot connect to Redis (${variable}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`cannot connect to Redis (${variable}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause: withoutCommand(cause) });
     this.variable = variable;
   }
+}
+
+/**
+ * An ioredis reply error keeps the command it answered; for AUTH (and HELLO) its arguments hold the
+ * password from the URL. Dropped before the error travels anywhere it may be printed.
+ */
+function withoutCommand(error: unknown): unknown {
+  if (error instanceof Error && 'command' in error) delete (error as { command?: unknown }).command;
+  return error;
 }
 
 /**
@@ -137,13 +154,18 @@ const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), existsSync
  * Without GATEWAY_JWT_SECRET the gateway is not open: it makes a random development secret, keeps
  * it next to the SQLite file (so `token` mints tokens this gateway accepts) and says so loudly.
  */
+/** Where the development secret of a gateway on `sqliteFile` is kept: beside the database file. */
+export function developmentSecretFile(store: Pick<StoreConfig, 'sqliteFile'>): string {
+  return join(dirname(resolve(store.sqliteFile)), 'dev-jwt-secret');
+}
+
 export function resolveJwtSecret(config: Pick<GatewayConfig, 'auth' | 'store'>, env: Record<string, string | undefined>, logger?: Logger): string {
   if (config.auth.jwtSecret) return config.auth.jwtSecret;
   if (env.NODE_ENV === 'production') {
     throw new Error('GATEWAY_JWT_SECRET must be set when NODE_ENV=production');
   }
   if (config.store.sqliteFile === ':memory:') return randomBytes(32).toString('hex');
-  const secretFile = join(dirname(resolve(config.store.sqliteFile)), 'dev-jwt-secret');
+  const secretFile = developmentSecretFile(config.store);
   if (!existsSync(secretFile)) {
     mkdirSync(dirname(secretFile), { recursive: true });
     writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });

@@ -27,6 +27,7 @@ describe('the package entry point', () => {
     expect(index).not.toMatch(/export \*/);
     expect(Object.keys(api).sort()).toEqual(
       [
+        'BusConnectError',
         'ConfigError',
         'ENV_VARIABLES',
         'ERROR_STATUS',

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import { SEQ_FLOOR_SETTING } from '../../src/store/knex/schema.js';
 
+export { SEQ_FLOOR_SETTING };
+
 /**
  * Per-mailbox sequence numbers (delivery model v2). Every message takes the next `seq` of its
  * recipient's mailbox inside the publish transaction, under the row lock of its `mailboxes` row:

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
-import type { Logger } from 'pino';
 import { createTokenIssuer } from '../auth/tokens.js';
 import { loadConfig } from '../config.js';
-import { resolveJwtSecret } from '../start-from-env.js';
+import { developmentSecretFile } from '../start-from-env.js';
 import { assertTargetAllowed, BenchUsageError, isLoopbackAddress, parseBenchArgs, type BenchOptions, type ModeSpec } from './options.js';
 import { findListeningPid } from './proc.js';
 import { createProgressPrinter, formatModeTable, formatServerCaption, serverLabel, thresholdFailures, warningsFor } from './report.js';
@@ -37,8 +36,8 @@ const TOKENS_NEEDED = 'Tokens are needed: pass `--secret` (or set GATEWAY_JWT_SE
 
 /**
  * Without --secret, GATEWAY_JWT_SECRET or --tokens: the development secret that `start` and
- * `token` use (resolveJwtSecret: kept next to SQLITE_FILE, made if missing), found from the same
- * environment variables.
+ * `token` keep next to SQLITE_FILE, found from the same environment variables. Only read, never
+ * made: a secret the gateway does not have would turn every request into a 401.
  */
 export function developmentSecret(env: Record<string, string | undefined>): { secret: string; secretFile: string } {
   let config;
@@ -47,20 +46,19 @@ export function developmentSecret(env: Record<string, string | undefined>): { se
   } catch (error) {
     throw new BenchUsageError(`${TOKENS_NEEDED}; the development secret cannot be found: ${(error as Error).message}`);
   }
+  if (env.NODE_ENV === 'production') {
+    throw new BenchUsageError(`${TOKENS_NEEDED}; with NODE_ENV=production the gateway uses GATEWAY_JWT_SECRET, never a development secret`);
+  }
   if (config.store.sqliteFile === ':memory:') {
     throw new BenchUsageError(`${TOKENS_NEEDED}; SQLITE_FILE=:memory: keeps no development secret (each gateway makes its own)`);
   }
-  let secretFile: string | undefined;
-  // resolveJwtSecret says where the file is through its warning; nothing else is logged.
-  const logger = { warn: (fields: { secretFile?: string }) => (secretFile = fields.secretFile) } as unknown as Logger;
-  let secret: string;
-  try {
-    secret = resolveJwtSecret(config, env, logger);
-  } catch (error) {
-    throw new BenchUsageError(`${TOKENS_NEEDED}; no development secret: ${(error as Error).message}`);
+  const secretFile = developmentSecretFile(config.store);
+  if (!existsSync(secretFile)) {
+    throw new BenchUsageError(
+      `${TOKENS_NEEDED}; there is no development secret at ${secretFile} yet: start the gateway from this directory (with the same SQLITE_FILE) first, it makes one`,
+    );
   }
-  if (secretFile === undefined) throw new BenchUsageError(TOKENS_NEEDED);
-  return { secret, secretFile };
+  return { secret: readFileSync(secretFile, 'utf8').trim(), secretFile };
 }
 
 interface Credentials {

@@ -43,8 +43,9 @@ export function flag(env: string, fallback: boolean): Setting<boolean> {
   return {
     env,
     schema: z.boolean(),
-    fromText: (raw) => texts.get(raw) ?? raw,
-    emptyIsUnset: true,
+    // Only an empty variable is unset: blanks are a typo worth refusing.
+    fromText: (raw) => (raw === '' ? undefined : (texts.get(raw) ?? raw)),
+    emptyIsUnset: false,
     explain: (name, value) => `${name} must be one of 1, 0, true, false, yes, no, got ${shown(value)}`,
     fallback,
   };
@@ -69,7 +70,7 @@ export function oneOf<const Values extends readonly [string, ...string[]]>(env: 
   return {
     env,
     schema: z.enum(values),
-    fromText: (raw) => raw.trim(),
+    fromText: (raw) => (emptyIsUnset ? raw.trim() : raw),
     emptyIsUnset,
     explain: (name, value) => `${name} must be one of ${values.join(', ')}, got ${shown(value)}`,
     ...(fallback === undefined ? {} : { fallback }),

@@ -6,6 +6,20 @@ import { createTickBatcher } from '../batching/tick-batcher.js';
 import { MailboxHeads } from './mailbox-heads.js';
 import { Waiter } from './waiter.js';
 
+const STORE_METHODS = [
+  'insertMessage',
+  'insertMessages',
+  'ackThrough',
+  'acknowledge',
+  'readPending',
+  'mailboxSummary',
+  'takeDueReceipts',
+  'noteDelivered',
+  'messageStatus',
+  'ping',
+  'close',
+] as const satisfies ReadonlyArray<keyof MessageStore>;
+
 /** Receipts made per pump transaction. */
 const RECEIPT_BATCH = 200;
 
@@ -111,6 +125,10 @@ export function createEngine(
   if (!Number.isInteger(maxHeldPolls) || maxHeldPolls < 1) {
     throw new TypeError('Expected `maxHeldPolls` to be a positive integer');
   }
+  // Every method is required (an embedder's store written in JavaScript is not type-checked): say
+  // which are missing now, rather than answer polls with 500s later.
+  const missing = STORE_METHODS.filter((method) => typeof (store as unknown as Record<string, unknown>)[method] !== 'function');
+  if (missing.length > 0) throw new TypeError(`Expected the store to implement ${missing.map((method) => `\`${method}\``).join(', ')}`);
 
   /** Oldest first, so the cap supersedes the poll most likely to belong to a dead connection. */
   const waitersByUser = new Map<string, Waiter[]>();

@@ -51,7 +51,9 @@ const CUSTOMER_ID_LENGTH = 12;
 
 /**
  * A new customer id, `demo-customer-` and 12 random characters (60 bits): one per customer tab, so
- * the desk can tell customers apart, and no tab can guess another's id to read its mailbox.
+ * the desk can tell customers apart and two tabs never collide. Not a security boundary: the demo
+ * is open by design (GATEWAY_DEMO is for trying the gateway out), and any visitor may take the
+ * agent's token, see the customers' ids and then act as them.
  */
 export function newDemoCustomerId(): string {
   const bytes = randomBytes(CUSTOMER_ID_LENGTH);

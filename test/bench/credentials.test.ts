@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,11 +15,12 @@ describe('bench without --secret, GATEWAY_JWT_SECRET or --tokens', () => {
     expect(developmentSecret({ SQLITE_FILE: join(dir, 'gateway.sqlite') })).toEqual({ secret: 'd'.repeat(64), secretFile });
   });
 
-  it('creates it when no gateway has yet, as `token` does (the gateway started next then uses it)', () => {
+  it('never makes one: a secret the gateway does not have would turn every request into a 401', () => {
     const other = join(dir, 'fresh');
-    const { secret, secretFile } = developmentSecret({ SQLITE_FILE: join(other, 'gateway.sqlite') });
-    expect(secretFile).toBe(join(other, 'dev-jwt-secret'));
-    expect(readFileSync(secretFile, 'utf8').trim()).toBe(secret);
+    expect(() => developmentSecret({ SQLITE_FILE: join(other, 'gateway.sqlite') })).toThrow(
+      new RegExp(`no development secret at ${join(other, 'dev-jwt-secret').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} yet: start the gateway`),
+    );
+    expect(existsSync(join(other, 'dev-jwt-secret'))).toBe(false);
   });
 
   it.each([

@@ -20,6 +20,8 @@ describe('configuration from the environment', () => {
     [{ GATEWAY_JWT_SECRET: 'short' }, 'GATEWAY_JWT_SECRET must be at least 32 characters'],
     [{ POLL_WAIT_DEFAULT_S: '30', POLL_WAIT_MAX_S: '20' }, 'POLL_WAIT_DEFAULT_S (30) must not exceed POLL_WAIT_MAX_S (20)'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ TRUST_PROXY: '  ' }, 'TRUST_PROXY must be one of 1, 0, true, false, yes, no, got "  "'],
+    [{ LOG_LEVEL: ' debug ' }, 'LOG_LEVEL must be one of'],
     [{ TRUST_PROXY: 'constructor' }, 'TRUST_PROXY must be one of 1, 0, true, false, yes, no, got "constructor"'],
     [{ PUBLISH_DEFAULT: 'all' }, 'PUBLISH_DEFAULT must be one of any, none, self, got "all"'],
   ])('rejects %o naming the variable', (env, message) => {

@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryBus } from '../../src/bus/memory-bus.js';
 import type { Bus } from '../../src/bus/types.js';
 import { createEngine, type Engine } from '../../src/core/engine.js';
 import type { MessageStore } from '../../src/store/types.js';
 import { backendCases, useBackend, userIds } from '../support/backends.js';
+import { createFakeStore } from '../support/fake-store.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 
@@ -166,5 +168,14 @@ describe('poll engine with an unhealthy bus', () => {
     expect(result.messages.map((m) => m.body)).toEqual(['"stored"']);
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(errors).toEqual(['bus.wake']);
+  });
+});
+
+describe('poll engine, given a store', () => {
+  it('refuses a store without a required method, naming each missing one', () => {
+    const bus = createMemoryBus();
+    const partial = { ...createFakeStore(), acknowledge: undefined, noteDelivered: undefined } as unknown as MessageStore;
+    expect(() => createEngine({ store: partial, bus })).toThrow('Expected the store to implement `acknowledge`, `noteDelivered`');
+    expect(() => createEngine({ store: createFakeStore(), bus }).drain()).not.toThrow();
   });
 });

@@ -1,7 +1,8 @@
 import type { StoredMessage } from '../../core/model.js';
 
-// The names of the schema that db/migrations creates, as the store's statements use them. The
-// migrations import what they share with the store from here, so the two cannot drift.
+// The names of the schema that db/migrations creates, as the store's statements use them. The one
+// value a migration writes and the store reads back (the seq_floor setting's name) lives here and
+// migration 003 imports it, so the two cannot drift.
 
 export const MESSAGES_TABLE = 'messages';
 export const MAILBOXES_TABLE = 'mailboxes';
