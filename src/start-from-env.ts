@@ -150,15 +150,15 @@ export async function selectBus(config: RedisConfig, dependencies: { logger?: Pi
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), existsSync(join(dirname(fileURLToPath(import.meta.url)), '../package.json')) ? '..' : '../..');
 
-/**
- * Without GATEWAY_JWT_SECRET the gateway is not open: it makes a random development secret, keeps
- * it next to the SQLite file (so `token` mints tokens this gateway accepts) and says so loudly.
- */
 /** Where the development secret of a gateway on `sqliteFile` is kept: beside the database file. */
 export function developmentSecretFile(store: Pick<StoreConfig, 'sqliteFile'>): string {
   return join(dirname(resolve(store.sqliteFile)), 'dev-jwt-secret');
 }
 
+/**
+ * Without GATEWAY_JWT_SECRET the gateway is not open: it makes a random development secret, keeps
+ * it next to the SQLite file (so `token` mints tokens this gateway accepts) and says so loudly.
+ */
 export function resolveJwtSecret(config: Pick<GatewayConfig, 'auth' | 'store'>, env: Record<string, string | undefined>, logger?: Logger): string {
   if (config.auth.jwtSecret) return config.auth.jwtSecret;
   if (env.NODE_ENV === 'production') {
