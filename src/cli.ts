@@ -8,7 +8,7 @@ import { startClustered } from './cluster/start.js';
 import { createKnex } from './store/knex/index.js';
 import { migrateToLatest } from './store/migrations.js';
 import { BENCH_USAGE, BenchUsageError } from './bench/options.js';
-import { describeConnectionFailure } from './startup-errors.js';
+import { describeStartupFailure } from './startup-errors.js';
 
 // Help: each command's text is written once, here (bench's in ./bench/options.ts), and printed by
 // `<command> --help`, `<command> -h` and `help <command>` alike; the overall usage is built from
@@ -309,9 +309,10 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`longpoll-gateway: ${error.message}\n`);
       process.exit(2);
     }
-    // A database or Redis the configuration names but that cannot be used: what to fix, in one
-    // line, like a configuration error. Anything else is a bug or unforeseen: its stack, exit 1.
-    const problem = command === 'start' || command === 'migrate' ? describeConnectionFailure(error, process.env) : undefined;
+    // A database, Redis, SQLite file or port the configuration names but that cannot be used: what
+    // to fix, in one line, like a configuration error. Anything else is a bug or unforeseen: its
+    // stack, exit 1.
+    const problem = command === 'start' || command === 'migrate' ? describeStartupFailure(error, process.env) : undefined;
     if (problem) {
       process.stderr.write(`longpoll-gateway: ${problem}\n`);
       process.exit(2);

@@ -69,15 +69,18 @@ function describeRedisFailure(code: string | undefined, error: BusConnectError, 
   return undefined;
 }
 
+/** What keeps the embedded store from opening its file: a folder that is not one, or not writable. */
+const SQLITE_FILE_CODES = new Set(['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS', 'ENOENT', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PERM']);
+
 /**
- * One line saying which configured server `start` / `migrate` could not use and what to fix, or
- * undefined when the failure is something else. Names hosts, users and databases from the URLs,
- * never their passwords.
+ * One line saying what `start` / `migrate` could not use — a configured server, the SQLite file,
+ * the port — and what to fix, or undefined when the failure is something else. Names hosts, users
+ * and databases from the URLs, never their passwords.
  *
  * @example
- * describeConnectionFailure(error, process.env); // 'cannot reach MySQL at 127.0.0.1:3399 (ECONNREFUSED): is it running? Check MYSQL_URL.'
+ * describeStartupFailure(error, process.env); // 'cannot reach MySQL at 127.0.0.1:3399 (ECONNREFUSED): is it running? Check MYSQL_URL.'
  */
-export function describeConnectionFailure(error: unknown, env: Record<string, string | undefined>): string | undefined {
+export function describeStartupFailure(error: unknown, env: Record<string, string | undefined>): string | undefined {
   let config: GatewayConfig;
   try {
     config = loadConfig(env);
@@ -86,6 +89,9 @@ export function describeConnectionFailure(error: unknown, env: Record<string, st
   }
   const chain = causeChain(error);
   const codes = chain.map(codeOf);
+  if (codes.includes('EADDRINUSE')) {
+    return `${config.http.host}:${config.http.port} is already in use (EADDRINUSE): stop what listens there, or set PORT (or HOST) to another.`;
+  }
   const bus = chain.find((link): link is BusConnectError => link instanceof BusConnectError);
   if (bus) {
     const below = causeChain(bus.cause).map(codeOf).find((code) => code !== undefined);
@@ -93,8 +99,11 @@ export function describeConnectionFailure(error: unknown, env: Record<string, st
   }
   // The store opens first and is the only other server: its driver's errors come unwrapped or as
   // the cause of StoreUnavailableError / KnexTimeoutError.
-  const { mysqlUrl, mysqlAcquireTimeoutMs } = config.store;
-  if (!mysqlUrl) return undefined;
+  const { mysqlUrl, mysqlAcquireTimeoutMs, sqliteFile } = config.store;
+  if (!mysqlUrl) {
+    const code = codes.find((candidate) => candidate !== undefined && SQLITE_FILE_CODES.has(candidate));
+    return code === undefined ? undefined : `cannot open the SQLite file ${sqliteFile} (${code}): check SQLITE_FILE; its folder must be a directory this user can write.`;
+  }
   for (const code of codes) {
     if (code === undefined) continue;
     const line = describeMysqlFailure(code, mysqlUrl, mysqlAcquireTimeoutMs);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeConnectionFailure } from '../../src/startup-errors.js';
+import { describeStartupFailure } from '../../src/startup-errors.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { BusConnectError } from '../../src/start-from-env.js';
 
@@ -15,7 +15,7 @@ function driverError(message: string, fields: Record<string, unknown>): Error {
   return Object.assign(new Error(message), fields);
 }
 
-describe('describeConnectionFailure', () => {
+describe('describeStartupFailure', () => {
   it.each([
     [
       'a pool that got no connection in time (StoreUnavailableError ← KnexTimeoutError)',
@@ -54,18 +54,26 @@ describe('describeConnectionFailure', () => {
       'cannot resolve the host of Redis at cache.internal:6380 (ENOTFOUND): check the host in REDIS_URL.',
     ],
   ])('%s', (_, error, env, line) => {
-    const described = describeConnectionFailure(error, env);
+    const described = describeStartupFailure(error, env);
     expect(described).toBe(line);
     expect(described).not.toContain(PASSWORD);
   });
 
+  it('names a port in use and the SQLite file it cannot open, with the settings to change', () => {
+    expect(describeStartupFailure(driverError('listen EADDRINUSE', { code: 'EADDRINUSE', syscall: 'listen' }), { PORT: '9090' })).toBe(
+      '127.0.0.1:9090 is already in use (EADDRINUSE): stop what listens there, or set PORT (or HOST) to another.',
+    );
+    expect(describeStartupFailure(driverError('unable to open database file', { code: 'SQLITE_CANTOPEN' }), { SQLITE_FILE: '/data/x.sqlite' })).toBe(
+      'cannot open the SQLite file /data/x.sqlite (SQLITE_CANTOPEN): check SQLITE_FILE; its folder must be a directory this user can write.',
+    );
+  });
+
   it.each([
-    ['a port in use', driverError('listen EADDRINUSE', { code: 'EADDRINUSE', syscall: 'listen' }), MYSQL],
     ['a refused connection with no MYSQL_URL (SQLite: not a server)', driverError('connect ECONNREFUSED', { code: 'ECONNREFUSED' }), {}],
     ['a migration error', new Error('The migration directory is corrupt'), MYSQL],
     ['a Redis error it does not know', new BusConnectError('REDIS_URL', driverError('LOADING Redis is loading', { name: 'ReplyError' })), REDIS],
     ['not an error at all', undefined, MYSQL],
   ])('leaves %s to the stack trace (undefined)', (_, error, env) => {
-    expect(describeConnectionFailure(error, env)).toBeUndefined();
+    expect(describeStartupFailure(error, env)).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,26 @@ describe('start / migrate with an unreachable database or Redis', () => {
       result,
       new RegExp(`^longpoll-gateway: cannot reach the Redis Cluster at 127\\.0\\.0\\.1:${first},127\\.0\\.0\\.1:${second} \\(.+\\): is it running\\? Check REDIS_CLUSTER_NODES\\.$`),
     );
+  });
+
+  it('start: a port already in use → one line naming it and PORT, exit 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const result = await runCli(['start'], { ...env, PORT: String(port) });
+      expectOneLine(result, new RegExp(`^longpoll-gateway: 127\\.0\\.0\\.1:${port} is already in use \\(EADDRINUSE\\): stop what listens there, or set PORT \\(or HOST\\) to another\\.$`));
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+  });
+
+  it.each([['start'], ['migrate']])('%s: a SQLITE_FILE whose folder is a file → one line naming the file and SQLITE_FILE, exit 2', async (command) => {
+    const blocker = join(dataDir, `not-a-folder-${command}`);
+    writeFileSync(blocker, 'a file where a folder should be');
+    const sqliteFile = join(blocker, 'gateway.sqlite');
+    const result = await runCli([command], { ...env, SQLITE_FILE: sqliteFile });
+    expectOneLine(result, new RegExp(`^longpoll-gateway: cannot open the SQLite file ${sqliteFile.replace(/[.*+?^\${}()|[\]\\]/g, '\\$&')} \\((ENOTDIR|EEXIST)\\): check SQLITE_FILE; its folder must be a directory this user can write\\.$`));
   });
 
   it('start: a MySQL host that does not resolve → one line naming the host, exit 2', async () => {
