@@ -31,7 +31,7 @@ const asIs = <Values>(values: Values) => values;
  * The default wait and page size when only the maximums are set: a default left unset follows a
  * lowered maximum instead of contradicting it (environment variables and createGateway alike).
  */
-export function pollDefaultsUnder(waitMaxSeconds: number, limitMax: number): { waitDefaultSeconds: number; limitDefault: number } {
+function pollDefaultsUnder(waitMaxSeconds: number, limitMax: number): { waitDefaultSeconds: number; limitDefault: number } {
   return { waitDefaultSeconds: Math.min(25, waitMaxSeconds), limitDefault: Math.min(100, limitMax) };
 }
 

@@ -1,8 +1,9 @@
 import { loadConfig, type GatewayConfig } from './config.js';
 import { BusConnectError } from './start-from-env.js';
 
-// What a failed start says: a database or Redis that cannot be reached or refuses the login is one
-// line naming what failed and how to fix it (never the password), instead of a driver's stack.
+// What a failed start says: a database or Redis that cannot be reached or refuses the login, a port
+// in use or a SQLite file that cannot be opened is one line naming what failed and how to fix it
+// (never a password), instead of a driver's stack.
 
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST']);
 const UNRESOLVED_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN']);

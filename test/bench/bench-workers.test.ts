@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/command.js';
-import { backendCases, TEST_SECRET, useBackend } from '../support/backends.js';
+import { mysqlRedisCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { assertBuilt, childPids, ROOT, runCli, spawnNodeUntilListening, type GatewayProcess } from '../support/process.js';
 
 // With CI=true and no MYSQL_URL / REDIS_URL this throws instead of skipping (requireRealServersOrWarn).
-const realCases = backendCases('bench against start --workers 2').filter((c) => c.name === 'mysql+redis');
+const realCases = mysqlRedisCases('bench against start --workers 2');
 
 describe.skipIf(realCases.length === 0)('bench against `start --workers 2` on MariaDB + Redis', () => {
   const backend = useBackend(() => realCases[0]!.make());

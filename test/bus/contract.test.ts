@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allShardChannels, DEFAULT_WAKE_SHARDS, shardOf } from '../../src/bus/channels.js';
 import type { Bus, Unsubscribe } from '../../src/bus/types.js';
-import { backendCases, redisClusterCases, uniqueName, useBackend } from '../support/backends.js';
+import { backendCases, mysqlRedisCases, redisClusterCases, uniqueName, useBackend } from '../support/backends.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 /**
@@ -195,9 +195,7 @@ function adminsFor(kind: 'redis' | 'cluster'): Redis[] {
 }
 
 const realBusCases = [
-  ...backendCases('Redis wake shards')
-    .filter((c) => c.name === 'mysql+redis')
-    .map((c) => ({ ...c, kind: 'redis' as const, commands: { subscribe: 'subscribe', unsubscribe: 'unsubscribe', publish: 'publish' } })),
+  ...mysqlRedisCases('Redis wake shards').map((c) => ({ ...c, kind: 'redis' as const, commands: { subscribe: 'subscribe', unsubscribe: 'unsubscribe', publish: 'publish' } })),
   ...redisClusterCases('Redis Cluster wake shards').map((c) => ({
     ...c,
     kind: 'cluster' as const,
@@ -259,7 +257,7 @@ describe.each(realBusCases)('wake shards on $name', ({ make, kind, commands }) =
   });
 });
 
-const redisCases = backendCases('Redis reconnect').filter((c) => c.name === 'mysql+redis');
+const redisCases = mysqlRedisCases('Redis reconnect');
 
 describe.skipIf(redisCases.length === 0)('Redis bus reconnect', () => {
   const backend = useBackend(() => redisCases[0]!.make());

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenIssuer } from '../../src/auth/tokens.js';
-import { backendCases, TEST_SECRET, useBackend } from '../support/backends.js';
+import { mysqlRedisCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 
-const realCases = backendCases('two gateway processes').filter((c) => c.name === 'mysql+redis');
+const realCases = mysqlRedisCases('two gateway processes');
 
 describe.skipIf(realCases.length === 0)('two gateway processes sharing MariaDB + Redis', () => {
   const backend = useBackend(() => realCases[0]!.make());

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenIssuer } from '../../src/auth/tokens.js';
-import { backendCases, TEST_SECRET, useBackend } from '../support/backends.js';
+import { mysqlRedisCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { freshRequest, spawnWorkers, type WorkersProcess } from './support.js';
 
 const issuer = createTokenIssuer({ secret: TEST_SECRET });
-const realCases = backendCases('publish authorization, expiry, summary and receipts through --workers 2').filter((c) => c.name === 'mysql+redis');
+const realCases = mysqlRedisCases('publish authorization, expiry, summary and receipts through --workers 2');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**

@@ -1,7 +1,7 @@
 import type { Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenIssuer } from '../../src/auth/tokens.js';
-import { backendCases, TEST_SECRET, useBackend } from '../support/backends.js';
+import { mysqlRedisCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { runCli } from '../support/process.js';
 import { freshRequest, pinOneConnectionPerWorker, spawnWorkers, waitFor, type WorkersProcess } from './support.js';
 
@@ -33,7 +33,7 @@ describe('start --workers: refused where workers could not share state', () => {
   });
 });
 
-const realCases = backendCases('start --workers').filter((c) => c.name === 'mysql+redis');
+const realCases = mysqlRedisCases('start --workers');
 
 describe.skipIf(realCases.length === 0)('start --workers 2 on MariaDB + Redis', () => {
   const backend = useBackend(() => realCases[0]!.make());

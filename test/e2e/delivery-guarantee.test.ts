@@ -30,10 +30,10 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenIssuer } from '../../src/auth/tokens.js';
 import { seededRandom } from '../../src/bench/stats.js';
-import { backendCases, TEST_SECRET, useBackend } from '../support/backends.js';
+import { mysqlRedisCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { childPids, spawnGateway, type GatewayProcess } from '../support/process.js';
 
-const realCases = backendCases('jepsen delivery guarantee').filter((c) => c.name === 'mysql+redis');
+const realCases = mysqlRedisCases('jepsen delivery guarantee');
 
 // ---- Load and faults (tuned to fail reliably on a store that acks unseen rows, in < 60 s on 2 cores).
 const MAILBOXES = 5;

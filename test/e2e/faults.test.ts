@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { runFaults } from '../../scripts/faults.js';
-import { backendCases } from '../support/backends.js';
+import { mysqlRedisCases } from '../support/backends.js';
 
 // Runs only where the real servers are expected (CI=true makes that mandatory): the script needs
 // mariadbd and redis-server binaries, and starts its own instances on free ports.
-const realCases = backendCases('fault injection').filter((c) => c.name === 'mysql+redis');
+const realCases = mysqlRedisCases('fault injection');
 
 describe.skipIf(realCases.length === 0)('fault injection (scripts/faults.ts --short)', () => {
   it('loses and duplicates nothing while Redis, MariaDB and gateways are killed and restarted', async () => {

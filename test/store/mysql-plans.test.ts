@@ -2,9 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
 import { ackQuery, mailboxSummaryQuery, pendingReadQuery } from '../../src/store/knex/index.js';
 import type { MessageStore } from '../../src/store/types.js';
-import { backendCases, useBackend } from '../support/backends.js';
+import { mysqlRedisCases, useBackend } from '../support/backends.js';
 
-const mysqlCases = backendCases('MySQL query plan and real out-of-order commits').filter((c) => c.name === 'mysql+redis');
+const mysqlCases = mysqlRedisCases('MySQL query plan and real out-of-order commits');
 
 describe.skipIf(mysqlCases.length === 0)('on real MariaDB', () => {
   const backend = useBackend(() => mysqlCases[0]!.make());

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
 import { createKnex, createKnexStore } from '../../src/store/knex/index.js';
 import { migrateToLatest } from '../../src/store/migrations.js';
-import { backendCases, useBackend } from '../support/backends.js';
+import { mysqlRedisCases, useBackend } from '../support/backends.js';
 
-const realCases = backendCases('MySQL pool settings').filter((c) => c.name === 'mysql+redis');
+const realCases = mysqlRedisCases('MySQL pool settings');
 
 describe.skipIf(realCases.length === 0)('MySQL statement timeout and pool settings', () => {
   // Cleaned up (its databases dropped) after the connections below are closed.

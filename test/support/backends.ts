@@ -175,6 +175,14 @@ export function backendCases(what: string): Array<{ name: Backend['name']; make:
 }
 
 /**
+ * The MariaDB + Redis case alone, for suites that need real servers (several processes sharing a
+ * database, EXPLAIN plans, faults): empty locally without them (loudly), a failure with CI=true.
+ */
+export function mysqlRedisCases(what: string): Array<{ name: Backend['name']; make: () => Backend }> {
+  return backendCases(what).filter((c) => c.name === 'mysql+redis');
+}
+
+/**
  * The Redis Cluster variant (MariaDB + sharded pub/sub on REDIS_CLUSTER_NODES, from
  * `scripts/redis-cluster.sh up`), for the bus contract and the scale-out suites only. Empty
  * locally without the cluster (loudly); with CI=true a missing cluster fails the run.
