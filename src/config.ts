@@ -73,7 +73,7 @@ const CONFIG_GROUPS = {
 
   /** Held polls: how long, how many messages, how many at once. */
   poll: group<
-    { waitDefaultSeconds?: number; waitMaxSeconds: number; limitDefault?: number; limitMax: number; maxPerUser: number; maxHeld: number },
+    { waitDefaultSeconds?: number; waitMaxSeconds: number; limitDefault?: number; limitMax: number; maxPerUser: number; maxHeld: number; topicsMax: number },
     {
       waitDefaultSeconds: number;
       waitMaxSeconds: number;
@@ -83,6 +83,8 @@ const CONFIG_GROUPS = {
       maxPerUser: number;
       /** Held polls per process; beyond it new long polls get 503 `too_many_polls`. */
       maxHeld: number;
+      /** Topics one poll may read; more is 400 `too_many_topics`. */
+      topicsMax: number;
     }
   >({
     settings: {
@@ -92,6 +94,7 @@ const CONFIG_GROUPS = {
       limitMax: integer('POLL_LIMIT_MAX', 1, 10000, 500),
       maxPerUser: integer('POLL_MAX_PER_USER', 1, 1000, 2),
       maxHeld: integer('MAX_HELD_POLLS', 1, 10_000_000, 50_000),
+      topicsMax: integer('POLL_TOPICS_MAX', 1, 1024, 64),
     },
     finish(values, { problem, nameOf }) {
       const followed = pollDefaultsUnder(values.waitMaxSeconds, values.limitMax);
@@ -219,15 +222,21 @@ const CONFIG_GROUPS = {
     },
   }),
 
-  /** The purge of acked and expired messages. */
+  /** The purge of acked and expired messages, and the trim of topics' histories. */
   retention: group<{
     /** Acked messages older than this are deleted; 0 keeps them forever. */
     ackedHours: number;
     batchSize: number;
     intervalSeconds: number;
+    /** Messages a topic keeps (its last ones). */
+    topicHistoryMax: number;
+    /** Seconds a topic keeps a message. */
+    topicHistoryTtlSeconds: number;
   }>({
     settings: {
       ackedHours: integer('RETENTION_ACKED_HOURS', 0, 24 * 3650, 24),
+      topicHistoryMax: integer('TOPIC_HISTORY_MAX', 1, 10_000_000, 1000),
+      topicHistoryTtlSeconds: integer('TOPIC_HISTORY_TTL_S', 1, 10 * 365 * 86_400, 7 * 86_400),
       batchSize: integer('RETENTION_BATCH_SIZE', 1, 100_000, 1000),
       intervalSeconds: integer('RETENTION_INTERVAL_S', 1, 86_400, 300),
     },

@@ -14,6 +14,10 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   unknown_field: 400,
   invalid_cursor: 400,
+  /** A topic name that does not match ^[A-Za-z0-9._:-]{1,128}$. */
+  invalid_topic: 400,
+  /** More topics in one poll than POLL_TOPICS_MAX. */
+  too_many_topics: 400,
   invalid_wait: 400,
   invalid_limit: 400,
   invalid_ttl: 400,
@@ -31,6 +35,7 @@ export const ERROR_STATUS = {
   forbidden: 403,
   forbidden_scope: 403,
   forbidden_recipient: 403,
+  forbidden_topic: 403,
   not_found: 404,
   method_not_allowed: 405,
   idempotency_conflict: 409,

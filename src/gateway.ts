@@ -72,8 +72,8 @@ export interface Gateway<Store extends MessageStore & RetentionStore = MessageSt
   bus: Bus;
   /** This gateway's Prometheus registry (served at /metrics). */
   metricsRegistry: Registry;
-  /** The acked-message purge timer; undefined when `retention.ackedHours` is 0. */
-  retention: Retention | undefined;
+  /** The retention timer: purges acked and expired messages (unless `retention.ackedHours` is 0) and trims topics. */
+  retention: Retention;
   /**
    * The first step of a shutdown: answers every held poll empty, makes later polls short and asks
    * clients to close their connections, so a server in front of this gateway can close soon after.
@@ -186,23 +186,21 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
     );
 
     // Started last: nothing after it can fail, so a failed start never leaves the timer running.
-    const retention =
-      retentionSettings.ackedHours > 0
-        ? startRetention(
-            { store, ...(clock ? { clock } : {}) },
-            {
-              maxAckedAgeMs: retentionSettings.ackedHours * 3_600_000,
-              batchSize: retentionSettings.batchSize,
-              intervalMs: retentionSettings.intervalSeconds * 1000,
-              onPurged: (count, expired) => {
-                metrics.purged(count, expired);
-                if (count > 0) logger.info({ count, expired }, 'retention purged acked and expired messages');
-              },
-              onError: (error) => logger.warn({ err: error }, 'retention run failed'),
-            },
-          )
-        : undefined;
-    if (retention) opened.add(() => retention.stop());
+    const retention = startRetention(
+      { store, ...(clock ? { clock } : {}) },
+      {
+        maxAckedAgeMs: retentionSettings.ackedHours > 0 ? retentionSettings.ackedHours * 3_600_000 : undefined,
+        topicHistory: { max: retentionSettings.topicHistoryMax, maxAgeMs: retentionSettings.topicHistoryTtlSeconds * 1000 },
+        batchSize: retentionSettings.batchSize,
+        intervalMs: retentionSettings.intervalSeconds * 1000,
+        onPurged: (count, expired, trimmed) => {
+          metrics.purged(count, expired, trimmed);
+          if (count > 0) logger.info({ count, expired, trimmed }, 'retention purged acked and expired messages and trimmed topics');
+        },
+        onError: (error) => logger.warn({ err: error }, 'retention run failed'),
+      },
+    );
+    opened.add(() => retention.stop());
 
     let closing: Promise<void> | undefined;
     return {

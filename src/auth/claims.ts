@@ -16,6 +16,40 @@ export interface TokenClaims {
   readonly pub: readonly string[] | undefined;
   /** `scope`: both scopes when there is no `scope` claim (tokens minted before it existed). */
   readonly scope: readonly TokenScope[];
+  /**
+   * `topics`: topic patterns (a name, `prefix*`, `*`) and the rights each grants; undefined when
+   * there is no `topics` claim, which grants no topic at all.
+   */
+  readonly topics: TopicGrants | undefined;
+}
+
+/** What a token may do with a topic: read it, publish to it, see who reads it (presence). */
+export type TopicRight = 'read' | 'publish' | 'presence';
+export const TOPIC_RIGHTS: readonly TopicRight[] = Object.freeze(['read', 'publish', 'presence']);
+/** A `topics` claim: pattern → rights, e.g. `{"room:42": ["read", "publish"], "announce": ["read"]}`. */
+export type TopicGrants = Readonly<Record<string, readonly TopicRight[]>>;
+
+/** One pattern of a `topics` claim: a topic name, or a name prefix followed by `*` (`*` alone: every topic). */
+export const TOPIC_PATTERN = /^(?:[A-Za-z0-9._:-]{1,128}|[A-Za-z0-9._:-]{0,127}\*)$/;
+
+/** Patterns per `topics` claim; like `pub`, it rides in every request's header. */
+export const MAX_TOPIC_GRANTS = 256;
+
+function isTopicRight(value: unknown): value is TopicRight {
+  return (TOPIC_RIGHTS as readonly unknown[]).includes(value);
+}
+
+/** A checked, frozen `topics` claim, or undefined when it is unusable. */
+export function checkTopicGrants(raw: unknown): TopicGrants | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length > MAX_TOPIC_GRANTS) return undefined;
+  const grants: Record<string, readonly TopicRight[]> = {};
+  for (const [pattern, rights] of entries) {
+    if (!TOPIC_PATTERN.test(pattern) || !Array.isArray(rights) || rights.length === 0 || !rights.every(isTopicRight)) return undefined;
+    grants[pattern] = Object.freeze([...new Set(rights as TopicRight[])]);
+  }
+  return Object.freeze(grants);
 }
 
 export { USER_ID_PATTERN };
@@ -38,17 +72,25 @@ export function isScope(value: unknown): value is TokenScope {
  * them, or names the first claim that is unusable. A malformed `pub` or `scope` never quietly means
  * "none" or "all": either guess would hand some sender a permission nobody wrote down.
  */
-export function checkClaims(raw: { subject: unknown; pub: unknown; scope: readonly unknown[] | undefined }): TokenClaims | { unusable: 'subject' | 'pub' | 'scope' } {
+export function checkClaims(raw: {
+  subject: unknown;
+  pub: unknown;
+  scope: readonly unknown[] | undefined;
+  topics?: unknown;
+}): TokenClaims | { unusable: 'subject' | 'pub' | 'scope' | 'topics' } {
   const { subject, pub, scope } = raw;
   if (typeof subject !== 'string' || !USER_ID_PATTERN.test(subject)) return { unusable: 'subject' };
   if (pub !== undefined && (!Array.isArray(pub) || pub.length > MAX_PUB_ENTRIES || !pub.every((entry) => typeof entry === 'string' && RECIPIENT_PATTERN.test(entry)))) {
     return { unusable: 'pub' };
   }
   if (scope !== undefined && (!Array.isArray(scope) || scope.length === 0 || !scope.every(isScope))) return { unusable: 'scope' };
+  const topics = raw.topics === undefined ? undefined : checkTopicGrants(raw.topics);
+  if (raw.topics !== undefined && topics === undefined) return { unusable: 'topics' };
   return Object.freeze({
     subject,
     pub: pub === undefined ? undefined : Object.freeze([...(pub as string[])]),
     scope: scope === undefined ? TOKEN_SCOPES : Object.freeze([...new Set(scope as TokenScope[])]),
+    topics,
   });
 }
 
@@ -63,11 +105,12 @@ export interface AuthRequest {
   readonly token: string | undefined;
 }
 
-/** The caller a `verifyToken` hook vouches for; `pub` and `scope` mean what the JWT claims mean. */
+/** The caller a `verifyToken` hook vouches for; `pub`, `scope` and `topics` mean what the JWT claims mean. */
 export interface CallerClaims {
   subject: string;
   pub?: readonly string[] | undefined;
   scope?: readonly TokenScope[] | undefined;
+  topics?: TopicGrants | undefined;
 }
 
 /**

@@ -1,8 +1,8 @@
 import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 import { GatewayError } from '../errors.js';
-import { checkClaims, isScope, MAX_PUB_ENTRIES, RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, type TokenClaims, type TokenScope } from './claims.js';
+import { checkClaims, checkTopicGrants, isScope, MAX_PUB_ENTRIES, MAX_TOPIC_GRANTS, TOPIC_RIGHTS, type TopicGrants, RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, type TokenClaims, type TokenScope } from './claims.js';
 
-export { MAX_PUB_ENTRIES, RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, type TokenClaims, type TokenScope } from './claims.js';
+export { MAX_PUB_ENTRIES, RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, type TokenClaims, type TokenScope, type TopicGrants, type TopicRight } from './claims.js';
 
 export interface TokenVerifier {
   /** Resolves the claims of a valid token; throws a 401 GatewayError otherwise (bad claims included). */
@@ -15,6 +15,8 @@ export interface TokenIssueOptions {
   pub?: readonly string[];
   /** Written as the space-separated `scope` claim; omitted = no claim, which grants both. */
   scope?: readonly TokenScope[];
+  /** The `topics` claim (pattern → rights); omitted = no claim, no topic. */
+  topics?: TopicGrants;
 }
 
 export interface TokenIssuer {
@@ -41,6 +43,7 @@ function claimsOf(payload: JWTPayload): TokenClaims {
     subject: payload.sub,
     pub: payload.pub,
     scope: payload.scope === undefined ? undefined : typeof payload.scope === 'string' ? payload.scope.split(' ') : [],
+    topics: payload.topics,
   });
   if (!('unusable' in checked)) return checked;
   switch (checked.unusable) {
@@ -50,6 +53,10 @@ function claimsOf(payload: JWTPayload): TokenClaims {
       throw invalidClaim(`The access token's \`pub\` claim must be an array of at most ${MAX_PUB_ENTRIES} user ids or \`prefix*\` patterns.`);
     case 'scope':
       throw invalidClaim('The access token\'s `scope` claim must be a space-separated string of `poll` and/or `publish`.');
+    case 'topics':
+      throw invalidClaim(
+        `The access token's \`topics\` claim must map at most ${MAX_TOPIC_GRANTS} topic names or \`prefix*\` patterns to non-empty lists of ${TOPIC_RIGHTS.join(', ')}.`,
+      );
   }
 }
 
@@ -129,7 +136,7 @@ export function createTokenIssuer(options: { secret: string }): TokenIssuer {
       if (!USER_ID_PATTERN.test(userId)) {
         throw new GatewayError('invalid_user_id', `User id must match ${USER_ID_PATTERN}.`);
       }
-      const { expiresInSeconds, pub, scope } = issueOptions;
+      const { expiresInSeconds, pub, scope, topics } = issueOptions;
       if (expiresInSeconds !== undefined && !(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) {
         throw new TypeError('Expected `expiresInSeconds` to be a positive integer');
       }
@@ -141,7 +148,11 @@ export function createTokenIssuer(options: { secret: string }): TokenIssuer {
       if (scope !== undefined && (scope.length === 0 || !scope.every((name) => isScope(name)))) {
         throw new TypeError(`Expected \`scope\` to be a non-empty list of ${TOKEN_SCOPES.join(', ')}`);
       }
+      if (topics !== undefined && checkTopicGrants(topics) === undefined) {
+        throw new TypeError(`Expected \`topics\` to map at most ${MAX_TOPIC_GRANTS} topic names or \`prefix*\` patterns to non-empty lists of ${TOPIC_RIGHTS.join(', ')}`);
+      }
       const claims: JWTPayload = {};
+      if (topics !== undefined) claims.topics = { ...topics };
       if (pub !== undefined) claims.pub = [...pub];
       if (scope !== undefined) claims.scope = [...new Set(scope)].join(' ');
       const jwt = new SignJWT(claims).setProtectedHeader({ alg: ALGORITHM }).setSubject(userId).setIssuedAt();

@@ -1,9 +1,10 @@
 import type { Bus } from '../bus/types.js';
 import { GatewayError } from '../errors.js';
 import type { MessageStore } from '../store/types.js';
-import { systemClock, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStatus, type StoredMessage } from './model.js';
+import { systemClock, topicKey, topicOfKey, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStatus, type StoredMessage, type TopicPage } from './model.js';
 import { createTickBatcher } from '../batching/tick-batcher.js';
 import { MailboxHeads } from './mailbox-heads.js';
+import { TopicTails } from './topic-tails.js';
 import { Waiter } from './waiter.js';
 
 const STORE_METHODS = [
@@ -12,6 +13,7 @@ const STORE_METHODS = [
   'ackThrough',
   'acknowledge',
   'readPending',
+  'readTopic',
   'mailboxSummary',
   'takeDueReceipts',
   'noteDelivered',
@@ -47,6 +49,8 @@ export interface EngineOptions {
    * the ack that makes them due.
    */
   receiptSweepMs?: number;
+  /** Topics whose recent messages this process keeps to answer their readers without a read (default 1,000). */
+  maxTailTopics?: number;
 }
 
 /**
@@ -71,8 +75,27 @@ export interface CancelSignal {
   removeEventListener(type: 'abort', listener: () => void): void;
 }
 
+/** A topic a poll reads, from `position` (`seq > position`), or from its head when null ("from now"). */
+export interface TopicCursor {
+  name: string;
+  position: number | null;
+}
+
+/** What a poll answer brings of one topic it reads. */
+export interface TopicDelivery {
+  topic: string;
+  /** In topic order. Readers at one position may share this array: never mutate it. */
+  messages: readonly StoredMessage[];
+  /** The reader's next position (also when nothing came: "from now" learns the head this way). */
+  position: number;
+  /** Set when the position fell outside the retained history: `earliest - 1` is where it continued. */
+  earliest?: number;
+}
+
 export interface PollRequest {
   cursor: number;
+  /** Topics read beside the mailbox; `limit` bounds the mailbox's and theirs together. */
+  topics?: readonly TopicCursor[];
   /** 0 = short poll: answer at once. */
   waitMs: number;
   limit: number;
@@ -83,6 +106,8 @@ export interface PollRequest {
 export interface PollResult extends DeliveryBatch {
   /** True when a newer poll from the same user took this one's place. */
   superseded?: boolean;
+  /** One entry per topic the poll asked for, in its order; absent when it asked for none. */
+  topics?: TopicDelivery[];
 }
 
 export interface Engine {
@@ -99,6 +124,20 @@ export interface Engine {
   drain(): void;
   readonly heldPolls: number;
   heldPollsOf(userId: string): number;
+  /** Held polls here that read the topic. */
+  readersOf(topic: string): number;
+}
+
+/** Whether an answer brings anything: mailbox messages, topic messages, or a topic's reset. */
+function hasNews(result: PollResult): boolean {
+  if (result.messages.length > 0) return true;
+  if (result.topics) for (const topic of result.topics) if (topic.messages.length > 0 || topic.earliest !== undefined) return true;
+  return false;
+}
+
+/** The mailbox's and the topics' messages of one answer. */
+function allMessages(result: PollResult): StoredMessage[] {
+  return result.messages.concat(...(result.topics ?? []).map((topic) => topic.messages));
 }
 
 /**
@@ -135,25 +174,38 @@ export function createEngine(
   let heldPolls = 0;
   let draining = false;
 
+  /** Held polls by the topics they read (keyed by topic key): one wake of a topic reaches all its readers here. */
+  const waitersByTopic = new Map<string, Set<Waiter>>();
+  const tails = new TopicTails(options.maxTailTopics ?? 1_000);
+  /** Topic reads in flight, by key, position and limit: readers at one position share one. */
+  const topicReads = new Map<string, Promise<TopicPage>>();
+
   const heads = new MailboxHeads(clock, options.headTrustMs ?? 10_000, options.maxKnownHeads ?? 100_000);
   // Every process hears every wake: a wake that names the head it committed tells this process
   // what is new in that mailbox (one that does not makes what it knew stale), then wakes the polls
   // of that user held here. One observer for all users: a held poll costs no subscription.
-  const stopHearingWakes = bus.onWake((userId, head) => {
-    if (head === undefined) heads.forget(userId);
-    else heads.raise(userId, head);
-    const waiters = waitersByUser.get(userId);
+  // A topic's wake (its key, `#<name>`) wakes the polls reading it, from the topic index.
+  const stopHearingWakes = bus.onWake((key, head) => {
+    if (head === undefined) heads.forget(key);
+    else heads.raise(key, head);
+    const waiters = topicOfKey(key) === undefined ? waitersByUser.get(key) : waitersByTopic.get(key);
     if (waiters) for (const waiter of waiters) waiter.wake();
   });
   // Wakes published while the bus was disconnected are gone: forget the heads they would have
   // raised, and every held poll looks again.
   const stopHearingResyncs = bus.onResync(() => {
     heads.clear();
+    tails.clear();
     for (const waiters of waitersByUser.values()) for (const waiter of waiters) waiter.wake();
   });
 
-  function register(userId: string): Waiter {
+  function register(userId: string, topicKeys: readonly string[]): Waiter {
     const waiter = new Waiter(userId);
+    for (const key of topicKeys) {
+      let readers = waitersByTopic.get(key);
+      if (!readers) waitersByTopic.set(key, (readers = new Set()));
+      readers.add(waiter);
+    }
     let waiters = waitersByUser.get(userId);
     if (!waiters) {
       waiters = [];
@@ -165,8 +217,12 @@ export function createEngine(
     return waiter;
   }
 
-  function release(waiter: Waiter): void {
+  function release(waiter: Waiter, topicKeys: readonly string[]): void {
     heldPolls -= 1;
+    for (const key of topicKeys) {
+      const readers = waitersByTopic.get(key);
+      if (readers?.delete(waiter) && readers.size === 0) waitersByTopic.delete(key);
+    }
     const waiters = waitersByUser.get(waiter.userId);
     if (!waiters) return;
     const index = waiters.indexOf(waiter);
@@ -204,8 +260,16 @@ export function createEngine(
       else committed.set(message.userId, [message]);
       newHeads.set(message.userId, Math.max(message.seq, newHeads.get(message.userId) ?? message.seq));
     }
-    for (const [userId, head] of newHeads) heads.raise(userId, head);
-    for (const [userId, messages] of committed) for (const waiter of waitersByUser.get(userId) ?? []) waiter.offer(messages);
+    for (const [key, head] of newHeads) heads.raise(key, head);
+    for (const [key, messages] of committed) {
+      if (topicOfKey(key) === undefined) {
+        for (const waiter of waitersByUser.get(key) ?? []) waiter.offer(messages);
+        continue;
+      }
+      // Kept for the topic's readers (they take their page from it), who are woken here at once.
+      tails.append(key, messages);
+      for (const waiter of waitersByTopic.get(key) ?? []) waiter.wake();
+    }
     try {
       await wakeCoalesced({ userIds: [...new Set(userIds)], heads: newHeads });
     } catch (error) {
@@ -243,7 +307,7 @@ export function createEngine(
     // Chained rather than awaited: one suspended frame fewer for each of tens of thousands of polls.
     return answered.then(
       (result) => {
-        pollEnded(outcomeOf(result, request.signal), result.messages);
+        pollEnded(outcomeOf(result, request.signal), result.topics ? allMessages(result) : result.messages);
         return result;
       },
       (error: unknown) => {
@@ -254,7 +318,7 @@ export function createEngine(
   }
 
   function outcomeOf(result: PollResult, signal: CancelSignal | undefined): PollOutcome {
-    if (result.messages.length > 0) return 'messages';
+    if (hasNews(result)) return 'messages';
     if (result.superseded) return 'superseded';
     if (signal?.aborted) return 'aborted';
     return draining ? 'drained' : 'timeout';
@@ -323,16 +387,94 @@ export function createEngine(
   const receiptSweep = setInterval(pumpReceipts, options.receiptSweepMs ?? 5_000);
   receiptSweep.unref();
 
+  /** A topic a held poll reads: its key, and its position once known ("from now" learns it on the first look). */
+  interface TopicReader {
+    name: string;
+    key: string;
+    position: number | null;
+  }
+
+  /** Reads of one topic at one position share one store read, and so one page object. */
+  function sharedTopicRead(key: string, after: number | null, limit: number): Promise<TopicPage> {
+    const id = `${after ?? 'now'}:${limit}:${key}`;
+    let read = topicReads.get(id);
+    if (!read) {
+      read = store.readTopic({ key, after, limit }).then((page) => {
+        // A page that stops short of `limit` ends at the head ("from now": is the head).
+        if (page.earliest === undefined && (after === null || (page.messages.length > 0 && page.messages.length < limit))) heads.raise(key, page.position);
+        return page;
+      });
+      topicReads.set(id, read);
+      const forget = () => topicReads.delete(id);
+      read.then(forget, forget);
+    }
+    return read;
+  }
+
+  /**
+   * A topic's next page for a reader: from the messages this process just committed to it when
+   * they continue its position; nothing when the topic is known to hold nothing after it;
+   * otherwise a store read shared with every reader at the same position.
+   */
+  function nextTopicPage(reader: TopicReader, limit: number): TopicPage | Promise<TopicPage> {
+    const { key, position } = reader;
+    if (position === null) {
+      const head = bus.healthy ? heads.trusted(key) : undefined;
+      return head === undefined ? sharedTopicRead(key, null, 0) : { messages: [], position: head };
+    }
+    const committed = tails.take(key, position, limit, clock.now());
+    if (committed) return committed;
+    if (bus.healthy && heads.nothingAfter(key, position)) return { messages: [], position };
+    return sharedTopicRead(key, position, limit);
+  }
+
+  /** The mailbox's next batch, and with it each topic's next page, within one `limit`. */
+  function nextAnswer(userId: string, waiter: Waiter | undefined, cursor: number, limit: number, readers: readonly TopicReader[] | undefined): PollResult | Promise<PollResult> {
+    const mailbox = nextBatch(userId, waiter, cursor, limit);
+    return readers ? withTopics(mailbox, readers, limit) : mailbox;
+  }
+
+  async function withTopics(pendingMailbox: DeliveryBatch | Promise<DeliveryBatch>, readers: readonly TopicReader[], limit: number): Promise<PollResult> {
+    const pages = readers.map((reader) => nextTopicPage(reader, limit));
+    const mailbox = await pendingMailbox;
+    let room = limit - mailbox.messages.length;
+    const topics: TopicDelivery[] = [];
+    for (let index = 0; index < readers.length; index++) {
+      const reader = readers[index]!;
+      const page = await pages[index]!;
+      // "From now" is fixed at the first look: later looks continue from it, missing nothing.
+      reader.position ??= page.position;
+      let { messages, position } = page;
+      if (messages.length > room) {
+        messages = messages.slice(0, Math.max(room, 0));
+        position = messages.length > 0 ? messages[messages.length - 1]!.seq : page.earliest !== undefined ? page.earliest - 1 : reader.position;
+      }
+      room -= messages.length;
+      topics.push(page.earliest === undefined ? { topic: reader.name, messages, position } : { topic: reader.name, messages, position, earliest: page.earliest });
+    }
+    return { ...mailbox, topics };
+  }
+
+  /** An answer without news: the cursor and every topic's position as they stand. */
+  function standing(cursor: number, readers: readonly TopicReader[] | undefined, superseded: boolean): PollResult {
+    const result: PollResult = { messages: [], cursor };
+    if (superseded) result.superseded = true;
+    if (readers) result.topics = readers.map((reader) => ({ topic: reader.name, messages: [], position: reader.position ?? 0 }));
+    return result;
+  }
+
   async function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
+    const readers = request.topics && request.topics.length > 0 ? request.topics.map((topic) => ({ name: topic.name, key: topicKey(topic.name), position: topic.position })) : undefined;
     acknowledgeInBackground(userId, cursor);
-    if (request.waitMs <= 0 || draining) return noteDeliveredInBackground(userId, await nextBatch(userId, undefined, cursor, limit));
+    if (request.waitMs <= 0 || draining) return noteDeliveredInBackground(userId, await nextAnswer(userId, undefined, cursor, limit, readers));
     if (heldPolls >= maxHeldPolls) {
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', { retryAfterSeconds: 1 });
     }
 
     const deadline = clock.now() + request.waitMs;
-    const waiter = register(userId);
+    const topicKeys = readers ? readers.map((reader) => reader.key) : [];
+    const waiter = register(userId, topicKeys);
     const onAbort = () => waiter.end('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) waiter.end('aborted');
@@ -342,20 +484,20 @@ export function createEngine(
       // looks again. The bus's wake channels were subscribed when it was created.
       for (;;) {
         waiter.woken = false;
-        const batch = await nextBatch(userId, waiter, cursor, limit);
-        if (batch.messages.length > 0) return noteDeliveredInBackground(userId, batch);
-        if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
+        const batch = await nextAnswer(userId, waiter, cursor, limit, readers);
+        if (hasNews(batch)) return noteDeliveredInBackground(userId, batch);
+        if (waiter.ended) return standing(cursor, readers, waiter.ended === 'superseded');
         const remaining = deadline - clock.now();
         if (remaining <= 0) return batch;
         await waiter.sleep(bus.healthy ? remaining : Math.min(remaining, busDownRecheckMs));
         // Ended while asleep (drain, superseded, client gone): answer without another store read.
         // A drain of thousands of held polls would otherwise queue that many reads, and on a busy
         // machine run past SHUTDOWN_GRACE_MS, cutting the connections still waiting.
-        if (waiter.ended) return { messages: [], cursor, ...(waiter.ended === 'superseded' ? { superseded: true } : {}) };
+        if (waiter.ended) return standing(cursor, readers, waiter.ended === 'superseded');
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      release(waiter);
+      release(waiter, topicKeys);
     }
   }
 
@@ -384,6 +526,9 @@ export function createEngine(
     },
     heldPollsOf(userId) {
       return waitersByUser.get(userId)?.length ?? 0;
+    },
+    readersOf(topic) {
+      return waitersByTopic.get(topicKey(topic))?.size ?? 0;
     },
   };
 }

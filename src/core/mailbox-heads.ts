@@ -44,6 +44,12 @@ export class MailboxHeads {
     return known !== undefined && known.seq === cursor && this.clock.now() - known.knownAt <= this.trustMs;
   }
 
+  /** The head, when it is known and was confirmed recently. */
+  trusted(userId: string): number | undefined {
+    const known = this.heads.get(userId);
+    return known !== undefined && this.clock.now() - known.knownAt <= this.trustMs ? known.seq : undefined;
+  }
+
   get size(): number {
     return this.heads.size;
   }

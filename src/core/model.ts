@@ -86,11 +86,11 @@ export interface MessageStatus {
   expiresAt: number | null;
 }
 
-/** A publish's outcome: the row this call stored, or the id of the one an earlier call stored. */
+/** A publish's outcome: the row this call stored, or the id (and `seq`) of the one an earlier call stored. */
 export type InsertResult =
   | { id: number; duplicate: false; message: StoredMessage }
   /** (senderId, clientMessageId) was already stored: nothing was written. */
-  | { id: number; duplicate: true; message?: undefined };
+  | { id: number; duplicate: true; seq: number; message?: undefined };
 
 export interface DeliveryBatch {
   /** In mailbox order (`seq`). */
@@ -110,3 +110,72 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/**
+ * Topics: durable streams that many readers read, each from its own position. A topic is stored
+ * like a mailbox — its messages take the next `seq` of its own sequence inside the publish
+ * transaction, so sequence order is commit order and a reader always sees a prefix — under the
+ * key `#<name>`. A user id cannot contain `#` (USER_ID_PATTERN), so a topic key never names a
+ * mailbox, and the mailbox's acks, receipts and badge never touch a topic's rows (nobody acks
+ * a topic: each reader holds its own position, the server keeps no state per reader).
+ */
+export const TOPIC_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const TOPIC_KEY_PREFIX = '#';
+
+/** The stream key of a topic (`#room:42`): what the store, the bus and the engine's index use. */
+export function topicKey(name: string): string {
+  return TOPIC_KEY_PREFIX + name;
+}
+
+/** The topic a stream key names, or undefined for a user's mailbox. */
+export function topicOfKey(key: string): string | undefined {
+  return key.startsWith(TOPIC_KEY_PREFIX) ? key.slice(TOPIC_KEY_PREFIX.length) : undefined;
+}
+
+/**
+ * A read of one topic: the messages with `seq > after` (`after` null = "from now": only the
+ * topic's head, to start from), at most `limit`.
+ */
+export interface TopicRead {
+  /** The topic's stream key (`topicKey`). */
+  key: string;
+  after: number | null;
+  limit: number;
+}
+
+/** What a topic read found. */
+export interface TopicPage {
+  /** In topic order (`seq`); never expired ones. */
+  messages: StoredMessage[];
+  /** The reader's new position: the last message's `seq`, else where it read from (the head, for "from now"). */
+  position: number;
+  /**
+   * Set when `after` fell below the retained history (trimmed) or above anything the topic ever
+   * issued (a reset database): the read continued from `earliest - 1`, and the reader must be told.
+   */
+  earliest?: number;
+}
+
+/** A topic's `mailboxes` row: its last issued `seq` and how far its history was trimmed. */
+export interface TopicHead {
+  lastSeq: number;
+  trimmedSeq: number;
+}
+
+/**
+ * Where a read after `after` starts: at `after`, unless it fell below the trimmed history or lies
+ * above anything the topic issued; then at the trimmed point, and the reader is told (a reset).
+ * The knex store computes the same in SQL, inside its read statement.
+ */
+export function topicReadStart(after: number, head: TopicHead): { from: number; reset: boolean } {
+  const reset = after < head.trimmedSeq || after > head.lastSeq;
+  return { from: reset ? head.trimmedSeq : after, reset };
+}
+
+/** The page a topic read answers with, from the head and the messages read after `topicReadStart`. */
+export function topicPage(after: number | null, head: TopicHead, messages: StoredMessage[]): TopicPage {
+  if (after === null) return { messages: [], position: head.lastSeq };
+  const { from, reset } = topicReadStart(after, head);
+  const position = messages.length > 0 ? messages[messages.length - 1]!.seq : from;
+  return reset ? { messages, position, earliest: head.trimmedSeq + 1 } : { messages, position };
+}

@@ -80,7 +80,7 @@ export function claimsFromHost(verifyToken: VerifyToken): ClaimsResolver {
     if (caller === null || caller === undefined) {
       throw new GatewayError('unauthenticated', 'This request has no session the application accepts.');
     }
-    const checked = checkClaims({ subject: caller.subject, pub: caller.pub, scope: caller.scope });
+    const checked = checkClaims({ subject: caller.subject, pub: caller.pub, scope: caller.scope, topics: caller.topics });
     if ('unusable' in checked) throw new TypeError(`verifyToken returned claims with an unusable \`${checked.unusable}\``);
     return checked;
   };

@@ -17,7 +17,7 @@ export interface GatewayMetrics {
   /** Counts publishes refused by a rate limit, by which limit refused them. */
   rateLimited(scope: 'user' | 'ip'): void;
   /** Counts messages removed by retention: `count` in all, `expired` of them because they expired. */
-  purged(count: number, expired: number): void;
+  purged(count: number, expired: number, trimmed?: number): void;
   readonly contentType: string;
   render(): Promise<string>;
 }
@@ -125,6 +125,12 @@ export function createGatewayMetrics(registry: Registry, sources: MetricsSources
     registers: [registry],
   });
 
+  const trimmed = new Counter({
+    name: 'lpg_topic_messages_trimmed_total',
+    help: 'Topic messages deleted by the trim of topic histories (TOPIC_HISTORY_MAX, TOPIC_HISTORY_TTL_S).',
+    registers: [registry],
+  });
+
   return {
     observer: {
       published(stored, duplicates) {
@@ -142,8 +148,9 @@ export function createGatewayMetrics(registry: Registry, sources: MetricsSources
     rateLimited(scope) {
       rateLimited.inc({ scope });
     },
-    purged(count, expiredCount) {
-      if (count > 0) purged.inc(count);
+    purged(count, expiredCount, trimmedCount = 0) {
+      if (count - trimmedCount > 0) purged.inc(count - trimmedCount);
+      if (trimmedCount > 0) trimmed.inc(trimmedCount);
       if (expiredCount > 0) expired.inc(expiredCount);
     },
     contentType: registry.contentType,

@@ -4,6 +4,7 @@ import * as indexAckedForRetention from '../../db/migrations/002_index_acked_for
 import * as mailboxSequence from '../../db/migrations/003_mailbox_sequence.js';
 import * as messageExpiry from '../../db/migrations/004_message_expiry.js';
 import * as deliveryReceipts from '../../db/migrations/005_delivery_receipts.js';
+import * as topics from '../../db/migrations/006_topics.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -20,6 +21,7 @@ const migrations: Array<[name: string, migration: Migration]> = [
   ['003_mailbox_sequence', mailboxSequence],
   ['004_message_expiry', messageExpiry],
   ['005_delivery_receipts', deliveryReceipts],
+  ['006_topics', topics],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

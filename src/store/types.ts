@@ -1,4 +1,4 @@
-import type { DeliveryBatch, InsertResult, MailboxSummary, MessageDraft, MessageStatus, StoredMessage } from '../core/model.js';
+import type { DeliveryBatch, InsertResult, MailboxSummary, MessageDraft, MessageStatus, StoredMessage, TopicPage, TopicRead } from '../core/model.js';
 
 /**
  * The durable mailbox, as the engine uses it (the model is in core/model.ts). Every method is
@@ -29,6 +29,12 @@ export interface MessageStore {
    * exactly them. Writes nothing. A cursor the mailbox never issued reads from the start.
    */
   readPending(userId: string, cursor: number, limit: number): Promise<DeliveryBatch>;
+  /**
+   * A topic's messages after the reader's position (`topicPage`): up to `limit` unexpired ones in
+   * `seq` order, its head for "from now", and `earliest` when the position fell outside the
+   * retained history. The head and the messages come from one snapshot. Writes nothing.
+   */
+  readTopic(read: TopicRead): Promise<TopicPage>;
   /** What is waiting for the user: unacked, unexpired messages (not receipts) and the oldest one's time. */
   mailboxSummary(userId: string): Promise<MailboxSummary>;
   /**
@@ -54,4 +60,12 @@ export interface RetentionStore {
   purgeAcked(ackedBefore: number, limit: number): Promise<number>;
   /** Deletes at most `limit` messages that expired before `expiredBefore` (epoch ms), acked or not. */
   purgeExpired(expiredBefore: number, limit: number): Promise<number>;
+  /**
+   * Trims topics' histories to their last `historyMax` messages and to those created at or after
+   * `createdBefore` (epoch ms), whichever keeps fewer, deleting at most `limit` rows, and returns
+   * how many. Each topic's trimmed point is raised before its rows go, so a reader whose position
+   * falls below it is told (a reset), never left to skip messages silently. A call that stops at
+   * `limit` resumes where it stopped on the next call.
+   */
+  trimTopics(historyMax: number, createdBefore: number, limit: number): Promise<number>;
 }

@@ -1,4 +1,4 @@
-import { isReceipt, receiptDraft, systemClock, type Clock, type InsertResult, type MessageDraft, type MessageStatus, type StoredMessage } from '../../src/core/model.js';
+import { isReceipt, receiptDraft, systemClock, topicOfKey, topicPage, topicReadStart, type Clock, type InsertResult, type MessageDraft, type MessageStatus, type StoredMessage } from '../../src/core/model.js';
 import { IdempotencyConflictError } from '../../src/errors.js';
 import type { MessageStore, RetentionStore } from '../../src/store/types.js';
 
@@ -25,6 +25,7 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
   const rows: FakeRow[] = [];
   const lastSeq = new Map<string, number>();
   const deliveredSeq = new Map<string, number>();
+  const trimmedSeq = new Map<string, number>();
   let nextId = 1;
 
   const live = (row: FakeRow, now: number) => row.expiresAt === null || row.expiresAt > now;
@@ -35,7 +36,7 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
     const existing = rows.find((row) => row.senderId === draft.senderId && row.clientMessageId === draft.clientMessageId);
     if (!existing) return undefined;
     if (existing.userId !== draft.userId || existing.body !== draft.body) throw new IdempotencyConflictError(draft.clientMessageId);
-    return { id: existing.id, duplicate: true };
+    return { id: existing.id, duplicate: true, seq: existing.seq };
   }
 
   function store(draft: MessageDraft): StoredMessage {
@@ -135,6 +136,18 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
         .map(publicView);
       return { messages, cursor: messages.length > 0 ? messages[messages.length - 1]!.seq : cursor };
     },
+    async readTopic(read) {
+      const now = clock.now();
+      const head = { lastSeq: lastSeq.get(read.key) ?? 0, trimmedSeq: trimmedSeq.get(read.key) ?? 0 };
+      if (read.after === null) return topicPage(null, head, []);
+      const { from } = topicReadStart(read.after, head);
+      const messages = rows
+        .filter((row) => row.userId === read.key && row.seq > from && live(row, now))
+        .sort((a, b) => a.seq - b.seq)
+        .slice(0, read.limit)
+        .map(publicView);
+      return topicPage(read.after, head, messages);
+    },
     async mailboxSummary(userId) {
       const now = clock.now();
       const waiting = rows.filter((row) => row.userId === userId && row.status === 'pending' && !isReceipt(row) && live(row, now));
@@ -162,6 +175,20 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
     },
     async purgeExpired(expiredBefore, limit) {
       return purge((row) => row.expiresAt !== null && row.expiresAt < expiredBefore, limit);
+    },
+    async trimTopics(historyMax, createdBefore, limit) {
+      let deleted = 0;
+      for (const key of [...lastSeq.keys()].filter((candidate) => topicOfKey(candidate) !== undefined).sort()) {
+        const stored = rows.filter((row) => row.userId === key).sort((a, b) => a.seq - b.seq);
+        if (stored.length === 0) continue;
+        const byAge = stored.filter((row) => row.createdAt < createdBefore).reduce((highest, row) => Math.max(highest, row.seq), 0);
+        const cut = Math.max(trimmedSeq.get(key) ?? 0, lastSeq.get(key)! - historyMax, byAge);
+        if (stored[0]!.seq > cut) continue;
+        trimmedSeq.set(key, cut);
+        deleted += purge((row) => row.userId === key && row.seq <= cut, limit - deleted);
+        if (deleted >= limit) break;
+      }
+      return deleted;
     },
     async ping() {},
     async close() {},

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { createPublishPolicy, type PublishDefault } from '../../auth/publish-policy.js';
 import type { Engine } from '../../core/engine.js';
 import { GatewayError } from '../../errors.js';
-import { RECEIPT_SENDER, type MessageDraft } from '../../core/model.js';
+import { assertMayUseTopics } from '../../auth/topic-policy.js';
+import type { TokenClaims } from '../../auth/claims.js';
+import { RECEIPT_SENDER, TOPIC_NAME_PATTERN, topicKey, topicOfKey, type InsertResult, type MessageDraft } from '../../core/model.js';
 import { readJsonBody } from '../body.js';
 import { parseOrThrow, userIdSchema } from '../validation.js';
 
@@ -41,7 +43,10 @@ function admitOrThrow(admission: PublishAdmission | undefined, ctx: { state: { u
 
 const clientMessageIdSchema = z.string().min(1).max(128);
 const publishSchema = z.strictObject({
-  to: userIdSchema,
+  // Exactly one of the two (checked in addressOf): a user's mailbox, or a topic.
+  to: userIdSchema.optional(),
+  // Checked in addressOf, with its own error code.
+  topic: z.unknown().optional(),
   id: clientMessageIdSchema.optional(),
   body: z.unknown().refine((body) => body !== undefined, 'is required'),
   // Checked in toDraft, against MESSAGE_TTL_MAX_S, with its own error code.
@@ -69,12 +74,60 @@ export function registerMessageRoutes(
   const publishPolicy = createPublishPolicy({ publishDefault: options.publishDefault });
 
   function toDraft(senderId: string, input: PublishInput, index?: number): MessageDraft {
+    const address = addressOf(input, index);
     const body = JSON.stringify(input.body);
     if (Buffer.byteLength(body) > limits.maxBytes) {
       const where = index === undefined ? '`body`' : `\`messages.${index}.body\``;
       throw new GatewayError('message_too_large', `${where} exceeds ${limits.maxBytes} bytes of JSON.`);
     }
-    return { userId: input.to, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index), receipt: input.receipt === true };
+    const userId = 'topic' in address ? topicKey(address.topic) : address.to;
+    return { userId, senderId, clientMessageId: input.id, body, ttlSeconds: ttlOf(input.ttl, index), receipt: input.receipt === true };
+  }
+
+  /** Where a publish goes: exactly one of `to` (a user) and `topic`; a topic takes no `receipt`. */
+  function addressOf(input: PublishInput, index?: number): { to: string } | { topic: string } {
+    const field = (name: string) => (index === undefined ? `\`${name}\`` : `\`messages.${index}.${name}\``);
+    if ((input.to === undefined) === (input.topic === undefined)) {
+      throw new GatewayError('invalid_request', `Give exactly one of ${field('to')} (a user) and ${field('topic')}.`);
+    }
+    if (input.to !== undefined) return { to: input.to };
+    if (typeof input.topic !== 'string' || !TOPIC_NAME_PATTERN.test(input.topic)) {
+      throw new GatewayError('invalid_topic', `${field('topic')} must be 1-128 characters of A-Z a-z 0-9 . _ : -.`);
+    }
+    if (input.receipt !== undefined) {
+      throw new GatewayError('invalid_request', `${field('receipt')}: a topic message has many readers and no receipt.`);
+    }
+    return { topic: input.topic };
+  }
+
+  /**
+   * Refuses the whole request unless the token may write to every address in it: users through
+   * its `pub` claim (or PUBLISH_DEFAULT), topics through its `topics` claim (the `publish` right).
+   */
+  function assertMayPublish(claims: TokenClaims, addresses: ReadonlyArray<{ to: string } | { topic: string }>, where?: (index: number, field: 'to' | 'topic') => string): void {
+    const users: Array<[string, number]> = [];
+    const topics: Array<[string, number]> = [];
+    addresses.forEach((address, index) => {
+      if ('topic' in address) topics.push([address.topic, index]);
+      else users.push([address.to, index]);
+    });
+    publishPolicy.assertMayPublishTo(
+      claims,
+      users.map(([user]) => user),
+      where && ((at) => where(users[at]![1], 'to')),
+    );
+    assertMayUseTopics(
+      claims,
+      topics.map(([topic]) => topic),
+      'publish',
+      where && ((at) => where(topics[at]![1], 'topic')),
+    );
+  }
+
+  /** A publish's answer: the id, the topic's `seq` for a topic message, and whether it was a repeat. */
+  function answerOf(draft: MessageDraft, result: InsertResult): { id: number; seq?: number; duplicate: boolean } {
+    if (topicOfKey(draft.userId) === undefined) return { id: result.id, duplicate: result.duplicate };
+    return { id: result.id, seq: result.duplicate ? result.seq : result.message.seq, duplicate: result.duplicate };
   }
 
   /** Seconds the message lives: `ttl` when given (1 … MESSAGE_TTL_MAX_S), else the default; undefined = forever. */
@@ -89,12 +142,12 @@ export function registerMessageRoutes(
 
   router.post('/v1/messages', async function publishMessage(ctx) {
     const input = parseOrThrow(publishSchema, await readJsonBody(ctx, limits.maxBytes + ENVELOPE_BYTES));
-    publishPolicy.assertMayPublishTo(ctx.state.claims, [input.to]);
+    assertMayPublish(ctx.state.claims, [addressOf(input)]);
     const draft = toDraft(ctx.state.userId, input);
     admitOrThrow(admission, ctx, 1);
     const result = await engine.publish(draft);
     ctx.status = result.duplicate ? 200 : 201;
-    ctx.body = { id: result.id, duplicate: result.duplicate };
+    ctx.body = answerOf(draft, result);
   });
 
   router.post('/v1/messages/batch', async function publishBatch(ctx) {
@@ -102,16 +155,16 @@ export function registerMessageRoutes(
     const input = parseOrThrow(batchSchema, await readJsonBody(ctx, limit));
     // Validate and authorize every item before storing any, so a bad or refused item never leaves
     // a half-stored batch.
-    publishPolicy.assertMayPublishTo(
+    assertMayPublish(
       ctx.state.claims,
-      input.messages.map((message) => message.to),
-      (index) => `messages.${index}.to`,
+      input.messages.map((message, index) => addressOf(message, index)),
+      (index, field) => `messages.${index}.${field}`,
     );
     const drafts = input.messages.map((message, index) => toDraft(ctx.state.userId, message, index));
     admitOrThrow(admission, ctx, drafts.length);
     const results = await engine.publishMany(drafts);
     ctx.status = results.every((result) => result.duplicate) ? 200 : 201;
-    ctx.body = { results: results.map((result) => ({ id: result.id, duplicate: result.duplicate })) };
+    ctx.body = { results: results.map((result, index) => answerOf(drafts[index]!, result)) };
   });
 
   router.get('/v1/messages/:id', async function reportMessageStatus(ctx) {
@@ -125,6 +178,12 @@ export function registerMessageRoutes(
     if (status.from !== ctx.state.userId) throw new GatewayError('forbidden', 'Only the sender of a message may ask about it.');
     ctx.set('Cache-Control', 'no-store');
     const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+    const topic = topicOfKey(status.to);
+    if (topic !== undefined) {
+      // Nobody acks a topic message: it is `published` (in the topic's history) until it expires.
+      ctx.body = { id: status.id, topic, status: status.status === 'expired' ? 'expired' : 'published', createdAt: iso(status.createdAt), expiresAt: iso(status.expiresAt) };
+      return;
+    }
     ctx.body = { id: status.id, to: status.to, status: status.status, createdAt: iso(status.createdAt), ackedAt: iso(status.ackedAt), expiresAt: iso(status.expiresAt) };
   });
 }

@@ -2,10 +2,13 @@ import type Router from '@koa/router';
 import type Koa from 'koa';
 import { z } from 'zod';
 import type { ServerResponse } from 'node:http';
-import type { CancelSignal, Engine, PollResult } from '../../core/engine.js';
+import type { CancelSignal, Engine, PollResult, TopicCursor, TopicDelivery } from '../../core/engine.js';
 import { isReceipt, type StoredMessage } from '../../core/model.js';
+import { assertMayUseTopics } from '../../auth/topic-policy.js';
+import { GatewayError } from '../../errors.js';
 import { assertOwnMailbox } from '../auth.js';
 import { readJsonBody } from '../body.js';
+import { topicCursorsFromBody, topicCursorsFromQuery } from '../topic-cursors.js';
 import { cursorSchema, integerQuery, optionalStringQuery, parseOrThrow, userIdSchema } from '../validation.js';
 
 /** Hold times and page sizes (POLL_WAIT_DEFAULT_S, POLL_WAIT_MAX_S, POLL_LIMIT_DEFAULT, POLL_LIMIT_MAX). */
@@ -14,6 +17,8 @@ export interface PollRouteOptions {
   waitMaxSeconds: number;
   limitDefault: number;
   limitMax: number;
+  /** Topics one poll may read (POLL_TOPICS_MAX). */
+  topicsMax: number;
 }
 
 /**
@@ -42,9 +47,34 @@ function messagesJson(messages: StoredMessage[]): string {
     .join(',')}]`;
 }
 
+/** A topic's messages as JSON array members: each also names its topic and its `seq` there. */
+function topicMessagesJson(topic: string, messages: readonly StoredMessage[]): string {
+  const name = JSON.stringify(topic);
+  return messages
+    .map(
+      (message) =>
+        `{"id":${message.id},"from":${JSON.stringify(message.senderId)},"body":${message.body},"createdAt":"${new Date(message.createdAt).toISOString()}"${
+          message.expiresAt === null ? '' : `,"expiresAt":"${new Date(message.expiresAt).toISOString()}"`
+        },"topic":${name},"seq":${message.seq}}`,
+    )
+    .join(',');
+}
+
 /**
- * A poll answer: messages, then (only when there are any) the receipts that share the mailbox
- * sequence with them; their stored body is already the receipt object.
+ * Serialised once per page: after a broadcast, the readers at one position share one page object
+ * (the engine's), and so one string, however many of them there are.
+ */
+const topicPagesJson = new WeakMap<readonly StoredMessage[], string>();
+function topicDeliveryJson(delivery: TopicDelivery): string {
+  let json = topicPagesJson.get(delivery.messages);
+  if (json === undefined) topicPagesJson.set(delivery.messages, (json = topicMessagesJson(delivery.topic, delivery.messages)));
+  return json;
+}
+
+/**
+ * A poll answer: messages (the mailbox's, then each topic's), then (only when there are any) the
+ * receipts that share the mailbox sequence with them (their stored body is already the receipt
+ * object), the cursor, and for polls that read topics every topic's position and any resets.
  */
 function pollAnswerJson(result: PollResult): string {
   const messages: StoredMessage[] = [];
@@ -53,7 +83,16 @@ function pollAnswerJson(result: PollResult): string {
     if (isReceipt(message)) receipts.push(message.body);
     else messages.push(message);
   }
-  return `{"messages":${messagesJson(messages)}${receipts.length > 0 ? `,"receipts":[${receipts.join(',')}]` : ''},"cursor":${result.cursor}${result.superseded ? ',"superseded":true' : ''}}`;
+  let messagesPart = messagesJson(messages);
+  let topicsPart = '';
+  if (result.topics) {
+    const members = result.topics.filter((topic) => topic.messages.length > 0).map(topicDeliveryJson);
+    if (members.length > 0) messagesPart = `[${[messagesPart.slice(1, -1), ...members].filter((part) => part !== '').join(',')}]`;
+    const positions = result.topics.map((topic) => `${JSON.stringify(topic.topic)}:${topic.position}`).join(',');
+    const resets = result.topics.filter((topic) => topic.earliest !== undefined).map((topic) => `{"topic":${JSON.stringify(topic.topic)},"earliest":${topic.earliest}}`);
+    topicsPart = `,"positions":{${positions}}${resets.length > 0 ? `,"resets":[${resets.join(',')}]` : ''}`;
+  }
+  return `{"messages":${messagesPart}${receipts.length > 0 ? `,"receipts":[${receipts.join(',')}]` : ''},"cursor":${result.cursor}${topicsPart}${result.superseded ? ',"superseded":true' : ''}}`;
 }
 
 /**
@@ -92,29 +131,58 @@ class ClientGone implements CancelSignal {
 
 const ackSchema = z.strictObject({ cursor: cursorSchema, user: userIdSchema.optional() });
 
-export function registerPollRoutes(router: Router, engine: Engine, options: PollRouteOptions): void {
-  router.get('/v1/poll', async function holdPollRequest(ctx) {
-    assertOwnMailbox(ctx, optionalStringQuery(ctx, 'user', 'invalid_request'));
-    // Sent on every answer, errors included: a client whose `wait` was refused learns the limit.
-    ctx.set('X-Poll-Wait-Max', String(options.waitMaxSeconds));
-    const cursor = integerQuery(ctx, 'cursor', { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0, code: 'invalid_cursor' });
-    const waitSeconds = integerQuery(ctx, 'wait', {
-      min: 0,
-      max: options.waitMaxSeconds,
-      fallback: options.waitDefaultSeconds,
-      code: 'invalid_wait',
-    });
-    const limit = integerQuery(ctx, 'limit', { min: 1, max: options.limitMax, fallback: options.limitDefault, code: 'invalid_limit' });
+/** POST /v1/poll's body: the query of GET /v1/poll as JSON, for many or long topic names. */
+const pollBodySchema = z.strictObject({ cursor: z.unknown().optional(), wait: z.unknown().optional(), limit: z.unknown().optional(), topics: z.unknown().optional() });
 
+/** A whole number in [min, max] from a POST poll's body, or the fallback when absent (the GET's codes and messages). */
+function integerField(value: unknown, name: string, { min, max, fallback, code }: { min: number; max: number; fallback: number; code: 'invalid_cursor' | 'invalid_wait' | 'invalid_limit' }): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new GatewayError(code, `\`${name}\` must be an integer between ${min} and ${max}.`);
+  }
+  return value;
+}
+
+export function registerPollRoutes(router: Router, engine: Engine, options: PollRouteOptions): void {
+  /** Holds the poll and answers it: the one path of GET and POST /v1/poll. */
+  async function answer(ctx: Koa.Context, cursor: number, waitSeconds: number, limit: number, topics: TopicCursor[]): Promise<void> {
+    // Every topic is checked before anything is read: a poll with one forbidden topic gets nothing.
+    if (topics.length > 0) assertMayUseTopics(ctx.state.claims, topics.map((topic) => topic.name), 'read');
     const clientGone = new ClientGone(ctx.res);
     try {
-      const result = await engine.holdPoll(ctx.state.userId, { cursor, waitMs: waitSeconds * 1000, limit, signal: clientGone });
+      const result = await engine.holdPoll(ctx.state.userId, { cursor, waitMs: waitSeconds * 1000, limit, signal: clientGone, ...(topics.length > 0 ? { topics } : {}) });
       setNoCacheHeaders(ctx);
       ctx.type = 'application/json';
       ctx.body = pollAnswerJson(result);
     } finally {
       clientGone.detach();
     }
+  }
+
+  const waitBounds = () => ({ min: 0, max: options.waitMaxSeconds, fallback: options.waitDefaultSeconds, code: 'invalid_wait' as const });
+  const limitBounds = () => ({ min: 1, max: options.limitMax, fallback: options.limitDefault, code: 'invalid_limit' as const });
+  const cursorBounds = { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0, code: 'invalid_cursor' as const };
+
+  router.get('/v1/poll', async function holdPollRequest(ctx) {
+    assertOwnMailbox(ctx, optionalStringQuery(ctx, 'user', 'invalid_request'));
+    // Sent on every answer, errors included: a client whose `wait` was refused learns the limit.
+    ctx.set('X-Poll-Wait-Max', String(options.waitMaxSeconds));
+    const cursor = integerQuery(ctx, 'cursor', cursorBounds);
+    const waitSeconds = integerQuery(ctx, 'wait', waitBounds());
+    const limit = integerQuery(ctx, 'limit', limitBounds());
+    const topics = topicCursorsFromQuery(ctx.query.topic, options.topicsMax);
+    await answer(ctx, cursor, waitSeconds, limit, topics);
+  });
+
+  router.post('/v1/poll', async function holdPollPost(ctx) {
+    ctx.set('X-Poll-Wait-Max', String(options.waitMaxSeconds));
+    // 64 topics of 128-character names and their positions fit in well under 16 KiB.
+    const input = parseOrThrow(pollBodySchema, await readJsonBody(ctx, Math.max(16 * 1024, options.topicsMax * 200)));
+    const cursor = integerField(input.cursor, 'cursor', cursorBounds);
+    const waitSeconds = integerField(input.wait, 'wait', waitBounds());
+    const limit = integerField(input.limit, 'limit', limitBounds());
+    const topics = topicCursorsFromBody(input.topics, options.topicsMax);
+    await answer(ctx, cursor, waitSeconds, limit, topics);
   });
 
   router.post('/v1/ack', async function acknowledge(ctx) {

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { RECEIPT_SENDER } from '../../core/model.js';
+import { RECEIPT_SENDER, topicKey, type TopicRead } from '../../core/model.js';
 import { dialectOf } from './connection.js';
 import { MAILBOXES_TABLE, MESSAGE_COLUMNS, MESSAGES_TABLE as TABLE } from './schema.js';
 
@@ -96,4 +96,77 @@ export function deliveredQuery(db: Knex, highestByUser: ReadonlyMap<string, numb
     `UPDATE ${MAILBOXES_TABLE} SET delivered_seq = ${greatest}(delivered_seq, CASE user_id ${cases} ELSE 0 END) WHERE user_id IN (${users.map(() => '?').join(', ')})`,
     bindings,
   );
+}
+
+/**
+ * The topic reads of one tick in one statement, for each request two UNION ALL members read in
+ * the same snapshot: the topic's `mailboxes` row (its head and how far it was trimmed) as a row
+ * with `id = 0` (real ids start at 1), then — unless the read is "from now" — its messages after
+ * the reader's position, or after the trimmed point when the position fell below it or lies
+ * above anything the topic issued. One statement, so the head a reader is told and the messages
+ * it gets can never disagree (a trim committed between two statements could hide a reset).
+ * Each message member is the same range scan of (user_id, status, seq) as a poll's.
+ * Exported so the MySQL plan test EXPLAINs exactly what runs.
+ */
+export function topicReadQuery(db: Knex, requests: readonly TopicRead[], now: number): Knex.Raw {
+  const parts: string[] = [];
+  const bindings: Array<string | number> = [];
+  const wrap = dialectOf(db) === 'mysql' ? (select: string) => `(${select})` : (select: string, index: number) => `SELECT * FROM (${select}) AS topic_${index}`;
+  requests.forEach((request, index) => {
+    parts.push(
+      wrap(
+        `SELECT ${index} AS read_index, 0 AS id, user_id, '' AS sender_id, NULL AS client_msg_id, '' AS body, trimmed_seq AS created_at, last_seq AS seq, NULL AS expires_at FROM ${MAILBOXES_TABLE} WHERE user_id = ?`,
+        parts.length,
+      ),
+    );
+    bindings.push(request.key);
+    if (request.after === null || request.limit < 1) return;
+    parts.push(
+      wrap(
+        `SELECT ${index} AS read_index, ${MESSAGE_COLUMNS.join(', ')} FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq > (SELECT CASE WHEN ? < trimmed_seq OR ? > last_seq THEN trimmed_seq ELSE ? END FROM ${MAILBOXES_TABLE} WHERE user_id = ?) AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
+        parts.length,
+      ),
+    );
+    bindings.push(request.key, request.after, request.after, request.after, request.key, now, request.limit);
+  });
+  return db.raw(parts.join(' UNION ALL '), bindings);
+}
+
+/** A page of topics (their `mailboxes` rows) after `afterKey`, in key order, for the trim. */
+export function topicHeadsQuery(db: Knex, afterKey: string, limit: number): Knex.QueryBuilder {
+  return db(MAILBOXES_TABLE)
+    .select('user_id', 'last_seq', 'trimmed_seq')
+    .where('user_id', 'like', `${TOPIC_KEY_LIKE}`)
+    .andWhere('user_id', '>', afterKey)
+    .orderBy('user_id')
+    .limit(limit);
+}
+
+/** `LIKE` pattern of every topic key (`#<name>`; `#` is not a LIKE wildcard). */
+const TOPIC_KEY_LIKE = `${topicKey('')}%`;
+
+/**
+ * The highest `seq` of a topic's messages created before `createdBefore`: the age part of a trim.
+ * Scans that topic's rows of (user_id, status, seq); bounded by its history (TOPIC_HISTORY_MAX).
+ */
+export function topicAgeCutQuery(db: Knex, key: string, createdBefore: number): Knex.QueryBuilder {
+  return db(TABLE).max({ cut: 'seq' }).where({ user_id: key, status: 'pending' }).andWhere('created_at', '<', createdBefore);
+}
+
+/** A topic's oldest stored message (its `seq` and `created_at`), from the index's first entry. */
+export function topicOldestQuery(db: Knex, key: string): Knex.QueryBuilder {
+  return db(TABLE).select('seq', 'created_at').where({ user_id: key, status: 'pending' }).orderBy('seq').limit(1);
+}
+
+/**
+ * Deletes at most `limit` of a topic's messages with `seq <= through`, oldest first, on the
+ * (user_id, status, seq) index. MySQL takes ORDER BY + LIMIT on a DELETE; SQLite needs the ids.
+ */
+export function topicTrimQuery(db: Knex, key: string, through: number, limit: number): Knex.Raw | Knex.QueryBuilder {
+  if (dialectOf(db) === 'mysql') {
+    return db.raw(`DELETE FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq <= ? ORDER BY seq LIMIT ?`, [key, through, limit]);
+  }
+  return db(TABLE)
+    .whereIn('id', db(TABLE).select('id').where({ user_id: key, status: 'pending' }).andWhere('seq', '<=', through).orderBy('seq').limit(limit))
+    .del();
 }

@@ -1,12 +1,12 @@
 import type { Knex } from 'knex';
-import { receiptDraft, systemClock, type Clock, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStatus, type StoredMessage } from '../../core/model.js';
+import { receiptDraft, systemClock, topicPage, type Clock, type TopicHead, type TopicPage, type TopicRead, type DeliveryBatch, type InsertResult, type MailboxSummary, type MessageDraft, type MessageStatus, type StoredMessage } from '../../core/model.js';
 import { IdempotencyConflictError } from '../../errors.js';
 import { createTickBatcher } from '../../batching/tick-batcher.js';
 import { migrateToLatest } from '../migrations.js';
 import type { MessageStore, RetentionStore } from '../types.js';
 import { createKnex, dialectOf, type KnexConnectionOptions } from './connection.js';
 import { classifyStoreError, isUniqueViolation, withDeadlockRetry, withUnavailableAsRetryable } from './driver-errors.js';
-import { ackQuery, deliveredQuery, mailboxSummaryQuery, pendingReadQuery, type AckRequest, type PendingRead } from './queries.js';
+import { ackQuery, deliveredQuery, mailboxSummaryQuery, pendingReadQuery, topicAgeCutQuery, topicHeadsQuery, topicOldestQuery, topicReadQuery, topicTrimQuery, type AckRequest, type PendingRead } from './queries.js';
 import { MAILBOXES_TABLE, MESSAGE_COLUMNS, MESSAGES_TABLE as TABLE, SEQ_FLOOR_SETTING, SETTINGS_TABLE, affectedRows, resultRows, toStoredMessage, type MessageRow } from './schema.js';
 import { createSequencedInsert, runInTransaction, runScript } from './sequenced-insert.js';
 
@@ -57,7 +57,7 @@ export async function createKnexStore(dependencies: { knex: Knex; clock?: Clock 
   /** The stored row for a repeated (sender, client id), or a conflict when it was a different message. */
   function asDuplicate(existing: MessageRow, draft: MessageDraft): InsertResult {
     if (existing.user_id !== draft.userId || existing.body !== draft.body) throw new IdempotencyConflictError(draft.clientMessageId!);
-    return { id: Number(existing.id), duplicate: true };
+    return { id: Number(existing.id), duplicate: true, seq: Number(existing.seq) };
   }
 
   /**
@@ -181,6 +181,28 @@ export async function createKnexStore(dependencies: { knex: Knex; clock?: Clock 
     return { messages, cursor: messages.length > 0 ? messages[messages.length - 1]!.seq : cursor };
   }
 
+  /**
+   * The topic reads of one tick in one statement (topicReadQuery). The engine already shares one
+   * read among the readers waiting at the same position, so these are distinct reads.
+   */
+  const topicReadCoalesced = createTickBatcher<TopicRead, TopicPage>(
+    async (reads) => {
+      const rows = await withUnavailableAsRetryable(async () =>
+        resultRows<MessageRow & { read_index: number | string }>(await topicReadQuery(knex, reads, clock.now())),
+      );
+      const heads: TopicHead[] = reads.map(() => ({ lastSeq: 0, trimmedSeq: 0 }));
+      const byRead: StoredMessage[][] = reads.map(() => []);
+      for (const row of rows) {
+        const index = Number(row.read_index);
+        // The head member of the statement: id 0, `seq` the last issued, `created_at` the trimmed point.
+        if (Number(row.id) === 0) heads[index] = { lastSeq: Number(row.seq), trimmedSeq: Number(row.created_at) };
+        else byRead[index]!.push(toStoredMessage(row));
+      }
+      return reads.map((read, index) => ({ status: 'fulfilled', value: topicPage(read.after, heads[index]!, byRead[index]!.sort((a, b) => a.seq - b.seq)) }));
+    },
+    { maxBatch: 200 },
+  );
+
   async function mailboxSummary(userId: string): Promise<MailboxSummary> {
     return withUnavailableAsRetryable(async () => {
       const row = (await mailboxSummaryQuery(knex, userId, clock.now()).first()) as { pending: number | string; oldest: number | string | null } | undefined;
@@ -303,6 +325,51 @@ export async function createKnexStore(dependencies: { knex: Knex; clock?: Clock 
     });
   }
 
+  /** Where the next trim call resumes: topics are walked in key order, a page at a time. */
+  let trimResumeKey = '';
+  const TRIM_TOPICS_PAGE = 200;
+
+  async function trimTopics(historyMax: number, createdBefore: number, limit: number): Promise<number> {
+    if (!(Number.isInteger(historyMax) && historyMax >= 1)) throw new TypeError('Expected `historyMax` to be a positive integer');
+    if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
+    return withUnavailableAsRetryable(async () => {
+      let deleted = 0;
+      for (;;) {
+        const topics = (await topicHeadsQuery(knex, trimResumeKey, TRIM_TOPICS_PAGE)) as Array<{ user_id: string; last_seq: number | string; trimmed_seq: number | string }>;
+        for (const topic of topics) {
+          const budget = limit - deleted;
+          const removed = await trimTopic(topic.user_id, { lastSeq: Number(topic.last_seq), trimmedSeq: Number(topic.trimmed_seq) }, historyMax, createdBefore, budget);
+          deleted += removed;
+          // A topic that used the whole budget may have more to go: the next call starts with it.
+          if (removed >= budget) return deleted;
+          trimResumeKey = topic.user_id;
+        }
+        if (topics.length < TRIM_TOPICS_PAGE) {
+          trimResumeKey = '';
+          return deleted;
+        }
+      }
+    });
+  }
+
+  async function trimTopic(key: string, head: TopicHead, historyMax: number, createdBefore: number, budget: number): Promise<number> {
+    const oldest = (await topicOldestQuery(knex, key).first()) as { seq: number | string; created_at: number | string } | undefined;
+    if (!oldest) return 0;
+    let cut = Math.max(head.trimmedSeq, head.lastSeq - historyMax);
+    if (Number(oldest.created_at) < createdBefore) {
+      const row = (await topicAgeCutQuery(knex, key, createdBefore).first()) as { cut: number | string | null } | undefined;
+      cut = Math.max(cut, Number(row?.cut ?? 0));
+    }
+    if (Number(oldest.seq) > cut) return 0;
+    if (cut > head.trimmedSeq) {
+      // Committed before any row goes: a read in between sees the reset, never a silent gap.
+      const greatest = dialect === 'mysql' ? 'GREATEST' : 'MAX';
+      await knex(MAILBOXES_TABLE).where({ user_id: key }).update({ trimmed_seq: knex.raw(`${greatest}(trimmed_seq, ?)`, [cut]) });
+    }
+    const result = await topicTrimQuery(knex, key, cut, budget);
+    return typeof result === 'number' ? result : affectedRows(result);
+  }
+
   return {
     knex,
     insertMessage,
@@ -310,6 +377,7 @@ export async function createKnexStore(dependencies: { knex: Knex; clock?: Clock 
     ackThrough,
     acknowledge,
     readPending,
+    readTopic: (read) => topicReadCoalesced(read),
     mailboxSummary,
     takeDueReceipts,
     noteDelivered,
@@ -317,11 +385,12 @@ export async function createKnexStore(dependencies: { knex: Knex; clock?: Clock 
     purgeAcked: (ackedBefore, limit) => deleteOldest('acked_at', ackedBefore, limit),
     /** Like purgeAcked: rows that expired before the cut-off, acked or not. */
     purgeExpired: (expiredBefore, limit) => deleteOldest('expires_at', expiredBefore, limit),
+    trimTopics,
     async ping() {
       await withUnavailableAsRetryable(() => knex.raw('select 1'));
     },
     async close() {
-      await Promise.allSettled([insertCoalesced.settle(), acknowledgeCoalesced.settle(), readCoalesced.settle(), deliveredCoalesced.settle()]);
+      await Promise.allSettled([insertCoalesced.settle(), acknowledgeCoalesced.settle(), readCoalesced.settle(), topicReadCoalesced.settle(), deliveredCoalesced.settle()]);
       await knex.destroy();
     },
   };
