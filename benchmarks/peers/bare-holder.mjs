@@ -3,9 +3,10 @@
  * database, no bus). `node benchmarks/peers/bare-holder.mjs [port]` prints its URL.
  */
 import http from 'node:http';
-import { createMailboxes, empty, userOf } from './mailbox.mjs';
+import { createMailboxes, createTopics, empty, emptyTopic, topicParam, userOf } from './mailbox.mjs';
 
 const mailboxes = createMailboxes();
+const topics = createTopics();
 
 function send(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -20,6 +21,8 @@ const server = http.createServer((req, res) => {
   if (req.method === 'GET' && url.pathname === '/v1/poll') {
     const cursor = Number(url.searchParams.get('cursor') ?? 0);
     const wait = Number(url.searchParams.get('wait') ?? 25);
+    const topic = topicParam(url.searchParams.get('topic'), topics);
+    if (topic) return holdTopicPoll(res, topic, cursor, wait);
     const ready = mailboxes.read(user, cursor);
     if (ready || wait === 0) return send(res, 200, ready ?? empty(cursor));
     let timer;
@@ -40,13 +43,29 @@ const server = http.createServer((req, res) => {
     req.on('data', (chunk) => (text += chunk));
     req.on('end', () => {
       const input = JSON.parse(text);
-      const result = mailboxes.publish(user, input.to, input.id, input.body);
+      const result = input.topic ? topics.publish(user, input.topic, input.body) : mailboxes.publish(user, input.to, input.id, input.body);
       send(res, result.duplicate ? 200 : 201, JSON.stringify(result));
     });
     return;
   }
   send(res, 404, '{"error":{"code":"not_found","message":"no route"}}');
 });
+/** The broadcast benchmark's poll: one topic from a position (the mailbox is not read: nothing is sent to it). */
+function holdTopicPoll(res, topic, cursor, wait) {
+  const ready = topics.read(topic.name, topic.position, cursor);
+  if (ready || wait === 0) return send(res, 200, ready ?? emptyTopic(topic.name, topic.position, cursor));
+  let timer;
+  const finish = () => {
+    clearTimeout(timer);
+    unsubscribe();
+    res.off('close', finish);
+    if (!res.writableEnded && !res.destroyed) send(res, 200, topics.read(topic.name, topic.position, cursor) ?? emptyTopic(topic.name, topic.position, cursor));
+  };
+  const unsubscribe = topics.wait(topic.name, finish);
+  timer = setTimeout(finish, wait * 1000);
+  res.on('close', finish);
+}
+
 server.keepAliveTimeout = 5_000;
 server.requestTimeout = 0;
 server.listen({ port: Number(process.argv[2] ?? 0), host: '127.0.0.1', backlog: 4096 }, () => {

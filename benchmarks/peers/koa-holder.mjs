@@ -5,9 +5,10 @@
 import http from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { createMailboxes, empty, userOf } from './mailbox.mjs';
+import { createMailboxes, createTopics, empty, emptyTopic, topicParam, userOf } from './mailbox.mjs';
 
 const mailboxes = createMailboxes();
+const topics = createTopics();
 const app = new Koa();
 const router = new Router();
 
@@ -20,6 +21,28 @@ router.get('/v1/poll', async (ctx) => {
   const cursor = Number(ctx.query.cursor ?? 0);
   const wait = Number(ctx.query.wait ?? 25);
   ctx.type = 'application/json';
+  const topic = topicParam(ctx.query.topic, topics);
+  if (topic) {
+    // The broadcast benchmark's poll: one topic from a position (nothing is sent to the mailbox).
+    const found = topics.read(topic.name, topic.position, cursor);
+    if (found || wait === 0) {
+      ctx.body = found ?? emptyTopic(topic.name, topic.position, cursor);
+      return;
+    }
+    await new Promise((resolve) => {
+      const timer = setTimeout(finish, wait * 1000);
+      const unsubscribe = topics.wait(topic.name, finish);
+      ctx.res.once('close', finish);
+      function finish() {
+        clearTimeout(timer);
+        unsubscribe();
+        ctx.res.off('close', finish);
+        resolve();
+      }
+    });
+    ctx.body = topics.read(topic.name, topic.position, cursor) ?? emptyTopic(topic.name, topic.position, cursor);
+    return;
+  }
   const ready = mailboxes.read(user, cursor);
   if (ready || wait === 0) {
     ctx.body = ready ?? empty(cursor);
@@ -45,7 +68,7 @@ router.post('/v1/messages', async (ctx) => {
   ctx.req.setEncoding('utf8');
   for await (const chunk of ctx.req) text += chunk;
   const input = JSON.parse(text);
-  const result = mailboxes.publish(user, input.to, input.id, input.body);
+  const result = input.topic ? topics.publish(user, input.topic, input.body) : mailboxes.publish(user, input.to, input.id, input.body);
   ctx.status = result.duplicate ? 200 : 201;
   ctx.body = result;
 });

@@ -63,3 +63,60 @@ export function userOf(authorization) {
 }
 
 export const empty = (cursor) => `{"messages":[],"cursor":${cursor}}`;
+
+/**
+ * Topics for the broadcast benchmark, as small as the mailboxes: one list per topic, each reader
+ * holds its position (`seq`), a publish wakes every reader waiting on the topic. The page after a
+ * position is built once and shared by every reader at that position, as the gateway does.
+ */
+export function createTopics() {
+  const topics = new Map();
+  let nextId = 1;
+
+  function topicOf(name) {
+    let found = topics.get(name);
+    if (!found) {
+      found = { messages: [], waiters: new Set(), pages: new Map() };
+      topics.set(name, found);
+    }
+    return found;
+  }
+
+  return {
+    publish(sender, name, body) {
+      const topic = topicOf(name);
+      const id = nextId++;
+      const seq = topic.messages.length + 1;
+      topic.messages.push(`{"id":${id},"from":${JSON.stringify(sender)},"body":${JSON.stringify(body)},"createdAt":"${new Date().toISOString()}","topic":${JSON.stringify(name)},"seq":${seq}}`);
+      topic.pages.clear();
+      for (const wake of [...topic.waiters]) wake();
+      return { id, seq, duplicate: false };
+    },
+    /** The topic's head (for "from now"). */
+    head(name) {
+      return topicOf(name).messages.length;
+    },
+    /** The answer for a reader at `position` with its mailbox `cursor`, or undefined when nothing is new. */
+    read(name, position, cursor) {
+      const topic = topicOf(name);
+      if (topic.messages.length <= position) return undefined;
+      let page = topic.pages.get(position);
+      if (page === undefined) topic.pages.set(position, (page = topic.messages.slice(position).join(',')));
+      return `{"messages":[${page}],"cursor":${cursor},"positions":{${JSON.stringify(name)}:${topic.messages.length}}}`;
+    },
+    wait(name, wake) {
+      const topic = topicOf(name);
+      topic.waiters.add(wake);
+      return () => topic.waiters.delete(wake);
+    },
+  };
+}
+
+/** `topic=<name>@<position>` or `topic=<name>` (from now, the head): one topic per poll in the benchmark. */
+export function topicParam(value, topics) {
+  if (!value) return undefined;
+  const at = value.indexOf('@');
+  return at === -1 ? { name: value, position: topics.head(value) } : { name: value.slice(0, at), position: Number(value.slice(at + 1)) };
+}
+
+export const emptyTopic = (name, position, cursor) => `{"messages":[],"cursor":${cursor},"positions":{${JSON.stringify(name)}:${position}}}`;

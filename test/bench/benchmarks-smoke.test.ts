@@ -42,6 +42,7 @@ describe('benchmarks still run (--smoke)', () => {
     ['side-by-side.ts', 'side-by-side', ['--peers', 'gateway,socketio,bare']],
     ['heap-per-poll.ts', 'heap-per-poll', []],
     ['cpu-profile.ts', 'cpu-profile', []],
+    ['broadcast.ts', 'broadcast', ['--pin']],
   ])('%s', async (script, name, args) => {
     assertBuilt();
     const result = await runBenchmark(script, args);

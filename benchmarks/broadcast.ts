@@ -1,0 +1,358 @@
+/**
+ * The broadcast benchmark (topics): N held polls reading one topic (`announce`, from now, beside
+ * their mailbox), one topic message every `--interval-ms` for `--duration` s, against the gateway
+ * on MariaDB + Redis (one process) and the bare node:http and minimal Koa holders in the same
+ * broadcast mode; then "today's way" on the same gateway: the same readers polling only their
+ * mailboxes and each broadcast published as N mailbox messages in batches of 100. Reports:
+ *
+ * 1. publish → last reader's delivery p99 (per broadcast, the time until every reader had it)
+ *    vs the bare holder's (≤ 3×), and server CPU per delivery vs the Koa holder's (≤ 1.5×);
+ * 2. SQL statements (≤ 3) and Redis commands (≤ 2) per topic message, whatever N;
+ * 3. against today's way: rows written per broadcast (≥ 100× fewer) and server CPU per delivery
+ *    (≥ 10× less);
+ * 4. RSS per held poll reading one topic and its mailbox vs a plain mailbox poll (≤ 1.1×).
+ *
+ *   npm run build && eval "$(bash scripts/services.sh env)"
+ *   npx tsx benchmarks/broadcast.ts [--readers 10000] [--interval-ms 100] [--duration 20]
+ *     [--mailbox-broadcasts 10] [--peers gateway,bare,koa,mailbox] [--pin] [--smoke]
+ */
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { createConnection } from 'mysql2/promise';
+import { createTokenIssuer } from '../src/auth/tokens.js';
+import { summarizeLatencies, type LatencySummary } from '../src/bench/stats.js';
+import { cpuPinning, fmt, formatBackendCostTable, formatTable, meterDeliveries, openBackendCounters, PEER_NAMES, realServers, report, rssKiB, settledRssKiB, sleep, startPeer, type BackendCost, type PeerKind } from './lib.js';
+
+const { values } = parseArgs({
+  options: {
+    readers: { type: 'string', default: '10000' },
+    'interval-ms': { type: 'string', default: '100' },
+    duration: { type: 'string', default: '20' },
+    'mailbox-broadcasts': { type: 'string', default: '10' },
+    peers: { type: 'string', default: 'gateway,bare,koa,mailbox' },
+    pin: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+  },
+});
+const readers = values.smoke ? 50 : Number(values.readers);
+const intervalMs = Number(values['interval-ms']);
+const durationS = values.smoke ? 1 : Number(values.duration);
+const mailboxBroadcasts = values.smoke ? 2 : Number(values['mailbox-broadcasts']);
+type Mode = 'gateway' | 'bare' | 'koa' | 'mailbox';
+const modes = values.peers.split(',').map((mode) => mode.trim()) as Mode[];
+for (const mode of modes) if (!['gateway', 'bare', 'koa', 'mailbox'].includes(mode)) throw new Error(`Unknown peer ${JSON.stringify(mode)}`);
+if (!(readers >= 1 && intervalMs >= 1 && durationS > 0 && mailboxBroadcasts >= 1)) throw new Error('Expected positive --readers, --interval-ms, --duration, --mailbox-broadcasts');
+
+const TOPIC = 'announce';
+const TARGET_P99_VS_BARE = 3;
+const TARGET_CPU_VS_KOA = 1.5;
+const TARGET_SQL_PER_MESSAGE = 3;
+const TARGET_REDIS_PER_MESSAGE = 2;
+const TARGET_ROWS_FACTOR = 100;
+const TARGET_CPU_FACTOR = 10;
+const TARGET_RSS_RATIO = 1.1;
+
+if (!realServers()) process.stderr.write('MYSQL_URL / REDIS_URL not set: the gateway runs on the embedded defaults, not MariaDB + Redis\n');
+const secret = randomBytes(32).toString('hex');
+const issuer = createTokenIssuer({ secret });
+const pinning = cpuPinning(values.pin);
+const counters = await openBackendCounters();
+const rowCounter = realServers() ? await createConnection({ uri: realServers()!.mysqlUrl }) : undefined;
+
+/** InnoDB rows inserted + updated + deleted, server-wide: what a broadcast writes. */
+async function rowsWritten(): Promise<number | null> {
+  if (!rowCounter) return null;
+  const [rows] = (await rowCounter.query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_rows_inserted', 'Innodb_rows_updated', 'Innodb_rows_deleted')")) as unknown as [
+    Array<{ Value: string }>,
+  ];
+  return rows.reduce((sum, row) => sum + Number(row.Value), 0);
+}
+
+interface Answer {
+  messages: Array<{ body: { n: number } }>;
+  cursor: number;
+  positions?: Record<string, number>;
+}
+
+/** One keep-alive connection per reader, as 10,000 devices would hold. */
+const readerAgent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+const publisherAgent = new http.Agent({ keepAlive: true, maxSockets: 200 });
+
+function request(url: string, token: string, agent: http.Agent, body?: unknown): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const outgoing = http.request(url, {
+      agent,
+      method: payload === undefined ? 'GET' : 'POST',
+      headers: { authorization: `Bearer ${token}`, ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) },
+    });
+    outgoing.on('response', (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        try {
+          resolve({ status: response.statusCode ?? 0, json: JSON.parse(text) });
+        } catch (error) {
+          reject(error);
+        }
+      });
+      response.on('error', reject);
+    });
+    outgoing.on('error', reject);
+    outgoing.end(payload);
+  });
+}
+
+interface Run {
+  mode: Mode;
+  peer: string;
+  broadcasts: number;
+  deliveries: number;
+  lost: number;
+  /** Per broadcast: publish start → the last reader's delivery, ms. */
+  lastReaderMs: LatencySummary;
+  /** Every delivery: publish start → that reader's delivery, ms. */
+  deliveryMs: LatencySummary;
+  serverCpuSeconds: number | null;
+  cpuMsPerDelivery: number | null;
+  rowsWrittenPerBroadcast: number | null;
+  /** Per topic message (broadcast), not per delivery. */
+  counters: BackendCost | null;
+  rssPerHeldPollKiB: number;
+  publishErrors: number;
+}
+
+async function runMode(mode: Mode): Promise<Run> {
+  const kind: PeerKind = mode === 'mailbox' ? 'gateway' : mode;
+  const peer = await startPeer(kind, secret, { MAX_HELD_POLLS: String(readers + 1000), POLL_MAX_PER_USER: '2' });
+  const name = mode === 'mailbox' ? `${PEER_NAMES.gateway}, today's way (mailbox publishes)` : 'backend' in peer && peer.backend ? `${peer.name} (${peer.backend})` : peer.name;
+  const viaTopic = mode !== 'mailbox';
+  try {
+    pinning.server(peer.pid);
+    const users = Array.from({ length: readers }, (_, index) => `r${index}`);
+    const tokens = await Promise.all(users.map((user) => issuer.issue(user, { topics: { [TOPIC]: ['read'] } })));
+    const publisherToken = await issuer.issue('announcer', { topics: { [TOPIC]: ['publish'] }, pub: ['r*'] });
+    const idleRss = await settledRssKiB(peer.pid, 5_000);
+
+    /** Arrival time of broadcast n at each reader: receivedAt[n][reader]. */
+    const receivedAt = new Map<number, Float64Array>();
+    const publishedAt = new Map<number, number>();
+    const arrivals = new Map<number, number>();
+    let stopped = false;
+    let held = 0;
+
+    async function readLoop(index: number): Promise<void> {
+      let cursor = 0;
+      let position: number | null = null;
+      while (!stopped) {
+        const topicPart = viaTopic ? `&topic=${position === null ? TOPIC : `${TOPIC}@${position}`}` : '';
+        held += 1;
+        let answer: Answer;
+        try {
+          answer = (await request(`${peer.url}/v1/poll?wait=60&cursor=${cursor}${topicPart}`, tokens[index]!, readerAgent)).json as Answer;
+        } catch (error) {
+          if (stopped) return;
+          throw error;
+        } finally {
+          held -= 1;
+        }
+        const now = performance.now();
+        for (const message of answer.messages) {
+          const n = message.body.n;
+          let times = receivedAt.get(n);
+          if (!times) receivedAt.set(n, (times = new Float64Array(readers)));
+          if (times[index] === 0) {
+            times[index] = now;
+            arrivals.set(n, (arrivals.get(n) ?? 0) + 1);
+          }
+        }
+        cursor = answer.cursor;
+        if (answer.positions) position = answer.positions[TOPIC] ?? position;
+      }
+    }
+
+    let publishErrors = 0;
+    async function broadcast(n: number): Promise<void> {
+      publishedAt.set(n, performance.now());
+      const body = { n };
+      if (viaTopic) {
+        const { status } = await request(`${peer.url}/v1/messages`, publisherToken, publisherAgent, { topic: TOPIC, body });
+        if (status >= 300) publishErrors += 1;
+        return;
+      }
+      // Today's way: one mailbox message per reader, in batches of 100, all at once.
+      const batches: Array<Promise<void>> = [];
+      for (let start = 0; start < readers; start += 100) {
+        const messages = users.slice(start, start + 100).map((to) => ({ to, body }));
+        batches.push(
+          request(`${peer.url}/v1/messages/batch`, publisherToken, publisherAgent, { messages }).then(({ status }) => {
+            if (status >= 300) publishErrors += 1;
+          }),
+        );
+      }
+      await Promise.all(batches);
+    }
+
+    async function untilDelivered(n: number, timeoutMs: number): Promise<boolean> {
+      const deadline = Date.now() + timeoutMs;
+      while ((arrivals.get(n) ?? 0) < readers && Date.now() < deadline) await sleep(5);
+      return (arrivals.get(n) ?? 0) >= readers;
+    }
+
+    const loops = users.map((_, index) => readLoop(index));
+    // Warm-up broadcast 0: every reader is connected, has its position and is held again.
+    const connectDeadline = Date.now() + 60_000;
+    while (held < readers && Date.now() < connectDeadline) await sleep(50);
+    await sleep(500);
+    await broadcast(0);
+    if (!(await untilDelivered(0, 60_000))) throw new Error(`${name}: the warm-up broadcast did not reach every reader`);
+    while (held < readers && Date.now() < connectDeadline + 30_000) await sleep(20);
+    const heldRss = await settledRssKiB(peer.pid, 10_000);
+
+    const meter = meterDeliveries(counters, peer.pid);
+    const window = meter.hooks.deliveryWindow();
+    const rowsBefore = await rowsWritten();
+    await window.start();
+    let broadcasts = 0;
+    if (viaTopic) {
+      const started = performance.now();
+      const total = Math.round((durationS * 1000) / intervalMs);
+      const sends: Array<Promise<void>> = [];
+      for (let n = 1; n <= total; n++) {
+        const due = started + (n - 1) * intervalMs;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        sends.push(broadcast(n));
+        broadcasts = n;
+      }
+      await Promise.all(sends);
+      await untilDelivered(broadcasts, 60_000);
+      for (let n = 1; n <= broadcasts; n++) await untilDelivered(n, 1_000);
+    } else {
+      for (let n = 1; n <= mailboxBroadcasts; n++) {
+        await broadcast(n);
+        await untilDelivered(n, 120_000);
+        broadcasts = n;
+        await sleep(intervalMs);
+      }
+    }
+    // Readers re-poll (and ack) after the last delivery: give that a moment inside the window.
+    await sleep(300);
+    await window.end();
+    const rowsAfter = await rowsWritten();
+    stopped = true;
+    readerAgent.destroy();
+    await Promise.allSettled(loops);
+
+    const lastReader: number[] = [];
+    const every: number[] = [];
+    let deliveries = 0;
+    for (let n = 1; n <= broadcasts; n++) {
+      const times = receivedAt.get(n);
+      const start = publishedAt.get(n)!;
+      if (!times) continue;
+      let last = 0;
+      for (const time of times) {
+        if (time === 0) continue;
+        deliveries += 1;
+        every.push(time - start);
+        last = Math.max(last, time - start);
+      }
+      lastReader.push(last);
+    }
+    const cpu = meter.serverCpuSeconds();
+    return {
+      mode,
+      peer: name,
+      broadcasts,
+      deliveries,
+      lost: broadcasts * readers - deliveries,
+      lastReaderMs: summarizeLatencies(lastReader),
+      deliveryMs: summarizeLatencies(every),
+      serverCpuSeconds: cpu,
+      cpuMsPerDelivery: cpu === null || deliveries === 0 ? null : (cpu * 1000) / deliveries,
+      rowsWrittenPerBroadcast: rowsBefore === null || rowsAfter === null ? null : (rowsAfter - rowsBefore) / broadcasts,
+      counters: meter.cost(broadcasts),
+      rssPerHeldPollKiB: (heldRss - idleRss) / readers,
+      publishErrors,
+    };
+  } finally {
+    await peer.stop();
+  }
+}
+
+const runs: Run[] = [];
+try {
+  for (const mode of modes) {
+    process.stderr.write(`broadcast: ${mode}…\n`);
+    runs.push(await runMode(mode));
+  }
+} finally {
+  await counters?.close();
+  await rowCounter?.end();
+  publisherAgent.destroy();
+}
+
+const find = (mode: Mode) => runs.find((run) => run.mode === mode);
+const [gateway, bare, koa, mailbox] = [find('gateway'), find('bare'), find('koa'), find('mailbox')];
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a === null || a === undefined || b === null || b === undefined || b === 0 ? null : a / b);
+const sound = gateway !== undefined && gateway.lost === 0 && gateway.publishErrors === 0;
+const targets = {
+  p99VsBare: { measured: ratio(gateway?.lastReaderMs.p99, bare?.lastReaderMs.p99), target: TARGET_P99_VS_BARE },
+  cpuVsKoa: { measured: ratio(gateway?.cpuMsPerDelivery, koa?.cpuMsPerDelivery), target: TARGET_CPU_VS_KOA },
+  sqlPerTopicMessage: { measured: gateway?.counters?.sqlStatementsPerMessage ?? null, target: TARGET_SQL_PER_MESSAGE },
+  redisPerTopicMessage: { measured: gateway?.counters?.redisCommandsPerMessage ?? null, target: TARGET_REDIS_PER_MESSAGE },
+  fewerRowsThanMailboxes: { measured: ratio(mailbox?.rowsWrittenPerBroadcast, gateway?.rowsWrittenPerBroadcast), target: TARGET_ROWS_FACTOR },
+  lessCpuThanMailboxes: { measured: ratio(mailbox?.cpuMsPerDelivery, gateway?.cpuMsPerDelivery), target: TARGET_CPU_FACTOR },
+  rssVsPlainPoll: { measured: ratio(gateway?.rssPerHeldPollKiB, mailbox?.rssPerHeldPollKiB), target: TARGET_RSS_RATIO },
+};
+const atMost = (entry: { measured: number | null; target: number }) => (entry.measured === null ? null : sound && entry.measured <= entry.target);
+const atLeast = (entry: { measured: number | null; target: number }) => (entry.measured === null ? null : sound && entry.measured >= entry.target);
+const verdicts = {
+  p99VsBare: atMost(targets.p99VsBare),
+  cpuVsKoa: atMost(targets.cpuVsKoa),
+  sqlPerTopicMessage: atMost(targets.sqlPerTopicMessage),
+  redisPerTopicMessage: atMost(targets.redisPerTopicMessage),
+  fewerRowsThanMailboxes: atLeast(targets.fewerRowsThanMailboxes),
+  lessCpuThanMailboxes: atLeast(targets.lessCpuThanMailboxes),
+  rssVsPlainPoll: atMost(targets.rssVsPlainPoll),
+};
+const verdict = (met: boolean | null) => (met === null ? '-' : met ? 'yes' : 'NO');
+
+report(
+  'broadcast',
+  ['peer', 'broadcasts', 'deliveries', 'lost', 'last reader p50 ms', 'p99 ms', 'max ms', 'delivery p99 ms', 'srv CPU ms/delivery', 'rows/broadcast', 'SQL/broadcast', 'Redis/broadcast', 'RSS KiB/held poll'],
+  runs.map((run) => [
+    run.peer,
+    run.broadcasts,
+    run.deliveries,
+    run.lost,
+    fmt(run.lastReaderMs.p50, 1),
+    fmt(run.lastReaderMs.p99, 1),
+    fmt(run.lastReaderMs.max, 1),
+    fmt(run.deliveryMs.p99, 1),
+    fmt(run.cpuMsPerDelivery, 4),
+    fmt(run.rowsWrittenPerBroadcast, 1),
+    fmt(run.counters?.sqlStatementsPerMessage, 2),
+    fmt(run.counters?.redisCommandsPerMessage, 2),
+    fmt(run.rssPerHeldPollKiB, 2),
+  ]),
+  { readers, intervalMs, durationS, mailboxBroadcasts, pinning: pinning.description, runs, targets, verdicts },
+  [
+    formatTable([
+      ['target', 'measured', 'holds'],
+      [`1. last reader p99 ÷ bare (≤ ${TARGET_P99_VS_BARE})`, fmt(targets.p99VsBare.measured, 2), verdict(verdicts.p99VsBare)],
+      [`1. CPU/delivery ÷ Koa (≤ ${TARGET_CPU_VS_KOA})`, fmt(targets.cpuVsKoa.measured, 2), verdict(verdicts.cpuVsKoa)],
+      [`2. SQL statements per topic message (≤ ${TARGET_SQL_PER_MESSAGE})`, fmt(targets.sqlPerTopicMessage.measured, 2), verdict(verdicts.sqlPerTopicMessage)],
+      [`2. Redis commands per topic message (≤ ${TARGET_REDIS_PER_MESSAGE})`, fmt(targets.redisPerTopicMessage.measured, 2), verdict(verdicts.redisPerTopicMessage)],
+      [`3. rows written: mailboxes ÷ topic (≥ ${TARGET_ROWS_FACTOR})`, fmt(targets.fewerRowsThanMailboxes.measured, 0), verdict(verdicts.fewerRowsThanMailboxes)],
+      [`3. CPU/delivery: mailboxes ÷ topic (≥ ${TARGET_CPU_FACTOR})`, fmt(targets.lessCpuThanMailboxes.measured, 1), verdict(verdicts.lessCpuThanMailboxes)],
+      [`4. RSS/held poll: topic + mailbox ÷ mailbox only (≤ ${TARGET_RSS_RATIO})`, fmt(targets.rssVsPlainPoll.measured, 2), verdict(verdicts.rssVsPlainPoll)],
+    ]),
+    formatBackendCostTable(runs.filter((run) => run.mode === 'gateway' || run.mode === 'mailbox').map((run) => ({ what: `${run.mode} (per broadcast)`, cost: run.counters }))),
+    `RSS per held poll: (settled RSS with every reader held − idle RSS) ÷ readers; ${rssKiB.name} of the server process.`,
+  ],
+);
+process.exit(runs.every((run) => run.lost === 0 && run.publishErrors === 0) ? 0 : 1);
