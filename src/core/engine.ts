@@ -334,9 +334,14 @@ export function createEngine(
     const offered = waiter?.takeOffered(cursor, limit, clock.now());
     if (offered) return { messages: offered, cursor: offered[offered.length - 1]!.seq };
     if (bus.healthy && heads.nothingAfter(userId, cursor)) return { messages: [], cursor };
+    const forgets = heads.forgets;
     return store.readPending(userId, cursor, limit).then((batch) => {
-      // A partial answer ends at the head; a full one may stop short of it.
-      if (batch.messages.length > 0 && batch.messages.length < limit) heads.raise(userId, batch.cursor);
+      if (heads.forgets !== forgets) return batch;
+      // A partial answer ends at the head; a full one may stop short of it. An empty mailbox read
+      // from 0 holds nothing after 0 either (no cursor is below it): polls that read topics and
+      // never get a mailbox message are woken by every topic message, and must not read their
+      // mailboxes each time.
+      if (batch.messages.length < limit && (batch.messages.length > 0 || cursor === 0)) heads.raise(userId, batch.cursor);
       return batch;
     });
   }
@@ -399,7 +404,9 @@ export function createEngine(
     const id = `${after ?? 'now'}:${limit}:${key}`;
     let read = topicReads.get(id);
     if (!read) {
+      const forgets = heads.forgets;
       read = store.readTopic({ key, after, limit }).then((page) => {
+        if (heads.forgets !== forgets) return page;
         // A page that stops short of `limit` ends at the head ("from now": is the head).
         if (page.earliest === undefined && (after === null || (page.messages.length > 0 && page.messages.length < limit))) heads.raise(key, page.position);
         return page;

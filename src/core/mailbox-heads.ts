@@ -14,6 +14,11 @@ import type { Clock } from './model.js';
  */
 export class MailboxHeads {
   private readonly heads = new Map<string, { seq: number; knownAt: number }>();
+  /**
+   * Counts forgets (a wake without a head, a resync). A read that began before one must not teach
+   * a head afterwards: it may not have seen what the forgetting wake announced.
+   */
+  forgets = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -31,10 +36,12 @@ export class MailboxHeads {
   }
 
   forget(userId: string): void {
+    this.forgets += 1;
     this.heads.delete(userId);
   }
 
   clear(): void {
+    this.forgets += 1;
     this.heads.clear();
   }
 

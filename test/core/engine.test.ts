@@ -71,6 +71,36 @@ describe.each(backendCases('poll engine'))('poll engine on $name', ({ make }) =>
     expect(reads).toBe(2);
   });
 
+  it('does not learn a head from a read that a head-less wake overtook', async () => {
+    // A wake without a head (an idempotent repeat sends one) says "forget what you know": a read
+    // that began before it and ends after it must not teach the engine a head, or the next poll
+    // at that cursor would wait out its timeout beside a stored message.
+    const bob = nextUser();
+    await store.insertMessage({ userId: bob, senderId: 'alice', body: '"first"' });
+    let reads = 0;
+    const racingStore: MessageStore = {
+      ...store,
+      async readPending(userId, cursor, limit) {
+        const batch = await store.readPending(userId, cursor, limit);
+        reads += 1;
+        if (reads === 1) {
+          await store.insertMessage({ userId: bob, senderId: 'alice', body: '"second"' });
+          await bus.wake([bob]);
+          await sleep(50);
+        }
+        return batch;
+      },
+    };
+    const racingEngine = createEngine({ store: racingStore, bus });
+    const first = await racingEngine.holdPoll(bob, { cursor: 0, waitMs: 3_000, limit: 100 });
+    expect(first.messages.map((m) => m.body)).toEqual(['"first"']);
+    const started = Date.now();
+    const second = await racingEngine.holdPoll(bob, { cursor: first.cursor, waitMs: 3_000, limit: 100 });
+    expect(second.messages.map((m) => m.body)).toEqual(['"second"']);
+    expect(Date.now() - started).toBeLessThan(1_500);
+    racingEngine.drain();
+  });
+
   it('releases the waiter at once when the client disconnects', async () => {
     const bob = nextUser();
     const disconnect = new AbortController();
