@@ -169,8 +169,10 @@ describe('createGateway', () => {
 });
 
 describe('createGateway with a verifyToken hook (the host application authenticates)', () => {
-  const sessions = new Map<string, { subject: string; pub?: string[]; scope?: Array<'poll' | 'publish'> }>([
+  const sessions = new Map<string, { subject: string; pub?: string[]; scope?: Array<'poll' | 'publish'>; topics?: Record<string, Array<'read' | 'publish'>> }>([
     ['s-alice', { subject: 'alice' }],
+    ['s-host', { subject: 'host', topics: { 'desk:*': ['read', 'publish'] } }],
+    ['s-bad-topics', { subject: 'bad', topics: { 'desk 1': ['read'] } }],
     ['s-bob', { subject: 'bob' }],
     ['s-reader', { subject: 'reader', scope: ['poll'] }],
     ['s-narrow', { subject: 'narrow', pub: ['bob'] }],
@@ -202,6 +204,20 @@ describe('createGateway with a verifyToken hook (the host application authentica
     const poll = await fetch(`${url}/v1/poll?wait=0`, { headers: cookie('s-bob') });
     expect(await poll.json()).toMatchObject({ messages: [{ from: 'alice', body: 'hello' }] });
     expect(seen.at(-1)).toMatchObject({ method: 'GET', path: '/v1/poll', token: undefined, headers: { cookie: 'theme=dark; sid=s-bob' } });
+  });
+
+  it('takes the `topics` field of the caller it returns, held to the rules of the JWT claim', async () => {
+    const url = await start();
+    const posted = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { ...cookie('s-host'), 'Content-Type': 'application/json' }, body: JSON.stringify({ topic: 'desk:1', body: 'hi' }) });
+    expect(posted.status).toBe(201);
+    const read = await fetch(`${url}/v1/poll?wait=0&topic=desk:1@0`, { headers: cookie('s-host') });
+    expect(await read.json()).toMatchObject({ messages: [{ topic: 'desk:1', seq: 1, body: 'hi' }], positions: { 'desk:1': 1 } });
+    // No `topics` field: no topic.
+    const refused = await fetch(`${url}/v1/poll?wait=0&topic=desk:1@0`, { headers: cookie('s-alice') });
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('forbidden_topic');
+    // A malformed one is the host's bug: a 500, not a 401 blaming the client.
+    expect((await fetch(`${url}/v1/poll?wait=0`, { headers: cookie('s-bad-topics') })).status).toBe(500);
   });
 
   it('answers 401 unauthenticated without a session, and never consults the JWT path', async () => {

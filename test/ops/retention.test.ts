@@ -97,6 +97,39 @@ describe.each(backendCases('retention'))('retention of acked messages on $name',
     }
   });
 
+  it('trims topics to their last TOPIC_HISTORY_MAX messages and to TOPIC_HISTORY_TTL_S, whichever keeps fewer, even with the acked purge off', async () => {
+    const [byCount, byAge] = [`#trim-count-${now}`, `#trim-age-${now}`];
+    await store.insertMessages(Array.from({ length: 3 }, (_, i) => ({ userId: byAge, senderId: 's', body: String(i) })));
+    now += 2 * HOUR;
+    await store.insertMessages(Array.from({ length: 5 }, (_, i) => ({ userId: byCount, senderId: 's', body: String(i) })));
+    await store.insertMessage({ userId: byAge, senderId: 's', body: '"recent"' });
+    const calls: Array<[number, number, number]> = [];
+    const retention = startRetention(
+      { store, clock: { now: () => now } },
+      {
+        maxAckedAgeMs: undefined,
+        topicHistory: { max: 3, maxAgeMs: HOUR },
+        batchSize: 2,
+        intervalMs: 3_600_000,
+        pauseBetweenBatchesMs: 0,
+        onPurged: (n, expired, trimmed) => calls.push([n, expired, trimmed]),
+      },
+    );
+    try {
+      await retention.runOnce();
+      const seqs = async (key: string) => (await store.knex('messages').where({ user_id: key }).orderBy('seq').pluck('seq')).map(Number);
+      // By count: the last 3 of 5. By age: the three older than an hour go, the recent one stays.
+      expect(await seqs(byCount)).toEqual([3, 4, 5]);
+      expect(await seqs(byAge)).toEqual([4]);
+      expect(calls).toEqual([[5, 0, 5]]);
+      // Readers below the trimmed point are told; the page continues from the earliest kept.
+      expect(await store.readTopic({ key: byCount, after: 1, limit: 10 })).toMatchObject({ position: 5, earliest: 3 });
+      expect((await store.readTopic({ key: byAge, after: 0, limit: 10 })).earliest).toBe(4);
+    } finally {
+      await retention.stop();
+    }
+  });
+
   it('rejects a batch size that is not a positive integer', async () => {
     await expect(store.purgeAcked(now, 0)).rejects.toThrow('Expected `limit` to be a positive integer');
   });
