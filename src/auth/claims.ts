@@ -44,12 +44,11 @@ export function checkTopicGrants(raw: unknown): TopicGrants | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
   const entries = Object.entries(raw as Record<string, unknown>);
   if (entries.length > MAX_TOPIC_GRANTS) return undefined;
-  const grants: Record<string, readonly TopicRight[]> = {};
   for (const [pattern, rights] of entries) {
     if (!TOPIC_PATTERN.test(pattern) || !Array.isArray(rights) || rights.length === 0 || !rights.every(isTopicRight)) return undefined;
-    grants[pattern] = Object.freeze([...new Set(rights as TopicRight[])]);
   }
-  return Object.freeze(grants);
+  // fromEntries defines own properties: a topic named `__proto__` is a grant like any other.
+  return Object.freeze(Object.fromEntries(entries.map(([pattern, rights]) => [pattern, Object.freeze([...new Set(rights as TopicRight[])])])));
 }
 
 export { USER_ID_PATTERN };

@@ -186,9 +186,13 @@ export function createEngine(
   // of that user held here. One observer for all users: a held poll costs no subscription.
   // A topic's wake (its key, `#<name>`) wakes the polls reading it, from the topic index.
   const stopHearingWakes = bus.onWake((key, head) => {
+    const topic = topicOfKey(key) !== undefined;
     if (head === undefined) heads.forget(key);
-    else heads.raise(key, head);
-    const waiters = topicOfKey(key) === undefined ? waitersByUser.get(key) : waitersByTopic.get(key);
+    else {
+      heads.raise(key, head);
+      if (topic) tails.heard(key, head);
+    }
+    const waiters = topic ? waitersByTopic.get(key) : waitersByUser.get(key);
     if (waiters) for (const waiter of waiters) waiter.wake();
   });
   // Wakes published while the bus was disconnected are gone: forget the heads they would have

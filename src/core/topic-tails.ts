@@ -2,6 +2,8 @@ import type { StoredMessage, TopicPage } from './model.js';
 
 /** Messages kept per topic; a reader further behind reads the store. */
 const TAIL_MESSAGES = 256;
+/** How recent the first message of a page from the tail must be. */
+const TAIL_MAX_AGE_MS = 10_000;
 
 interface Tail {
   /** Consecutive `seq`s, oldest first. */
@@ -37,8 +39,9 @@ export class TopicTails {
   }
 
   /**
-   * The page a read after `after` would answer, when the run holds the very next message; undefined
-   * otherwise, or when a message of it has expired (a read then decides what the reader gets).
+   * The page a read after `after` would answer, when the run holds the very next message (and, as
+   * far as this process heard, reaches the head: see `heard`); undefined otherwise, or when a
+   * message of it has expired (a read then decides what the reader gets).
    */
   take(key: string, after: number, limit: number, now: number): TopicPage | undefined {
     const tail = this.tails.get(key);
@@ -46,6 +49,9 @@ export class TopicTails {
     const { run } = tail;
     const start = after + 1 - run[0]!.seq;
     if (start < 0 || start >= run.length) return undefined;
+    // Only what was committed moments ago: a reader further behind reads the store, which knows
+    // whether the history it wants was trimmed since (and tells it so).
+    if (run[start]!.createdAt < now - TAIL_MAX_AGE_MS) return undefined;
     const memo = `${after}:${limit}`;
     const known = tail.pages.get(memo);
     if (known) return known.messages.every((message) => message.expiresAt === null || message.expiresAt > now) ? known : undefined;
@@ -54,6 +60,17 @@ export class TopicTails {
     const page: TopicPage = { messages, position: messages[messages.length - 1]!.seq };
     tail.pages.set(memo, page);
     return page;
+  }
+
+  /**
+   * A wake told the topic's head. A run that ends below it no longer reaches the head (another
+   * process committed after it), and a page cut from it would stop short of what a read answers:
+   * it is dropped, and its readers read the store. This process's own wakes name no head beyond
+   * its run (it appends its commits before it announces them), unless its announces crossed.
+   */
+  heard(key: string, head: number): void {
+    const tail = this.tails.get(key);
+    if (tail && tail.run[tail.run.length - 1]!.seq < head) this.tails.delete(key);
   }
 
   clear(): void {
