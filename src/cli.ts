@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, createTokenIssuer, type TokenIssueOptions, type TokenScope } from './auth/tokens.js';
+import { RECIPIENT_PATTERN, TOKEN_SCOPES, USER_ID_PATTERN, createTokenIssuer, type TokenIssueOptions, type TokenScope, type TopicGrants, type TopicRight } from './auth/tokens.js';
+import { MAX_TOPIC_GRANTS, TOPIC_PATTERN, TOPIC_RIGHTS } from './auth/claims.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
 import { checkBusConnection, resolveJwtSecret, startGateway } from './start-from-env.js';
 import { WorkersConfigError } from './cluster/plan.js';
@@ -47,7 +48,7 @@ Example:
 );
 
 const TOKEN = commandHelp(
-  'token <user> [--pub <recipients>] [--scope poll,publish] [--ttl <duration>]',
+  'token <user> [--pub <recipients>] [--scope poll,publish] [--topic <pattern>=<rights>] [--ttl <duration>]',
   "print a JWT for <user> signed with this gateway's secret",
   `Prints a JWT for <user> signed with this gateway's secret: GATEWAY_JWT_SECRET, or when unset the
 development secret \`start\` keeps next to SQLITE_FILE.
@@ -56,12 +57,16 @@ Options:
   --pub <recipients>   whom it may publish to, comma-separated or repeated: user ids, prefix*
                        patterns, '*' for anyone (omitted: PUBLISH_DEFAULT decides)
   --scope <scopes>     poll, publish or poll,publish (omitted: both)
+  --topic <pattern>=<rights>
+                       topics it may use, repeated for more patterns: a topic name, prefix* or
+                       '*', then read, publish and/or presence, comma-separated, like
+                       'room:42=read,publish' (omitted: no topic)
   --ttl <duration>     lifetime like 3600, 90s, 15m, 1h, 7d (omitted: no expiry);
                        --expires <seconds> also works
   -h, --help           print this help
 
 Example:
-  TOKEN=$(longpoll-gateway token alice --pub 'bob,team-*' --ttl 1h)
+  TOKEN=$(longpoll-gateway token alice --pub 'bob,team-*' --topic 'room:42=read,publish' --ttl 1h)
 `,
 );
 
@@ -225,12 +230,41 @@ export function parseScope(raw: string): TokenScope[] {
   return [...new Set(names as TokenScope[])];
 }
 
+/**
+ * `--topic 'room:42=read,publish' --topic 'announce=read'`: the `topics` claim, pattern → rights.
+ * A pattern named twice gets the rights of both (rights of matching patterns add up anyway).
+ */
+export function parseTopics(values: string[]): TopicGrants {
+  const grants = new Map<string, Set<TopicRight>>();
+  for (const value of values) {
+    const separator = value.indexOf('=');
+    if (separator === -1) throw new UsageError(`--topic must be <pattern>=<rights>, like 'room:42=read,publish'; got ${JSON.stringify(value)}`);
+    const pattern = value.slice(0, separator).trim();
+    if (!TOPIC_PATTERN.test(pattern)) {
+      throw new UsageError(
+        `--topic pattern must be a topic name (1-128 characters of A-Z a-z 0-9 . _ : -), a prefix followed by * or '*' alone; got ${JSON.stringify(pattern)} in ${JSON.stringify(value)}`,
+      );
+    }
+    const rights = value.slice(separator + 1).split(',').map((right) => right.trim());
+    const unknown = rights.find((right) => !(TOPIC_RIGHTS as readonly string[]).includes(right));
+    if (unknown !== undefined) {
+      throw new UsageError(`--topic rights must be ${TOPIC_RIGHTS.join(', ')}, comma-separated; got ${JSON.stringify(unknown)} in ${JSON.stringify(value)}`);
+    }
+    let known = grants.get(pattern);
+    if (!known) grants.set(pattern, (known = new Set()));
+    for (const right of rights as TopicRight[]) known.add(right);
+  }
+  if (grants.size > MAX_TOPIC_GRANTS) throw new UsageError(`--topic takes at most ${MAX_TOPIC_GRANTS} patterns; got ${grants.size}`);
+  // fromEntries, not assignment: a pattern such as `__proto__` stays an own property of the claim.
+  return Object.fromEntries([...grants].map(([pattern, rights]) => [pattern, [...rights]]));
+}
+
 async function runToken(args: string[]): Promise<void> {
   let parsed;
   try {
     parsed = parseArgs({
       args,
-      options: { expires: { type: 'string' }, ttl: { type: 'string' }, pub: { type: 'string', multiple: true }, scope: { type: 'string' } },
+      options: { expires: { type: 'string' }, ttl: { type: 'string' }, pub: { type: 'string', multiple: true }, scope: { type: 'string' }, topic: { type: 'string', multiple: true } },
       allowPositionals: true,
     });
   } catch (error) {
@@ -252,6 +286,7 @@ async function runToken(args: string[]): Promise<void> {
   if (values.ttl !== undefined) options.expiresInSeconds = parseTtl(values.ttl);
   if (values.pub !== undefined) options.pub = parsePub(values.pub);
   if (values.scope !== undefined) options.scope = parseScope(values.scope);
+  if (values.topic !== undefined) options.topics = parseTopics(values.topic);
   const secret = resolveJwtSecret(loadConfig(process.env), process.env);
   const token = await createTokenIssuer({ secret }).issue(userId, options);
   process.stdout.write(`${token}\n`);

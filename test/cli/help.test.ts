@@ -46,7 +46,7 @@ describe('longpoll-gateway help', () => {
 
   const COMMAND_USAGE: Record<string, RegExp> = {
     start: /^longpoll-gateway start \[--workers N\|auto\]\n/,
-    token: /^longpoll-gateway token <user> \[--pub <recipients>\] \[--scope poll,publish\] \[--ttl <duration>\]\n/,
+    token: /^longpoll-gateway token <user> \[--pub <recipients>\] \[--scope poll,publish\] \[--topic <pattern>=<rights>\] \[--ttl <duration>\]\n/,
     migrate: /^longpoll-gateway migrate\n/,
   };
 

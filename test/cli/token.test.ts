@@ -1,5 +1,6 @@
 import { jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { createTokenVerifier } from '../../src/auth/tokens.js';
 import { runCli } from '../support/process.js';
 
 /** `longpoll-gateway token`: user tokens, device tokens and service tokens, with clear usage errors. */
@@ -38,6 +39,27 @@ describe('longpoll-gateway token', () => {
     expect(payload.scope).toBeUndefined();
   });
 
+  it('mints the topics claim from repeated --topic pattern=rights', async () => {
+    const payload = await mint(['alice', '--topic', 'room:42=read,publish', '--topic', 'announce=read', '--topic', 'conv:*=read,publish,presence']);
+    expect(payload.topics).toEqual({ 'room:42': ['read', 'publish'], announce: ['read'], 'conv:*': ['read', 'publish', 'presence'] });
+  });
+
+  it('merges the rights of a --topic pattern given twice, and takes * alone', async () => {
+    const payload = await mint(['svc:ops', '--topic', '*=read', '--topic', '*=publish,read', '--scope', 'publish']);
+    expect(payload).toMatchObject({ sub: 'svc:ops', topics: { '*': ['read', 'publish'] }, scope: 'publish' });
+  });
+
+  it('writes no topics claim without --topic (no topic at all)', async () => {
+    const payload = await mint(['alice', '--pub', 'bob']);
+    expect(payload.topics).toBeUndefined();
+  });
+
+  it('mints a token the gateway accepts for a topic poll', async () => {
+    const result = await runCli(['token', 'alice', '--topic', 'room:*=read'], env);
+    const claims = await createTokenVerifier({ secret: SECRET }).verify(result.stdout.trim());
+    expect(claims.topics).toEqual({ 'room:*': ['read'] });
+  });
+
   it.each([
     ['90', 90],
     ['90s', 90],
@@ -68,6 +90,15 @@ describe('longpoll-gateway token', () => {
     [['alice', '--pub', 'bob,'], '--pub takes user ids and prefix* patterns'],
     [['alice', '--pub', 'bob smith'], 'got "bob smith"'],
     [['alice', '--pub'], "Option '--pub <value>' argument missing"],
+    [['alice', '--topic', 'room:42'], "--topic must be <pattern>=<rights>, like 'room:42=read,publish'; got \"room:42\""],
+    [['alice', '--topic', 'room:42='], '--topic rights must be read, publish, presence, comma-separated; got "" in "room:42="'],
+    [['alice', '--topic', 'room:42=read,write'], '--topic rights must be read, publish, presence, comma-separated; got "write"'],
+    [['alice', '--topic', 'room:42=read,'], '--topic rights must be read, publish, presence'],
+    [['alice', '--topic', 'bad name=read'], '--topic pattern must be a topic name'],
+    [['alice', '--topic', 'room*42=read'], 'got "room*42" in "room*42=read"'],
+    [['alice', '--topic', '=read'], '--topic pattern must be a topic name'],
+    [['alice', '--topic', 'room:42=read', '--topic', 'x'], '--topic must be <pattern>=<rights>'],
+    [['alice', '--topic'], "Option '--topic <value>' argument missing"],
     [['alice', '--audience', 'x'], "Unknown option '--audience'"],
     [['bad user'], 'user id must be 1-128 characters'],
     [['alice', 'bob'], 'token takes one user id'],
