@@ -78,6 +78,41 @@ describe.skipIf(clusterCases.length === 0)('two gateway processes on MariaDB + a
     expect(await shardSubscribers()).toEqual(everyShardTwice);
   });
 
+  it('wakes topic polls held on one process with a topic publish through the other, once, subscribing nothing more', async () => {
+    const topics = ['rc-room:a', 'rc-room:b', 'rc-room:c'].map((name) => `${name}-${Date.now().toString(36)}`);
+    const writer = await issuer.issue('rc-writer', { topics: { 'rc-room:*': ['publish'] } });
+    const readers = await Promise.all(topics.map((_, i) => issuer.issue(`rc-reader-${i}`, { topics: { 'rc-room:*': ['read'] } })));
+    const everyShardTwice = new Map(allShardChannels(prefix, DEFAULT_WAKE_SHARDS).map((channel) => [channel, 2]));
+    type TopicAnswer = { messages: Array<{ from: string; topic?: string; seq?: number; body: unknown }>; positions?: Record<string, number> };
+
+    const started = Date.now();
+    const held = topics.map((topic, i) => fetch(`${second.url}/v1/poll?wait=15&topic=${topic}@0`, { headers: { Authorization: `Bearer ${readers[i]}` } }));
+    await waitFor(async () => /^lpg_held_polls 3$/m.test(await (await fetch(`${second.url}/metrics`)).text()), 5_000, 'every topic poll to be held');
+    for (const [i, topic] of topics.entries()) {
+      const published = await fetch(`${first.url}/v1/messages`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${writer}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ topic, id: `rc-topic-${i}`, body: { n: i } }),
+      });
+      expect(published.status).toBe(201);
+    }
+    for (const [i, response] of (await Promise.all(held)).entries()) {
+      expect(response.status).toBe(200);
+      const answer = (await response.json()) as TopicAnswer;
+      expect(answer.messages).toEqual([expect.objectContaining({ from: 'rc-writer', topic: topics[i], seq: 1, body: { n: i } })]);
+      expect(answer.positions).toEqual({ [topics[i]!]: 1 });
+    }
+    // Well inside the 15 s wait: the topics' wakes crossed the cluster.
+    expect(Date.now() - started).toBeLessThan(8_000);
+    // Once: nothing more after the position, on either process.
+    for (const gateway of [first, second]) {
+      const after = (await (await fetch(`${gateway.url}/v1/poll?wait=1&topic=${topics[0]}@1`, { headers: { Authorization: `Bearer ${readers[0]}` } })).json()) as TopicAnswer;
+      expect(after).toEqual({ messages: [], cursor: 0, positions: { [topics[0]!]: 1 } });
+    }
+    // A topic's readers, like a mailbox's, cost no subscription.
+    expect(await shardSubscribers()).toEqual(everyShardTwice);
+  });
+
   it('reports the bus ready on /readyz', async () => {
     const response = await fetch(`${first.url}/readyz`);
     expect(response.status).toBe(200);

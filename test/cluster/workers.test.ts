@@ -71,6 +71,52 @@ describe.skipIf(realCases.length === 0)('start --workers 2 on MariaDB + Redis', 
     }
   });
 
+  it('wakes a topic poll held on one worker with a topic publish through the other, both ways, delivering each message once', async () => {
+    const pinned = await pinOneConnectionPerWorker(gateway.url, 2);
+    const [[workerA, agentA], [workerB, agentB]] = [...pinned] as [[string, Agent], [string, Agent]];
+    const topic = `w-room:${Date.now().toString(36)}`;
+    const writer = await issuer.issue('w-writer', { topics: { [topic]: ['publish'] } });
+    const reader = await issuer.issue('w-reader', { topics: { [topic]: ['read'] } });
+    type TopicAnswer = { messages: Array<{ topic?: string; seq?: number; body: unknown }>; positions?: Record<string, number> };
+    try {
+      let position = 0;
+      for (const [pollWorker, pollAgent, publishWorker, publishAgent, n] of [
+        [workerA, agentA, workerB, agentB, 1],
+        [workerB, agentB, workerA, agentA, 2],
+      ] as const) {
+        const started = Date.now();
+        const held = freshRequest(`${gateway.url}/v1/poll?wait=15&topic=${topic}@${position}`, { token: reader, agent: pollAgent });
+        await sleep(300);
+        const published = await freshRequest(`${gateway.url}/v1/messages`, { method: 'POST', token: writer, agent: publishAgent, json: { topic, id: `w-topic-${n}`, body: { n } } });
+        expect([published.status, published.worker]).toEqual([201, publishWorker]);
+        expect(JSON.parse(published.body)).toMatchObject({ seq: n, duplicate: false });
+        const answer = await held;
+        expect([answer.status, answer.worker]).toEqual([200, pollWorker]);
+        const body = JSON.parse(answer.body) as TopicAnswer;
+        expect(body.messages).toEqual([expect.objectContaining({ topic, seq: n, body: { n } })]);
+        expect(body.positions).toEqual({ [topic]: n });
+        // Well inside the 15 s wait: the topic's wake crossed workers through Redis.
+        expect(Date.now() - started).toBeLessThan(10_000);
+        // A retried publish through the polling worker is the same message: nothing new to read.
+        const retried = await freshRequest(`${gateway.url}/v1/messages`, { method: 'POST', token: writer, agent: pollAgent, json: { topic, id: `w-topic-${n}`, body: { n } } });
+        expect([retried.status, JSON.parse(retried.body).duplicate, JSON.parse(retried.body).seq]).toEqual([200, true, n]);
+        position = body.positions![topic]!;
+      }
+      // Once each, in order, on either worker; nothing after the last position.
+      for (const agent of [agentA, agentB]) {
+        const all = JSON.parse((await freshRequest(`${gateway.url}/v1/poll?wait=0&topic=${topic}@0`, { token: reader, agent })).body) as TopicAnswer;
+        expect(all.messages.map((message) => [message.seq, message.body])).toEqual([
+          [1, { n: 1 }],
+          [2, { n: 2 }],
+        ]);
+        const after = JSON.parse((await freshRequest(`${gateway.url}/v1/poll?wait=1&topic=${topic}@${position}`, { token: reader, agent })).body) as TopicAnswer;
+        expect(after).toEqual({ messages: [], cursor: 0, positions: { [topic]: 2 } });
+      }
+    } finally {
+      for (const agent of pinned.values()) agent.destroy();
+    }
+  }, 60_000);
+
   it('replaces a worker that crashed and keeps serving on the same port', async () => {
     const before = gateway.workerPids();
     expect(before).toHaveLength(2);

@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdempotencyConflictError } from '../../src/errors.js';
-import type { Clock } from '../../src/core/model.js';
-import type { MessageStore } from '../../src/store/types.js';
+import { topicKey, type Clock, type StoredMessage, type TopicPage } from '../../src/core/model.js';
+import type { MessageStore, RetentionStore } from '../../src/store/types.js';
 import { backendCases, userIds } from '../support/backends.js';
 import { createFakeStore } from '../support/fake-store.js';
 
+type ContractStore = MessageStore & RetentionStore;
+
 /** Every MessageStore: the knex store on each backend, and the in-memory fake the unit tests use. */
-const storeCases: Array<{ name: string; open: () => { create(clock: Clock): Promise<MessageStore>; cleanup(): Promise<void> } }> = [
+const storeCases: Array<{ name: string; open: () => { create(clock: Clock): Promise<ContractStore>; cleanup(): Promise<void> } }> = [
   ...backendCases('store contract').map(({ name, make }) => ({
     name,
     open: () => {
@@ -19,7 +21,7 @@ const storeCases: Array<{ name: string; open: () => { create(clock: Clock): Prom
 
 describe.each(storeCases)('MessageStore contract on $name', ({ open }) => {
   let opened: ReturnType<typeof open>;
-  let store: MessageStore;
+  let store: ContractStore;
   let now = 1_700_000_000_000;
   const nextUser = userIds('contract');
 
@@ -69,7 +71,8 @@ describe.each(storeCases)('MessageStore contract on $name', ({ open }) => {
     const draft = { userId: bob, senderId: 'alice', clientMessageId: 'm-1', body: '"hello"' };
     const first = await store.insertMessage(draft);
     const again = await store.insertMessage(draft);
-    expect(again).toEqual({ id: first.id, duplicate: true });
+    // The repeat names the stored row's sequence number too, so its answer can carry it.
+    expect(again).toEqual({ id: first.id, duplicate: true, seq: first.message!.seq });
     // Same client id from a different sender is a different message.
     const other = await store.insertMessage({ ...draft, senderId: 'mallory' });
     expect(other.duplicate).toBe(false);
@@ -257,6 +260,244 @@ describe.each(storeCases)('MessageStore contract on $name', ({ open }) => {
     expect(await store.mailboxSummary(bob)).toEqual({ pending: 2, oldestAt: started });
     await store.ackThrough(bob, 1);
     expect(await store.mailboxSummary(bob)).toEqual({ pending: 1, oldestAt: started + 1_000 });
+  });
+
+  describe('topics', () => {
+    let topicCount = 0;
+    /** A topic key no other test of this file has used. */
+    const nextTopic = () => topicKey(`contract.room:${++topicCount}`);
+
+    async function publishTo(target: ContractStore, key: string, bodies: readonly string[], ttlSeconds?: number): Promise<StoredMessage[]> {
+      const results = await target.insertMessages(bodies.map((body) => ({ userId: key, senderId: 'announcer', body, ...(ttlSeconds === undefined ? {} : { ttlSeconds }) })));
+      return results.map((result) => result.message!);
+    }
+
+    /** What a page says, `earliest` included when set (toEqual treats a missing one as undefined). */
+    function pageOf(page: TopicPage): { seqs: number[]; position: number; earliest: number | undefined } {
+      return { seqs: page.messages.map((message) => message.seq), position: page.position, earliest: page.earliest };
+    }
+
+    async function read(target: ContractStore, key: string, after: number | null, limit = 100) {
+      return pageOf(await target.readTopic({ key, after, limit }));
+    }
+
+    /** A store of its own: a trim walks every topic of a store, so it must not meet other tests' topics. */
+    const freshStore = () => opened.create({ now: () => now });
+
+    it('reads a topic after a position, in topic order, up to the limit; "from now" is its head', async () => {
+      const key = nextTopic();
+      const stored = await publishTo(store, key, ['"a"', '"b"', '"c"']);
+      expect(stored.map((message) => message.seq)).toEqual([1, 2, 3]);
+      const all = await store.readTopic({ key, after: 0, limit: 10 });
+      expect(all.messages.map((m) => [m.id, m.userId, m.senderId, m.body, m.seq, m.createdAt])).toEqual(stored.map((m) => [m.id, key, 'announcer', m.body, m.seq, now]));
+      expect(pageOf(all)).toEqual({ seqs: [1, 2, 3], position: 3, earliest: undefined });
+      expect(await read(store, key, 1)).toEqual({ seqs: [2, 3], position: 3, earliest: undefined });
+      expect(await read(store, key, 0, 2)).toEqual({ seqs: [1, 2], position: 2, earliest: undefined });
+      expect(await read(store, key, 3)).toEqual({ seqs: [], position: 3, earliest: undefined });
+      expect(await read(store, key, null)).toEqual({ seqs: [], position: 3, earliest: undefined });
+      expect(await read(store, key, null, 0)).toEqual({ seqs: [], position: 3, earliest: undefined });
+      await publishTo(store, key, ['"d"']);
+      expect(await read(store, key, null)).toEqual({ seqs: [], position: 4, earliest: undefined });
+      expect(await read(store, key, 3)).toEqual({ seqs: [4], position: 4, earliest: undefined });
+      // A topic nobody published to: its head is 0, and position 0 is no reset.
+      const silent = nextTopic();
+      expect(await read(store, silent, null)).toEqual({ seqs: [], position: 0, earliest: undefined });
+      expect(await read(store, silent, 0)).toEqual({ seqs: [], position: 0, earliest: undefined });
+    });
+
+    it('answers the topic reads of one tick each from its own topic and position', async () => {
+      const [one, two, silent] = [nextTopic(), nextTopic(), nextTopic()];
+      await publishTo(store, one, ['1', '2', '3']);
+      await publishTo(store, two, ['1', '2']);
+      const pages = await Promise.all([
+        read(store, one, 0),
+        read(store, one, 2),
+        read(store, two, null),
+        read(store, two, 0, 1),
+        read(store, silent, 0),
+        read(store, one, 9),
+        read(store, one, 0),
+      ]);
+      expect(pages).toEqual([
+        { seqs: [1, 2, 3], position: 3, earliest: undefined },
+        { seqs: [3], position: 3, earliest: undefined },
+        { seqs: [], position: 2, earliest: undefined },
+        { seqs: [1], position: 1, earliest: undefined },
+        { seqs: [], position: 0, earliest: undefined },
+        { seqs: [1, 2, 3], position: 3, earliest: 1 },
+        { seqs: [1, 2, 3], position: 3, earliest: undefined },
+      ]);
+    });
+
+    it('skips expired messages; a page then ends at the last unexpired one', async () => {
+      const key = nextTopic();
+      await publishTo(store, key, ['"keeps"']);
+      await publishTo(store, key, ['"expires"'], 60);
+      await publishTo(store, key, ['"keeps too"']);
+      expect((await read(store, key, 0)).seqs).toEqual([1, 2, 3]);
+      now += 60_000; // exactly at expiry: gone
+      expect(await read(store, key, 0)).toEqual({ seqs: [1, 3], position: 3, earliest: undefined });
+      expect(await read(store, key, 1)).toEqual({ seqs: [3], position: 3, earliest: undefined });
+      await publishTo(store, key, ['"last"'], 60);
+      now += 60_000;
+      expect(await read(store, key, 3)).toEqual({ seqs: [], position: 3, earliest: undefined });
+      // The head still counts the expired message: a new reader starts after it.
+      expect(await read(store, key, null)).toEqual({ seqs: [], position: 4, earliest: undefined });
+    });
+
+    it('tells a reader whose position lies above anything the topic issued (a reset database) where it continues', async () => {
+      const key = nextTopic();
+      await publishTo(store, key, ['1', '2']);
+      expect(await read(store, key, 7)).toEqual({ seqs: [1, 2], position: 2, earliest: 1 });
+      expect(await read(store, key, 7, 1)).toEqual({ seqs: [1], position: 1, earliest: 1 });
+      expect(await read(store, nextTopic(), 5)).toEqual({ seqs: [], position: 0, earliest: 1 });
+    });
+
+    it('keeps a topic apart from the mailbox of the same name: a mailbox read, ack or summary never touches its rows', async () => {
+      const name = nextUser();
+      const key = topicKey(name);
+      await store.insertMessage({ userId: name, senderId: 's', body: '"direct"' });
+      await publishTo(store, key, ['"t1"', '"t2"', '"t3"']);
+      expect((await store.readPending(name, 0, 10)).messages.map((m) => m.body)).toEqual(['"direct"']);
+      expect(await store.mailboxSummary(name)).toEqual({ pending: 1, oldestAt: now });
+      // The topic's sequence reached 3; the mailbox's did not: cursor 3 was never issued to it.
+      expect(await store.ackThrough(name, 3)).toBe(0);
+      expect(await store.ackThrough(name, 1)).toBe(1);
+      await store.acknowledge(name, 1);
+      expect(await read(store, key, 0)).toEqual({ seqs: [1, 2, 3], position: 3, earliest: undefined });
+      expect(await store.mailboxSummary(name)).toEqual({ pending: 0, oldestAt: null });
+    });
+
+    it('treats the same sender and client id as one message across mailboxes and topics', async () => {
+      const key = nextTopic();
+      const bob = nextUser();
+      await store.insertMessage({ userId: bob, senderId: 'alice', clientMessageId: 'x-1', body: '"same"' });
+      await expect(store.insertMessage({ userId: key, senderId: 'alice', clientMessageId: 'x-1', body: '"same"' })).rejects.toBeInstanceOf(IdempotencyConflictError);
+      const first = await store.insertMessage({ userId: key, senderId: 'alice', clientMessageId: 'x-2', body: '"t"' });
+      expect(first).toMatchObject({ duplicate: false, message: { seq: 1, userId: key } });
+      await expect(store.insertMessage({ userId: bob, senderId: 'alice', clientMessageId: 'x-2', body: '"t"' })).rejects.toMatchObject({ code: 'idempotency_conflict' });
+      // A repeat to the topic is the stored row, with its sequence number in the topic.
+      expect(await store.insertMessage({ userId: key, senderId: 'alice', clientMessageId: 'x-2', body: '"t"' })).toEqual({ id: first.id, duplicate: true, seq: 1 });
+      // One publish naming both: all or nothing.
+      await expect(
+        store.insertMessages([
+          { userId: bob, senderId: 'alice', clientMessageId: 'x-3', body: '"b"' },
+          { userId: key, senderId: 'alice', clientMessageId: 'x-3', body: '"b"' },
+        ]),
+      ).rejects.toMatchObject({ code: 'idempotency_conflict' });
+      expect((await store.readTopic({ key, after: 0, limit: 10 })).messages.map((m) => m.body)).toEqual(['"t"']);
+      expect((await store.readPending(bob, 0, 10)).messages.map((m) => m.body)).toEqual(['"same"']);
+    });
+
+    it('trims a topic to its last historyMax messages, and tells a reader behind the trimmed point where it continues', async () => {
+      const fresh = await freshStore();
+      const key = nextTopic();
+      await publishTo(fresh, key, ['1', '2', '3', '4', '5']);
+      expect(await fresh.trimTopics(2, 0, 100)).toBe(3);
+      expect(await fresh.trimTopics(2, 0, 100)).toBe(0);
+      expect(await read(fresh, key, 0)).toEqual({ seqs: [4, 5], position: 5, earliest: 4 });
+      expect(await read(fresh, key, 2)).toEqual({ seqs: [4, 5], position: 5, earliest: 4 });
+      expect(await read(fresh, key, 2, 1)).toEqual({ seqs: [4], position: 4, earliest: 4 });
+      // At the trimmed point a reader missed nothing: no reset.
+      expect(await read(fresh, key, 3)).toEqual({ seqs: [4, 5], position: 5, earliest: undefined });
+      expect(await read(fresh, key, 5)).toEqual({ seqs: [], position: 5, earliest: undefined });
+      expect(await read(fresh, key, null)).toEqual({ seqs: [], position: 5, earliest: undefined });
+      // The sequence goes on where it was, and the next trim moves the point on.
+      expect((await publishTo(fresh, key, ['6']))[0]!.seq).toBe(6);
+      expect(await fresh.trimTopics(2, 0, 100)).toBe(1);
+      expect(await read(fresh, key, 3)).toEqual({ seqs: [5, 6], position: 6, earliest: 5 });
+    });
+
+    it('trims by age too, whichever of count and age keeps fewer', async () => {
+      const fresh = await freshStore();
+      const key = nextTopic();
+      const start = now;
+      await publishTo(fresh, key, ['1', '2', '3']);
+      now += 1_000;
+      await publishTo(fresh, key, ['4', '5']);
+      // Age keeps fewer: the three created before start + 1 go.
+      expect(await fresh.trimTopics(100, start + 1, 100)).toBe(3);
+      expect(await read(fresh, key, 0)).toEqual({ seqs: [4, 5], position: 5, earliest: 4 });
+      now += 1_000;
+      await publishTo(fresh, key, ['6']);
+      // Count keeps fewer.
+      expect(await fresh.trimTopics(1, start + 1, 100)).toBe(2);
+      expect(await read(fresh, key, 4)).toEqual({ seqs: [6], position: 6, earliest: 6 });
+      // Everything old enough goes, the newest included: the head stays.
+      expect(await fresh.trimTopics(10, now + 1, 100)).toBe(1);
+      expect(await read(fresh, key, 0)).toEqual({ seqs: [], position: 6, earliest: 7 });
+      expect(await read(fresh, key, 6)).toEqual({ seqs: [], position: 6, earliest: undefined });
+      expect(await read(fresh, key, null)).toEqual({ seqs: [], position: 6, earliest: undefined });
+    });
+
+    it('deletes at most `limit` rows a call, the next calls resuming until every topic is trimmed', async () => {
+      const fresh = await freshStore();
+      const keys = [nextTopic(), nextTopic(), nextTopic()];
+      for (const key of keys) await publishTo(fresh, key, ['1', '2', '3', '4']);
+      const deleted: number[] = [];
+      for (let call = 0; call < 10; call += 1) {
+        deleted.push(await fresh.trimTopics(1, 0, 2));
+        if (deleted.at(-1) === 0) break;
+      }
+      // Nine rows to go, two a call: no call stops short while there is work left.
+      expect(deleted).toEqual([2, 2, 2, 2, 1, 0]);
+      for (const key of keys) expect(await read(fresh, key, 0)).toEqual({ seqs: [4], position: 4, earliest: 4 });
+    });
+
+    it('walks every topic in one call when the limit allows, however many topics there are', async () => {
+      const fresh = await freshStore();
+      const keys = Array.from({ length: 205 }, () => nextTopic());
+      await fresh.insertMessages(keys.flatMap((key) => [1, 2].map((n) => ({ userId: key, senderId: 'announcer', body: String(n) }))));
+      expect(await fresh.trimTopics(1, 0, 1_000)).toBe(205);
+      expect(await fresh.trimTopics(1, 0, 1_000)).toBe(0);
+      for (const key of [keys[0]!, keys[150]!, keys[204]!]) expect(await read(fresh, key, 0)).toEqual({ seqs: [2], position: 2, earliest: 2 });
+      for (const key of keys) await publishTo(fresh, key, ['3']);
+      // Beyond one call's limit: the next call resumes.
+      expect([await fresh.trimTopics(1, 0, 150), await fresh.trimTopics(1, 0, 150), await fresh.trimTopics(1, 0, 150)]).toEqual([150, 55, 0]);
+    });
+
+    it('raises the trimmed point before deleting: a reader never sees a gap while a trim is under way', async () => {
+      const fresh = await freshStore();
+      const key = nextTopic();
+      await publishTo(fresh, key, ['1', '2', '3', '4', '5', '6']);
+      // The cut is at 4; one row deleted so far, 2 to 4 still stored.
+      expect(await fresh.trimTopics(2, 0, 1)).toBe(1);
+      expect(await read(fresh, key, 1)).toEqual({ seqs: [5, 6], position: 6, earliest: 5 });
+      expect(await read(fresh, key, 3)).toEqual({ seqs: [5, 6], position: 6, earliest: 5 });
+      expect(await read(fresh, key, 4)).toEqual({ seqs: [5, 6], position: 6, earliest: undefined });
+      expect(await fresh.trimTopics(2, 0, 100)).toBe(3);
+      expect(await read(fresh, key, 1)).toEqual({ seqs: [5, 6], position: 6, earliest: 5 });
+    });
+
+    it('never trims a mailbox: unacked and acked mailbox rows stay, however old', async () => {
+      const fresh = await freshStore();
+      const user = nextUser();
+      const key = nextTopic();
+      const mailbox = await fresh.insertMessages([1, 2, 3, 4, 5].map((n) => ({ userId: user, senderId: 's', body: String(n) })));
+      await publishTo(fresh, key, ['1', '2', '3']);
+      expect(await fresh.ackThrough(user, 2)).toBe(2);
+      now += 86_400_000;
+      expect(await fresh.trimTopics(1, now + 1, 100)).toBe(3);
+      expect(await fresh.trimTopics(1, now + 1, 100)).toBe(0);
+      expect((await fresh.readPending(user, 2, 100)).messages.map((m) => m.seq)).toEqual([3, 4, 5]);
+      expect((await fresh.messageStatus(mailbox[0]!.id))?.status).toBe('acked');
+      expect(await read(fresh, key, 0)).toEqual({ seqs: [], position: 3, earliest: 4 });
+    });
+
+    it('refuses a historyMax or limit that is not a positive integer, deleting nothing', async () => {
+      const fresh = await freshStore();
+      const key = nextTopic();
+      await publishTo(fresh, key, ['1', '2']);
+      for (const [historyMax, limit] of [
+        [0, 10],
+        [1.5, 10],
+        [5, 0],
+        [5, -1],
+      ] as const) {
+        await expect(fresh.trimTopics(historyMax, 0, limit)).rejects.toBeInstanceOf(TypeError);
+      }
+      expect(await read(fresh, key, 0)).toEqual({ seqs: [1, 2], position: 2, earliest: undefined });
+    });
   });
 
   it('answers ping', async () => {

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Knex } from 'knex';
 import { ackQuery, mailboxSummaryQuery, pendingReadQuery } from '../../src/store/knex/index.js';
+import { topicAgeCutQuery, topicHeadsQuery, topicOldestQuery, topicReadQuery, topicTrimQuery } from '../../src/store/knex/queries.js';
 import type { MessageStore } from '../../src/store/types.js';
 import { mysqlRedisCases, useBackend } from '../support/backends.js';
 
@@ -19,7 +20,12 @@ describe.skipIf(mysqlCases.length === 0)('on real MariaDB', () => {
     }
     await store.knex.batchInsert('messages', rows, 500);
     await store.knex.batchInsert('mailboxes', Array.from({ length: 200 }, (_, u) => ({ user_id: `u${u}`, last_seq: 10 })), 200);
-    await store.knex.raw('ANALYZE TABLE messages');
+    // Topics beside them: streams under `#<name>`, a few long ones, trimmed part of the way.
+    const topicRows = [];
+    for (let i = 0; i < 2000; i += 1) topicRows.push({ user_id: `#room:${i % 10}`, sender_id: 's', body: '1', status: 'pending', created_at: i, seq: Math.floor(i / 10) + 1 });
+    await store.knex.batchInsert('messages', topicRows, 500);
+    await store.knex.batchInsert('mailboxes', Array.from({ length: 10 }, (_, t) => ({ user_id: `#room:${t}`, last_seq: 200, trimmed_seq: 0 })), 10);
+    await store.knex.raw('ANALYZE TABLE messages, mailboxes');
   });
 
   async function explain(query: { toSQL(): { toNative(): { sql: string; bindings: readonly unknown[] } } }): Promise<Array<Record<string, unknown>>> {
@@ -74,6 +80,67 @@ describe.skipIf(mysqlCases.length === 0)('on real MariaDB', () => {
       Array<Record<string, unknown>>,
     ];
     expect(plan[0]!.key).toBe('idx_messages_expires_at');
+    expect(String(plan[0]!.Extra ?? '')).not.toMatch(/filesort/i);
+  });
+
+  /** Every row of a plan that reads `messages` walks (user_id, status, seq): a ref or range, never a full scan or a filesort. */
+  function expectTopicIndexRange(plan: Array<Record<string, unknown>>, reads: number): void {
+    const messageReads = plan.filter((row) => row.table === 'messages');
+    expect(messageReads).toHaveLength(reads);
+    for (const row of messageReads) {
+      expect(row.key).toBe('idx_messages_user_status_seq');
+      expect(row.type).toMatch(/^(ref|range)$/);
+      expect(String(row.Extra ?? '')).not.toMatch(/filesort|temporary/i);
+    }
+  }
+
+  it('serves every member of a batched topic read from the (user_id, status, seq) index, its head from the primary key', async () => {
+    const plan = await explain(
+      topicReadQuery(
+        store.knex,
+        [
+          { key: '#room:1', after: 150, limit: 100 },
+          { key: '#room:2', after: 0, limit: 100 },
+          { key: '#room:3', after: null, limit: 0 },
+        ],
+        Date.now(),
+      ),
+    );
+    expectTopicIndexRange(plan, 2);
+    // The heads, and each read's start (its trimmed point or position), are primary-key lookups.
+    const headReads = plan.filter((row) => row.table === 'mailboxes');
+    expect(headReads).toHaveLength(5);
+    for (const row of headReads) {
+      expect(row.key).toBe('PRIMARY');
+      expect(row.type).toMatch(/^(const|eq_ref|ref)$/);
+    }
+  });
+
+  it('finds a topic’s oldest message and its age cut on the (user_id, status, seq) index', async () => {
+    const oldest = await explain(topicOldestQuery(store.knex, '#room:4'));
+    expectTopicIndexRange(oldest, 1);
+    const ageCut = await explain(topicAgeCutQuery(store.knex, '#room:4', 1_000));
+    expectTopicIndexRange(ageCut, 1);
+  });
+
+  it('trims a topic walking the (user_id, status, seq) index in order, without a filesort', async () => {
+    const trim = topicTrimQuery(store.knex, '#room:5', 120, 50);
+    const native = trim.toSQL().toNative();
+    expect(native.sql).toMatch(/^DELETE /);
+    // EXPLAIN DELETE itself: a single-table DELETE is planned apart from SELECTs, and MariaDB keeps
+    // equality-bound columns in its ORDER BY, so the equivalent SELECT would not show a filesort.
+    const [plan] = (await store.knex.raw(`EXPLAIN ${native.sql}`, native.bindings as never)) as [Array<Record<string, unknown>>];
+    expect(plan).toHaveLength(1);
+    expect(plan[0]!.key).toBe('idx_messages_user_status_seq');
+    expect(plan[0]!.type).toBe('range');
+    expect(String(plan[0]!.Extra ?? '')).not.toMatch(/filesort/i);
+  });
+
+  it('pages through the topics (their mailboxes rows) on the primary key', async () => {
+    const plan = await explain(topicHeadsQuery(store.knex, '#room:3', 200));
+    expect(plan).toHaveLength(1);
+    expect(plan[0]!.key).toBe('PRIMARY');
+    expect(plan[0]!.type).toBe('range');
     expect(String(plan[0]!.Extra ?? '')).not.toMatch(/filesort/i);
   });
 

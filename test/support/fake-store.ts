@@ -177,6 +177,8 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
       return purge((row) => row.expiresAt !== null && row.expiresAt < expiredBefore, limit);
     },
     async trimTopics(historyMax, createdBefore, limit) {
+      if (!(Number.isInteger(historyMax) && historyMax >= 1)) throw new TypeError('Expected `historyMax` to be a positive integer');
+      if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
       let deleted = 0;
       for (const key of [...lastSeq.keys()].filter((candidate) => topicOfKey(candidate) !== undefined).sort()) {
         const stored = rows.filter((row) => row.userId === key).sort((a, b) => a.seq - b.seq);

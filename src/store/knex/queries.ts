@@ -161,10 +161,13 @@ export function topicOldestQuery(db: Knex, key: string): Knex.QueryBuilder {
 /**
  * Deletes at most `limit` of a topic's messages with `seq <= through`, oldest first, on the
  * (user_id, status, seq) index. MySQL takes ORDER BY + LIMIT on a DELETE; SQLite needs the ids.
+ * The ORDER BY names the whole index prefix although user_id and status are fixed: MariaDB's
+ * single-table DELETE does not drop equality-bound columns from it, so `ORDER BY seq` alone reads
+ * the topic's whole range below `through` and filesorts it (EXPLAIN in test/store/mysql-plans).
  */
 export function topicTrimQuery(db: Knex, key: string, through: number, limit: number): Knex.Raw | Knex.QueryBuilder {
   if (dialectOf(db) === 'mysql') {
-    return db.raw(`DELETE FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq <= ? ORDER BY seq LIMIT ?`, [key, through, limit]);
+    return db.raw(`DELETE FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq <= ? ORDER BY user_id, status, seq LIMIT ?`, [key, through, limit]);
   }
   return db(TABLE)
     .whereIn('id', db(TABLE).select('id').where({ user_id: key, status: 'pending' }).andWhere('seq', '<=', through).orderBy('seq').limit(limit))
