@@ -108,7 +108,8 @@ async function spawnNodePeer(kind: 'bare' | 'koa' | 'socketio'): Promise<Peer> {
  * Starts one peer. The gateway is the built CLI (`npm run build` first) on MariaDB + Redis when
  * MYSQL_URL / REDIS_URL are set, else on the embedded defaults; `gatewayEnv` adds variables.
  */
-export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Record<string, string> = {}): Promise<Peer & { backend?: string }> {
+/** `nodeFlags` (e.g. `--cpu-prof`) apply to the gateway only; it is stopped with SIGTERM, so a profile is written. */
+export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Peer & { backend?: string }> {
   if (kind === 'bare' || kind === 'koa' || kind === 'socketio') return spawnNodePeer(kind);
   if (kind === 'nchan') {
     const nchan = await startNchan();
@@ -127,7 +128,7 @@ export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Reco
     MAX_HELD_POLLS: '60000',
     ...(database ? database.env : { SQLITE_FILE: ':memory:' }),
     ...gatewayEnv,
-  });
+  }, nodeFlags.length > 0 ? { nodeFlags } : undefined);
   return {
     kind,
     name: PEER_NAMES.gateway,
