@@ -127,7 +127,7 @@ export function createGatewayMetrics(registry: Registry, sources: MetricsSources
 
   const trimmed = new Counter({
     name: 'lpg_topic_messages_trimmed_total',
-    help: 'Topic messages deleted by the trim of topic histories (TOPIC_HISTORY_MAX, TOPIC_HISTORY_TTL_S).',
+    help: 'Topic messages taken out of their histories by the trim (TOPIC_HISTORY_MAX, TOPIC_HISTORY_TTL_S).',
     registers: [registry],
   });
 

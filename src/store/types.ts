@@ -62,10 +62,12 @@ export interface RetentionStore {
   purgeExpired(expiredBefore: number, limit: number): Promise<number>;
   /**
    * Trims topics' histories to their last `historyMax` messages and to those created at or after
-   * `createdBefore` (epoch ms), whichever keeps fewer, deleting at most `limit` rows, and returns
-   * how many. Each topic's trimmed point is raised before its rows go, so a reader whose position
-   * falls below it is told (a reset), never left to skip messages silently. A call that stops at
-   * `limit` resumes where it stopped on the next call.
+   * `createdBefore` (epoch ms), whichever keeps fewer, taking at most `limit` messages out, and
+   * returns how many. Each topic's trimmed point is raised before its messages go, so a reader
+   * whose position falls below it is told (a reset), never left to skip messages silently.
+   * Trimmed messages are never read again but keep their idempotency keys until `purgeAcked`
+   * deletes them (as if acked when trimmed): a retried publish is still known as a repeat. A
+   * call that stops at `limit` resumes where it stopped on the next call.
    */
   trimTopics(historyMax: number, createdBefore: number, limit: number): Promise<number>;
 }

@@ -142,7 +142,7 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
       if (read.after === null) return topicPage(null, head, []);
       const { from } = topicReadStart(read.after, head);
       const messages = rows
-        .filter((row) => row.userId === read.key && row.seq > from && live(row, now))
+        .filter((row) => row.userId === read.key && row.status === 'pending' && row.seq > from && live(row, now))
         .sort((a, b) => a.seq - b.seq)
         .slice(0, read.limit)
         .map(publicView);
@@ -181,13 +181,19 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
       if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
       let deleted = 0;
       for (const key of [...lastSeq.keys()].filter((candidate) => topicOfKey(candidate) !== undefined).sort()) {
-        const stored = rows.filter((row) => row.userId === key).sort((a, b) => a.seq - b.seq);
+        const stored = rows.filter((row) => row.userId === key && row.status === 'pending').sort((a, b) => a.seq - b.seq);
         if (stored.length === 0) continue;
         const byAge = stored.filter((row) => row.createdAt < createdBefore).reduce((highest, row) => Math.max(highest, row.seq), 0);
         const cut = Math.max(trimmedSeq.get(key) ?? 0, lastSeq.get(key)! - historyMax, byAge);
         if (stored[0]!.seq > cut) continue;
         trimmedSeq.set(key, cut);
-        deleted += purge((row) => row.userId === key && row.seq <= cut, limit - deleted);
+        // Out of the history, but kept (as acked) for idempotency until purgeAcked deletes them.
+        for (const row of stored) {
+          if (row.seq > cut || deleted >= limit) break;
+          row.status = 'acked';
+          row.ackedAt = clock.now();
+          deleted += 1;
+        }
         if (deleted >= limit) break;
       }
       return deleted;

@@ -163,6 +163,22 @@ describe.each(backendCases('topics API'))('topics over HTTP on $name', ({ make }
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('invalid_token');
   });
 
+  it('answers a publish retried after its message was trimmed as the duplicate it is, and reports the message trimmed', async () => {
+    const topic = nextTopic();
+    const user = gw.nextUser();
+    const token = await tokenWith(user, { [topic]: ['read', 'publish'] });
+    const first = (await (await publishTo(token, { topic, id: 'once', body: 'a' })).json()) as { id: number; seq: number };
+    for (const body of ['b', 'c', 'd']) expect((await publishTo(token, { topic, body })).status).toBe(201);
+    while ((await gw.gateway.store.trimTopics(1, 0, 100)) > 0);
+    const retried = await publishTo(token, { topic, id: 'once', body: 'a' });
+    expect(retried.status).toBe(200);
+    expect(await retried.json()).toEqual({ id: first.id, seq: first.seq, duplicate: true });
+    const status = await gw.request(`/v1/messages/${first.id}`, { token });
+    expect(await status.json()).toMatchObject({ id: first.id, topic, status: 'trimmed' });
+    const reused = await publishTo(token, { topic, id: 'once', body: 'other' });
+    expect(reused.status).toBe(409);
+  });
+
   it('tells a reader whose position fell below the trimmed history, and continues from the earliest', async () => {
     const topic = nextTopic();
     const user = gw.nextUser();
@@ -172,7 +188,7 @@ describe.each(backendCases('topics API'))('topics over HTTP on $name', ({ make }
     const store = gw.gateway.store;
     await store.insertMessages([1, 2, 3, 4, 5].map((body) => ({ userId: `#${topic}`, senderId: user, body: String(body) })));
     while ((await store.trimTopics(2, 0, 100)) > 0);
-    const left = await gw.knex('messages').where({ user_id: `#${topic}` }).orderBy('seq').pluck('seq');
+    const left = await gw.knex('messages').where({ user_id: `#${topic}`, status: 'pending' }).orderBy('seq').pluck('seq');
     expect(left.map(Number)).toEqual([4, 5]);
     const behind = await pollTopics(token, `topic=${topic}@1`);
     expect(behind.body.resets).toEqual([{ topic, earliest: 4 }]);

@@ -180,8 +180,10 @@ export function registerMessageRoutes(
     const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
     const topic = topicOfKey(status.to);
     if (topic !== undefined) {
-      // Nobody acks a topic message: it is `published` (in the topic's history) until it expires.
-      ctx.body = { id: status.id, topic, status: status.status === 'expired' ? 'expired' : 'published', createdAt: iso(status.createdAt), expiresAt: iso(status.expiresAt) };
+      // Nobody acks a topic message: it is `published` (in the topic's history) until it expires
+      // or the trim takes it out of the history (stored as acked then, for its idempotency key).
+      const state = status.status === 'acked' ? 'trimmed' : status.status === 'expired' ? 'expired' : 'published';
+      ctx.body = { id: status.id, topic, status: state, createdAt: iso(status.createdAt), expiresAt: iso(status.expiresAt) };
       return;
     }
     ctx.body = { id: status.id, to: status.to, status: status.status, createdAt: iso(status.createdAt), ackedAt: iso(status.ackedAt), expiresAt: iso(status.expiresAt) };

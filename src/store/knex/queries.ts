@@ -159,17 +159,26 @@ export function topicOldestQuery(db: Knex, key: string): Knex.QueryBuilder {
 }
 
 /**
- * Deletes at most `limit` of a topic's messages with `seq <= through`, oldest first, on the
- * (user_id, status, seq) index. MySQL takes ORDER BY + LIMIT on a DELETE; SQLite needs the ids.
- * The ORDER BY names the whole index prefix although user_id and status are fixed: MariaDB's
- * single-table DELETE does not drop equality-bound columns from it, so `ORDER BY seq` alone reads
- * the topic's whole range below `through` and filesorts it (EXPLAIN in test/store/mysql-plans).
+ * Takes at most `limit` of a topic's messages with `seq <= through` out of its history, oldest
+ * first, on the (user_id, status, seq) index. They are not deleted but marked as left (`acked`,
+ * `acked_at` now), so their idempotency keys live on: a publisher that retries after its message
+ * was trimmed is answered the first id and seq, not stored twice. Retention deletes them with the
+ * acked rows, after RETENTION_ACKED_HOURS. MySQL takes ORDER BY + LIMIT on an UPDATE; SQLite
+ * needs the ids. The ORDER BY names the whole index prefix although user_id and status are fixed:
+ * MariaDB's single-table UPDATE/DELETE does not drop equality-bound columns from it, so `ORDER BY
+ * seq` alone reads the topic's whole range below `through` and filesorts it (EXPLAIN in
+ * test/store/mysql-plans).
  */
-export function topicTrimQuery(db: Knex, key: string, through: number, limit: number): Knex.Raw | Knex.QueryBuilder {
+export function topicTrimQuery(db: Knex, key: string, through: number, limit: number, now: number): Knex.Raw | Knex.QueryBuilder {
   if (dialectOf(db) === 'mysql') {
-    return db.raw(`DELETE FROM ${TABLE} WHERE user_id = ? AND status = 'pending' AND seq <= ? ORDER BY user_id, status, seq LIMIT ?`, [key, through, limit]);
+    return db.raw(`UPDATE ${TABLE} SET status = 'acked', acked_at = ? WHERE user_id = ? AND status = 'pending' AND seq <= ? ORDER BY user_id, status, seq LIMIT ?`, [
+      now,
+      key,
+      through,
+      limit,
+    ]);
   }
   return db(TABLE)
     .whereIn('id', db(TABLE).select('id').where({ user_id: key, status: 'pending' }).andWhere('seq', '<=', through).orderBy('seq').limit(limit))
-    .del();
+    .update({ status: 'acked', acked_at: now });
 }

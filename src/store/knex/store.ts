@@ -366,7 +366,7 @@ export async function createKnexStore(dependencies: { knex: Knex; clock?: Clock 
       const greatest = dialect === 'mysql' ? 'GREATEST' : 'MAX';
       await knex(MAILBOXES_TABLE).where({ user_id: key }).update({ trimmed_seq: knex.raw(`${greatest}(trimmed_seq, ?)`, [cut]) });
     }
-    const result = await topicTrimQuery(knex, key, cut, budget);
+    const result = await topicTrimQuery(knex, key, cut, budget, clock.now());
     return typeof result === 'number' ? result : affectedRows(result);
   }
 
