@@ -11,6 +11,8 @@ export interface JsonRequest {
   body?: unknown;
   /** Aborting it (the caller stopping) rejects with the signal's reason, untouched. */
   signal?: AbortSignal;
+  /** Aborting it abandons this request alone (to send another instead): rejects with its reason, untouched. */
+  abandon?: AbortSignal;
   /** Guards against connections that die silently; rejects with a `request_timeout` error. */
   timeoutMs: number;
 }
@@ -23,7 +25,7 @@ export async function sendRequest(fetchImpl: FetchLike, request: JsonRequest): P
   // Built only when it happens: an Error (and its stack) per request is a measurable share of a poll.
   let timeoutError: ClientError | undefined;
   const timedOut = () => (timeoutError ??= makeClientError(timeoutFailure(request.timeoutMs)));
-  const link = linkedController([request.signal], { ms: request.timeoutMs, reason: timedOut });
+  const link = linkedController([request.signal, request.abandon], { ms: request.timeoutMs, reason: timedOut });
   const headers: Record<string, string> = { Authorization: `Bearer ${request.token}`, Accept: 'application/json' };
   const init: RequestInit = { method: request.method, headers, signal: link.signal, cache: 'no-store' };
   if (request.body !== undefined) {
@@ -36,6 +38,7 @@ export async function sendRequest(fetchImpl: FetchLike, request: JsonRequest): P
     return { status: response.status, text, header: (name) => response.headers.get(name) };
   } catch (error) {
     if (request.signal?.aborted) throw request.signal.reason;
+    if (request.abandon?.aborted) throw request.abandon.reason;
     if (link.signal.aborted) throw timedOut();
     throw makeClientError(networkFailure(`${request.method} ${request.url.pathname}`, error));
   } finally {

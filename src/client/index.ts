@@ -1,6 +1,6 @@
 /**
  * Client library for the long-polling gateway (`longpoll-gateway/client`): long and short pollers
- * with cursors, de-duplication, delivery receipts and backoff, plus `publish` and `publishBatch`. Runs wherever `fetch` and
+ * with cursors, topics, de-duplication, delivery receipts and backoff, plus `publish` and `publishBatch`. Runs wherever `fetch` and
  * `AbortController` exist (Node 20+, current browsers); old browsers use the legacy bundle
  * (`dist/client/longpoll.legacy.js`, global `LongPoll`) instead.
  */
@@ -21,6 +21,7 @@ export {
   isClientError,
   isRetryableStatus,
 } from './errors.js';
-export type { PollMessage, PollResponse, DeliveryReceipt, FetchLike } from './types.js';
+export type { PollMessage, PollResponse, DeliveryReceipt, TopicReset, FetchLike } from './types.js';
+export type { TopicStart, TopicPositions } from './core/topics.js';
 export type { ClientErrorCode } from './core/failures.js';
 export type { ErrorCode } from '../error-codes.js';

@@ -12,6 +12,7 @@ import {
   type PollProgress,
   type PollSchedule,
 } from './core/poll-session.js';
+import type { TopicStart } from './core/topics.js';
 import type { CursorStore } from './cursor-store.js';
 import { ClientError, makeClientError, toClientError } from './errors.js';
 import { sendRequest } from './http.js';
@@ -69,6 +70,21 @@ export interface CommonPollerOptions<Body = unknown> {
    * skipped, and the cursor still moves past them.
    */
   onReceipts?: (receipts: DeliveryReceipt[], context: MessageContext) => void | Promise<void>;
+  /**
+   * Topics to read beside the mailbox, each from a position (its messages with a greater `seq`;
+   * 0 = all it still holds) or `'now'`. Their messages reach `onMessages` after the mailbox's, with
+   * `topic` and `seq` set, each once: positions are saved in the checkpoint beside the cursor, and a
+   * saved position wins over the one given here (see `Poller.subscribe`). A poll that reads topics
+   * is sent as `POST /v1/poll`.
+   */
+  topics?: Record<string, TopicStart>;
+  /**
+   * Told when a topic's position fell below what the gateway still holds of it: the messages
+   * before `earliest` are gone for this reader, and reading goes on from `earliest`. Called before
+   * `onMessages` for the same answer, and waited for when it returns a promise; a throw is retried
+   * like one from `onMessages` (so the reset is told again).
+   */
+  onReset?: (topic: string, earliest: number) => void | Promise<void>;
   /** Messages per response, 1..500. Default 100. */
   limit?: number;
   /** Where the cursor and recently seen ids live between runs. Default: memory. */
@@ -101,7 +117,31 @@ export interface Poller {
   stop(): Promise<void>;
   /** The cursor last received (and, once saved, sent back); undefined before the checkpoint is loaded. */
   readonly cursor: number | undefined;
+  /**
+   * Reads `topic` from the next poll on, after position `from` (0 = all it still holds) or from
+   * `'now'`. A position the poller already holds wins over `from`: that of a topic it reads (a
+   * repeated subscribe changes nothing), and one loaded from the checkpoint, for topics subscribed
+   * before the first answer after the poller first starts, so a restarted client resumes exactly
+   * (positions of topics nobody subscribed to by then are dropped). A poll held open at the time
+   * is abandoned and sent again at once, so the change applies now rather than when that poll
+   * ends; a change made inside `onMessages` applies from the next poll. Works while stopped too.
+   *
+   * @example
+   * poller.subscribe('room:42', 'now');
+   */
+  subscribe(topic: string, from: TopicStart): void;
+  /**
+   * Stops reading `topic` (from the next poll on, abandoning a held one) and forgets its position,
+   * so a later `subscribe` begins at its `from`.
+   *
+   * @example
+   * poller.unsubscribe('room:42');
+   */
+  unsubscribe(topic: string): void;
 }
+
+/** Why a poll in flight was abandoned for one with the changed topics (not a failure). */
+const RESEND = new Error('Topics changed: poll sent again');
 
 class StopRequest extends Error {
   constructor(readonly reason: 'stop' | 'signal') {
@@ -128,6 +168,8 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
   let failStep: (error: unknown) => void = (error) => reportStray('the poll loop failed', error);
   /** An answer is being handed to the application (its callbacks may be running right now). */
   let handingOver = false;
+  /** Abandons the poll in flight, so that it is sent again at once with the topics changed meanwhile. */
+  let resendPoll: (() => void) | undefined;
   const invoke: Invoke = (call, done) => {
     invokeApplication(call, (failed, outcome) => {
       try {
@@ -155,13 +197,8 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
 
   const session = createPollSession<ClientError>({
     schedule,
-    limit: shared.limit,
-    dedupWindow: shared.dedupWindow,
-    backoff: shared.backoff,
-    token: shared.token,
+    options: shared,
     store: cursorStore,
-    onMessages: shared.onMessages,
-    onReceipts: shared.onReceipts,
     emit,
     make: makeClientError,
     invoke,
@@ -188,13 +225,26 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
         // A token function that never settles must not keep stop() waiting.
         const token = await step<{ failure?: ClientError; token?: string }>((done) => session.token((failure, value) => done({ failure, token: value })), signal);
         if (token.failure) throw token.failure;
+        const request = session.pollRequest();
+        const resend = new AbortController();
+        resendPoll = () => resend.abort(RESEND);
         const answer = await sendRequest(fetchImpl, {
-          method: 'GET',
-          url: new URL(session.pollPath(), baseUrl),
+          method: request.body ? 'POST' : 'GET',
+          url: new URL(request.path, baseUrl),
           token: token.token!,
+          body: request.body,
           signal,
+          abandon: resend.signal,
           timeoutMs: session.timeoutMs(),
-        });
+        })
+          .catch((error: unknown) => {
+            if (error === RESEND && !signal.aborted) return undefined;
+            throw error;
+          })
+          .finally(() => {
+            resendPoll = undefined;
+          });
+        if (!answer) continue;
         // Not abandoned on stop: the callbacks in progress finish, and what they took is recorded.
         handingOver = true;
         const outcome = await step<PollOutcome<ClientError>>((done) => session.takeAnswer(answer, done)).finally(() => {
@@ -277,12 +327,20 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
     await current.done;
   }
 
+  function changeTopics(change: () => void): void {
+    change();
+    resendPoll?.();
+  }
+
   return {
     start,
     stop,
     get cursor() {
       return session.cursor();
     },
+    // The topics are the session's (through the resolved options); the poll in flight is this shell's.
+    subscribe: (topic, from) => changeTopics(() => shared.topics.subscribe(topic, from)),
+    unsubscribe: (topic) => changeTopics(() => shared.topics.unsubscribe(topic)),
   };
 }
 

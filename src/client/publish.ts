@@ -28,8 +28,9 @@ export interface PublishOptions extends BatchItem {
 }
 
 /**
- * Sends one message, retrying transient failures with backoff. Rejects with a ClientError
- * (`ClientHttpError` with the server's code for 4xx answers, after the retries for the rest).
+ * Sends one message, to a user (`to`) or to a topic (`topic`, resolving with its `seq` there),
+ * retrying transient failures with backoff. Rejects with a ClientError (`ClientHttpError` with the
+ * server's code for 4xx answers, after the retries for the rest).
  *
  * @example
  * const { id, duplicate } = await publish({
@@ -39,6 +40,7 @@ export interface PublishOptions extends BatchItem {
  *   id: `order-42-note-${noteNumber}`,
  *   body: { text: 'Where is my parcel?' },
  * });
+ * const { seq } = await publish({ url: 'https://gateway.example.com/', token: jwt, topic: 'room:42', body: { text: 'hello, room' } });
  */
 export async function publish(options: PublishOptions): Promise<PublishResult> {
   if (typeof options !== 'object' || options === null) throw new TypeError('Expected publish options to be an object');

@@ -119,7 +119,7 @@ export const systemClock: Clock = { now: () => Date.now() };
  * mailbox, and the mailbox's acks, receipts and badge never touch a topic's rows (nobody acks
  * a topic: each reader holds its own position, the server keeps no state per reader).
  */
-export const TOPIC_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export { TOPIC_NAME_PATTERN } from '../topic-name.js';
 const TOPIC_KEY_PREFIX = '#';
 
 /** The stream key of a topic (`#room:42`): what the store, the bus and the engine's index use. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ERROR_STATUS } from '../../src/error-codes.js';
 import type { PollCheckpoint } from '../../src/client/index.js';
-import { createFakeGateway, errorResponse, jsonResponse, waitFor } from './support/fake-gateway.js';
+import { createFakeGateway, errorResponse, jsonResponse, pollParams, waitFor } from './support/fake-gateway.js';
 import { SHELLS, type ObservedStatus, type PollerUnderTest } from './support/shells.js';
 
 /**
@@ -472,5 +472,286 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
     await poller.stop();
     expect(events).toEqual(['onMessages 1', 'settled 1', 'onMessages 2', 'settled 2', 'save 1']);
     expect(poller.statuses.find((status) => status.type === 'retrying')).toMatchObject({ error: { code: 'callback_failed' } });
+  });
+});
+
+/**
+ * Topics, on both builds: read beside the mailbox with POST /v1/poll, each from a position the
+ * client holds (the gateway keeps none), saved in the checkpoint beside the cursor.
+ */
+describe.each(SHELLS)('client contract, topics: $name', (shell) => {
+  const topicMessage = (topic: string, seq: number, id: number) => ({ ...message(id), topic, seq });
+  const topicsAsked = (gateway: ReturnType<typeof createFakeGateway>) => gateway.polls().map((request) => pollParams(request).topics);
+
+  it('reads the `topics` option with POST /v1/poll (a poller without topics keeps GET), and checks topics up front', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    const client = shell.load(gateway);
+    const poller = client.createPoller({ token: 't', topics: { 'room:1': 0, news: 'now' } });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 1, 2000, 'the first poll');
+    await poller.stop();
+    const [first] = gateway.polls();
+    expect(first!.method).toBe('POST');
+    expect(first!.url.pathname).toBe('/v1/poll');
+    expect(pollParams(first!)).toEqual({ cursor: 0, wait: 25, limit: 100, topics: { 'room:1': 0, news: null } });
+
+    const plainGateway = createFakeGateway({ holdMs: 20 });
+    const mailboxOnly = shell.load(plainGateway).createPoller({ token: 't' });
+    mailboxOnly.start();
+    await waitFor(() => plainGateway.polls().length >= 1, 2000, 'the first poll');
+    await mailboxOnly.stop();
+    expect(plainGateway.polls()[0]!.method).toBe('GET');
+
+    expect(() => client.createPoller({ token: 't', topics: { 'no spaces': 0 } })).toThrow('Expected `topics["no spaces"]` to be a topic name matching');
+    expect(() => client.createPoller({ token: 't', topics: { room: -1 } })).toThrow("Expected `topics[\"room\"]` to be a whole number from 0 or 'now', got -1");
+    expect(() => client.createPoller({ token: 't', topics: { room: 'later' as 'now' } })).toThrow("or 'now', got \"later\"");
+    expect(() => poller.subscribe('x'.repeat(129), 0)).toThrow('Expected `topic` to be a topic name matching');
+    expect(() => poller.subscribe('room:2', 1.5)).toThrow("Expected `from` to be a whole number from 0 or 'now', got 1.5");
+    expect(() => poller.unsubscribe('')).toThrow('Expected `topic` to be a topic name matching');
+  });
+
+  it('hands topic messages over after the mailbox\'s, each with its `topic` and `seq`; mailbox messages carry neither', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.deliver('direct');
+    const first = gateway.publishToTopic('room:1', 'hello');
+    const second = gateway.publishToTopic('room:1', 'again');
+    const poller = shell.load(gateway).createPoller({ token: 't', topics: { 'room:1': 0 } });
+    poller.start();
+    await waitFor(() => poller.received.length === 3 && gateway.polls().length >= 2, 2000, 'three messages, and the poll after them');
+    await poller.stop();
+    expect(poller.received.map(({ id, body, topic, seq }) => ({ id, body, topic, seq }))).toEqual([
+      { id: 1, body: 'direct', topic: undefined, seq: undefined },
+      { id: first.id, body: 'hello', topic: 'room:1', seq: 1 },
+      { id: second.id, body: 'again', topic: 'room:1', seq: 2 },
+    ]);
+    expect('topic' in poller.received[0]!).toBe(false);
+    expect(topicsAsked(gateway)[1]).toEqual({ 'room:1': 2 });
+  });
+
+  it('"now" learns its position from the first answer; the checkpoint keeps it beside the cursor, and a restart resumes exactly', async () => {
+    const gateway = createFakeGateway({ holdMs: 50 });
+    const storage = new Map<string, string>();
+    gateway.publishToTopic('room:1', 'before anyone listened');
+    const page = shell.load(gateway, storage);
+    const first = page.createPoller({ token: 't', topics: { 'room:1': 'now' }, cursorStore: page.storageCursorStore('inbox') });
+    first.start();
+    await waitFor(() => gateway.polls().length >= 2, 2000, 'the answer that learns the position');
+    gateway.publishToTopic('room:1', 'live');
+    await waitFor(() => first.received.length === 1, 2000, 'the live message');
+    await first.stop();
+    expect(JSON.parse(storage.get('inbox')!)).toEqual({ cursor: 0, seen: { ids: [] }, topics: { 'room:1': 2 } });
+
+    gateway.publishToTopic('room:1', 'while away');
+    const reloaded = shell.load(gateway, storage);
+    const pollsBefore = gateway.polls().length;
+    const second = reloaded.createPoller({ token: 't', topics: { 'room:1': 'now' }, cursorStore: reloaded.storageCursorStore('inbox') });
+    second.start();
+    await waitFor(() => second.received.length === 1, 2000, 'the message sent while away');
+    await pause(60);
+    await second.stop();
+    expect(first.received.map((received) => received.body)).toEqual(['live']);
+    expect(second.received.map((received) => received.body)).toEqual(['while away']);
+    expect(topicsAsked(gateway)[pollsBefore]).toEqual({ 'room:1': 2 });
+  });
+
+  it('loads a checkpoint written before topics; a saved position wins over `from`, and positions of topics no longer read are dropped', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    for (const body of ['a', 'b', 'c']) gateway.publishToTopic('room:1', body);
+    gateway.publishToTopic('room:2', 'x');
+    const storage = new Map([['inbox', JSON.stringify({ cursor: 3, seen: { ids: [1, 2, 3] } })]]);
+    const page = shell.load(gateway, storage);
+    const old = page.createPoller({ token: 't', topics: { 'room:1': 2 }, cursorStore: page.storageCursorStore('inbox') });
+    old.start();
+    await waitFor(() => old.received.length === 1, 2000, 'the message after position 2');
+    await old.stop();
+    expect(gateway.polls().map((request) => pollParams(request).cursor)[0]).toBe(3);
+    expect(old.received.map((received) => received.body)).toEqual(['c']);
+
+    storage.set('inbox', JSON.stringify({ cursor: 3, seen: { ids: [] }, topics: { 'room:1': 1, 'left:room': 7 } }));
+    const pollsBefore = gateway.polls().length;
+    const resumed = page.createPoller({ token: 't', topics: { 'room:1': 0, 'room:2': 0 }, cursorStore: page.storageCursorStore('inbox') });
+    resumed.start();
+    await waitFor(() => resumed.received.length === 3, 2000, 'b, c and x');
+    await resumed.stop();
+    expect(topicsAsked(gateway)[pollsBefore]).toEqual({ 'room:1': 1, 'room:2': 0 });
+    expect(resumed.received.map((received) => received.body)).toEqual(['b', 'c', 'x']);
+    expect(JSON.parse(storage.get('inbox')!).topics).toEqual({ 'room:1': 3, 'room:2': 1 });
+  });
+
+  it('subscribe() abandons the held poll and sends it again at once with the topic; unsubscribe() drops it and its position', async () => {
+    const gateway = createFakeGateway({ holdMs: 5000 });
+    const client = shell.load(gateway);
+    const store = client.memoryCursorStore();
+    const poller = client.createPoller({ token: 't', cursorStore: store });
+    poller.start();
+    await waitFor(() => gateway.polls().length === 1, 2000, 'the held poll');
+    const subscribedAt = Date.now();
+    poller.subscribe('room:1', 0);
+    await waitFor(() => gateway.polls().length === 2, 2000, 'the poll sent again');
+    expect(Date.now() - subscribedAt).toBeLessThan(1000);
+    expect(gateway.polls()[0]!.signal?.aborted).toBe(true);
+    expect(topicsAsked(gateway)).toEqual([undefined, { 'room:1': 0 }]);
+
+    gateway.publishToTopic('room:1', 'hi');
+    await waitFor(() => poller.received.length === 1, 2000, 'the topic message');
+    await waitFor(() => gateway.polls().length === 3, 2000, 'the poll after it');
+    // A repeated subscribe changes nothing: the position held wins over `from`.
+    poller.subscribe('room:1', 0);
+    await waitFor(() => gateway.polls().length === 4, 2000, 'the poll sent again');
+    expect(topicsAsked(gateway)[3]).toEqual({ 'room:1': 1 });
+
+    poller.unsubscribe('room:1');
+    await waitFor(() => gateway.polls().length === 5, 2000, 'the poll without the topic');
+    expect(topicsAsked(gateway)[4]).toBeUndefined();
+    gateway.deliver('direct');
+    await waitFor(() => poller.received.length === 2, 2000, 'the mailbox message');
+    await poller.stop();
+    expect(store.load()).toEqual({ cursor: 1, seen: { ids: [1] } });
+  });
+
+  it('tells onReset before handing over what follows the gap, and reads on from the oldest message kept', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    for (let index = 1; index <= 5; index++) gateway.publishToTopic('room:1', `m${index}`);
+    gateway.trimTopic('room:1', 3);
+    const resetsAtHandOver: number[] = [];
+    const poller = shell.load(gateway).createPoller({
+      token: 't',
+      topics: { 'room:1': 1 },
+      onMessages: () => void resetsAtHandOver.push(poller.resets.length),
+    });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 2, 2000, 'the poll after the reset');
+    await poller.stop();
+    expect(poller.resets).toEqual([{ topic: 'room:1', earliest: 4 }]);
+    expect(resetsAtHandOver).toEqual([1]);
+    expect(poller.received.map((received) => received.seq)).toEqual([4, 5]);
+    expect(topicsAsked(gateway)[1]).toEqual({ 'room:1': 5 });
+  });
+
+  it('retries a throwing onReset like onMessages: the reset is told again, nothing is handed over twice', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    for (let index = 1; index <= 3; index++) gateway.publishToTopic('room:1', `m${index}`);
+    gateway.trimTopic('room:1', 2);
+    let calls = 0;
+    const poller = shell.load(gateway).createPoller({
+      token: 't',
+      backoff: FAST,
+      topics: { 'room:1': 0 },
+      onReset: () => {
+        if (++calls === 1) throw new Error('banner failed');
+      },
+    });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the message after the gap');
+    await poller.stop();
+    expect(poller.resets).toEqual([
+      { topic: 'room:1', earliest: 3 },
+      { topic: 'room:1', earliest: 3 },
+    ]);
+    expect(poller.statuses.find((status) => status.type === 'retrying')).toMatchObject({ error: { code: 'callback_failed', retryable: true } });
+    expect(poller.statuses.find((status) => status.type === 'retrying')!.error!.message).toMatch(/^onReset threw: .*banner failed/);
+    expect(poller.received.map((received) => received.seq)).toEqual([3]);
+  });
+
+  it.each([
+    ['forbidden_topic', 403, { forbiddenTopics: ['secret'] }],
+    ['too_many_topics', 400, { topicsMax: 1 }],
+  ])('stops on %s (%i) without another request; without the topic it starts again', async (code, status, gatewayOptions) => {
+    const gateway = createFakeGateway({ holdMs: 20, ...gatewayOptions });
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST, topics: { 'room:1': 0, secret: 0 } });
+    poller.start();
+    await waitFor(() => stoppedStatus(poller) !== undefined, 2000, 'the stop');
+    await pause(30);
+    expect(gateway.requests).toHaveLength(1);
+    expect(stoppedStatus(poller)).toMatchObject({ reason: 'error', error: { code, status, retryable: false } });
+
+    poller.unsubscribe('secret');
+    gateway.publishToTopic('room:1', 'allowed');
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the message of the topic left');
+    await poller.stop();
+    expect(topicsAsked(gateway)[1]).toEqual({ 'room:1': 0 });
+  });
+
+  it('hands each topic message over once across a lost answer and a throwing onMessages, then moves the position', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.publishToTopic('room:1', 'a');
+    gateway.publishToTopic('room:1', 'b');
+    gateway.failNext(() => 'lose-response');
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST, topics: { 'room:1': 0 }, failOnMessagesCalls: [1] });
+    poller.start();
+    await waitFor(() => poller.received.length === 2 && gateway.polls().length >= 4, 2000, 'the poll after the hand-over');
+    await poller.stop();
+    expect(poller.received.map((received) => received.body)).toEqual(['a', 'b']);
+    expect(poller.statuses.filter((status) => status.type === 'retrying').map((status) => status.error?.code)).toEqual(['network_error', 'callback_failed']);
+    expect(topicsAsked(gateway).slice(0, 4)).toEqual([{ 'room:1': 0 }, { 'room:1': 0 }, { 'room:1': 0 }, { 'room:1': 2 }]);
+  });
+
+  it('hands a topic message over once when it repeats in an answer or comes again at or below the position held', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.failNext(
+      () => jsonResponse(200, { messages: [message(1), topicMessage('room:1', 1, 501), topicMessage('room:1', 1, 501), topicMessage('room:1', 2, 502)], cursor: 1, positions: { 'room:1': 2 } }),
+      () => jsonResponse(200, { messages: [topicMessage('room:1', 2, 502), topicMessage('room:1', 3, 503)], cursor: 1, positions: { 'room:1': 3 } }),
+    );
+    const poller = shell.load(gateway).createPoller({ token: 't', topics: { 'room:1': 0 } });
+    poller.start();
+    await waitFor(() => gateway.polls().length >= 3, 2000, 'the two scripted answers');
+    await poller.stop();
+    expect(ids(poller)).toEqual([1, 501, 502, 503]);
+  });
+
+  it('hands over topic messages whose ids lie below the mailbox ids it has forgotten (topic ids do not ascend with the mailbox\'s)', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.publishToTopic('archive', 'from long ago', 'alice', 2);
+    const client = shell.load(gateway);
+    const store = client.memoryCursorStore({ cursor: 5, seen: { lowWaterMark: 3, ids: [4, 5] } });
+    const poller = client.createPoller({ token: 't', dedupWindow: 2, topics: { archive: 0 }, cursorStore: store });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the archived message');
+    await poller.stop();
+    expect(poller.received[0]).toMatchObject({ id: 2, topic: 'archive', seq: 1 });
+    // Topic messages are recorded by position, not in the mailbox's seen window.
+    expect(store.load()).toEqual({ cursor: 5, seen: { lowWaterMark: 3, ids: [4, 5] }, topics: { archive: 1 } });
+  });
+
+  it('retries an answer that lacks the position of a topic it read (invalid_response), handing nothing over from it', async () => {
+    const gateway = createFakeGateway({ holdMs: 20 });
+    gateway.publishToTopic('room:1', 'a');
+    gateway.failNext(() => jsonResponse(200, { messages: [topicMessage('room:1', 1, 10_001)], cursor: 0 }));
+    const poller = shell.load(gateway).createPoller({ token: 't', backoff: FAST, topics: { 'room:1': 0 } });
+    poller.start();
+    await waitFor(() => poller.received.length === 1, 2000, 'the valid answer');
+    await poller.stop();
+    const retry = poller.statuses.find((status) => status.type === 'retrying');
+    expect(retry).toMatchObject({ attempt: 1, error: { code: 'invalid_response', retryable: true } });
+    expect(retry!.error!.message).toContain('Expected `positions["room:1"]` in the poll response to be a position');
+    expect(ids(poller)).toEqual([10_001]);
+  });
+
+  it('publishes to a topic under one client id across retries, resolving with its `seq`; one of `to` and `topic`, checked before sending', async () => {
+    const gateway = createFakeGateway();
+    gateway.failNext(
+      () => errorResponse(503, 'store_unavailable', { 'Retry-After': '0' }),
+      () => 'lose-response',
+      () => jsonResponse(200, { id: 9, seq: 4, duplicate: true }),
+      () => jsonResponse(201, { results: [{ id: 10, duplicate: false }, { id: 11, seq: 5, duplicate: false }] }),
+    );
+    const client = shell.load(gateway);
+    await expect(client.publish({ token: 'tok', topic: 'room:1', id: 't-1', body: { text: 'hi' } })).resolves.toEqual({ id: 9, seq: 4, duplicate: true, clientId: 't-1' });
+    expect(gateway.requests.map((request) => request.body)).toEqual(Array(3).fill({ topic: 'room:1', id: 't-1', body: { text: 'hi' } }));
+    const results = await client.publishBatch({ token: 'tok', messages: [{ to: 'bob', id: 'b-1', body: 1 }, { topic: 'room:1', id: 'b-2', body: 2, ttl: 60 }] });
+    expect(results).toEqual([
+      { id: 10, duplicate: false, clientId: 'b-1' },
+      { id: 11, seq: 5, duplicate: false, clientId: 'b-2' },
+    ]);
+    expect(gateway.requests[3]!.body).toEqual({ messages: [{ to: 'bob', id: 'b-1', body: 1 }, { topic: 'room:1', id: 'b-2', body: 2, ttl: 60 }] });
+
+    await expect(async () => client.publish({ token: 'tok', to: 'bob', topic: 'room:1', body: 1 })).rejects.toThrow('Expected exactly one of `to` and `topic`');
+    await expect(async () => client.publish({ token: 'tok', body: 1 })).rejects.toThrow('Expected exactly one of `to` and `topic`');
+    await expect(async () => client.publish({ token: 'tok', topic: 'room 1', body: 1 })).rejects.toThrow('Expected `topic` to be a topic name matching');
+    await expect(async () => client.publishBatch({ token: 'tok', messages: [{ topic: 'ok', body: 1 }, { topic: 'not ok', body: 2 }] })).rejects.toThrow(
+      'Expected `messages[1].topic` to be a topic name matching',
+    );
+    expect(gateway.requests).toHaveLength(4);
   });
 });

@@ -1,4 +1,4 @@
-import { invalid, requireNumberInRange } from './validate.js';
+import { invalid, isObject, requireNumberInRange } from './validate.js';
 
 /**
  * Exponential backoff with proportional jitter.
@@ -37,7 +37,7 @@ export interface ResolvedBackoffOptions {
 
 /** Copies and checks backoff options; `path` names the option in error messages (`backoff`). */
 export function resolveBackoffOptions(options: BackoffOptions | undefined, path?: string): ResolvedBackoffOptions {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+  if (options !== undefined && !isObject(options)) {
     throw invalid(path || 'backoff', 'an object', options);
   }
   const given = options || {};

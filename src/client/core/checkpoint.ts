@@ -1,19 +1,22 @@
 import type { SeenIdsSnapshot } from './seen-ids.js';
-import { invalid, isArray, isFiniteNumber, isWholeNumber, requireNonEmptyString } from './validate.js';
+import { eachTopic, isPosition, type TopicPositions } from './topics.js';
+import { invalid, isArray, isFiniteNumber, isObject, requireNonEmptyString } from './validate.js';
 
 /**
  * Everything a poller needs to resume exactly where it stopped: the cursor to send back (which
- * acknowledges what was delivered) and the recently delivered ids, so that a redelivery after a
- * restart is still recognised as a duplicate.
+ * acknowledges what was delivered), the recently delivered ids, so that a redelivery after a
+ * restart is still recognised as a duplicate, and the position in each topic it reads.
  *
  * @example
- * const checkpoint: PollCheckpoint = { cursor: 120, seen: { lowWaterMark: 20, ids: [118, 119, 120] } };
+ * const checkpoint: PollCheckpoint = { cursor: 120, seen: { lowWaterMark: 20, ids: [118, 119, 120] }, topics: { 'room:1': 42 } };
  */
 export interface PollCheckpoint {
   cursor: number;
   seen: SeenIdsSnapshot;
   /** Ids of the receipts handed to `onReceipts` lately; absent until the first one. */
   seenReceipts?: SeenIdsSnapshot;
+  /** The position in each topic read; absent until one is known (and in checkpoints from before topics). */
+  topics?: TopicPositions;
 }
 
 /**
@@ -35,22 +38,31 @@ export interface SyncCursorStore {
 }
 
 /**
- * Validates what a cursor store returned, strictly: a wrong cursor or a wrong seen-id list throws a
- * TypeError naming the field, because resuming from half a checkpoint would hide a broken store.
- * A bare number is a cursor (for stores that only ever kept the cursor).
+ * Validates what a cursor store returned, strictly: a wrong cursor, seen-id list or topic position
+ * throws a TypeError naming the field, because resuming from half a checkpoint would hide a broken
+ * store. A bare number is a cursor (for stores that only ever kept the cursor); a checkpoint
+ * without `topics` (written before topics existed) is one that reads none yet.
  */
 export function toCheckpoint(value: unknown): PollCheckpoint {
   if (typeof value === 'number') return { cursor: requireCursor(value), seen: { ids: [] } };
-  if (typeof value !== 'object' || value === null) {
+  if (!isObject(value)) {
     throw invalid('checkpoint', 'an object or a number', value);
   }
-  const stored = value as { cursor?: unknown; seen?: unknown; seenReceipts?: unknown };
+  const stored = value as { cursor?: unknown; seen?: unknown; seenReceipts?: unknown; topics?: unknown };
   const checkpoint: PollCheckpoint = {
     cursor: requireCursor(stored.cursor),
     seen: stored.seen === undefined ? { ids: [] } : toSeenIds(stored.seen, 'seen'),
   };
   if (stored.seenReceipts !== undefined) checkpoint.seenReceipts = toSeenIds(stored.seenReceipts, 'seenReceipts');
+  if (stored.topics !== undefined) checkpoint.topics = toTopicPositions(stored.topics);
   return checkpoint;
+}
+
+/** A copy of the stored positions, each topic name and position checked. */
+function toTopicPositions(value: unknown): TopicPositions {
+  eachTopic('topics', value, false, function () {});
+  // JSON keeps a topic named `__proto__` as an own property, where assigning it would not.
+  return JSON.parse(JSON.stringify(value));
 }
 
 function toSeenIds(value: unknown, name: string): SeenIdsSnapshot {
@@ -68,9 +80,7 @@ function toSeenIds(value: unknown, name: string): SeenIdsSnapshot {
 }
 
 function requireCursor(value: unknown): number {
-  if (!isWholeNumber(value) || value < 0 || value > 9007199254740991) {
-    throw invalid('cursor', 'a non-negative integer', value);
-  }
+  if (!isPosition(value)) throw invalid('cursor', 'a non-negative integer', value);
   return value;
 }
 

@@ -44,8 +44,8 @@ export interface ClientFailure {
 
 export type MakeFailure<Failure extends ClientFailure> = (spec: FailureSpec) => Failure;
 
-/** Which callback threw (and, so, which half of a response is delivered again). */
-export type CallbackName = 'onMessages' | 'onReceipts';
+/** Which callback threw (and, so, which part of a response is delivered again). */
+export type CallbackName = 'onMessages' | 'onReceipts' | 'onReset';
 
 /**
  * 408, 429 and 5xx are transient by definition; every other 4xx means the request itself is wrong
@@ -109,23 +109,35 @@ export function successBody(answer: HttpAnswer): { body: unknown } | { failure: 
   }
 }
 
+/** A failure the client raises itself (not an HTTP answer). */
+function clientFailure(code: ClientErrorCode, message: string, retryable: boolean, cause: unknown): FailureSpec {
+  return { code: code, message: message, retryable: retryable, cause: cause };
+}
+
 export function protocolFailure(message: string, cause?: unknown): FailureSpec {
-  return { code: 'invalid_response', message: message, retryable: true, cause: cause };
+  return clientFailure('invalid_response', message, true, cause);
+}
+
+/** A field of a poll answer that is not what the gateway sends (`expected` says what it is). */
+export function pollFieldFailure(field: string, expected: string): FailureSpec {
+  return protocolFailure('Expected `' + field + '` in the poll response to be ' + expected);
 }
 
 /** Connection refused / reset, DNS: always retried. */
 export function networkFailure(what: string, cause?: unknown): FailureSpec {
-  return { code: 'network_error', message: what + ' failed: ' + (cause === undefined ? 'no response' : describeError(cause)), retryable: true, cause: cause };
+  return clientFailure('network_error', what + ' failed: ' + (cause === undefined ? 'no response' : describeError(cause)), true, cause);
 }
 
 /** No answer in time: the connection may have died silently. Retried. */
 export function timeoutFailure(timeoutMs: number): FailureSpec {
-  return { code: 'request_timeout', message: 'No response within ' + timeoutMs + ' ms', retryable: true };
+  return clientFailure('request_timeout', 'No response within ' + timeoutMs + ' ms', true, undefined);
 }
 
 /** The application's callback threw; the batch is delivered again after a backoff delay. */
 export function callbackFailure(cause: unknown, callback: CallbackName): FailureSpec {
-  return { code: 'callback_failed', message: callback + ' threw: ' + describeError(cause), retryable: true, cause: cause, callback: callback };
+  const spec = clientFailure('callback_failed', callback + ' threw: ' + describeError(cause), true, cause);
+  spec.callback = callback;
+  return spec;
 }
 
 /**
@@ -133,19 +145,14 @@ export function callbackFailure(cause: unknown, callback: CallbackName): Failure
  * did (retried: memory already moved on, and the checkpoint is saved again after the next poll).
  */
 export function cursorStoreFailure(operation: 'load' | 'save', cause: unknown): FailureSpec {
-  return {
-    code: 'cursor_store_failed',
-    message: 'Cursor store ' + operation + '() failed: ' + describeError(cause),
-    retryable: operation === 'save',
-    cause: cause,
-  };
+  return clientFailure('cursor_store_failed', 'Cursor store ' + operation + '() failed: ' + describeError(cause), operation === 'save', cause);
 }
 
 /** The token function threw (typically a refresh that could not reach its auth server): retried. */
 export function tokenFailure(cause: unknown): FailureSpec {
-  return { code: 'token_unavailable', message: 'The token function failed: ' + describeError(cause), retryable: true, cause: cause };
+  return clientFailure('token_unavailable', 'The token function failed: ' + describeError(cause), true, cause);
 }
 
 export function unexpectedFailure(cause: unknown): FailureSpec {
-  return { code: 'unexpected_error', message: describeError(cause), retryable: false, cause: cause };
+  return clientFailure('unexpected_error', describeError(cause), false, cause);
 }

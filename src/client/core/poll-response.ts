@@ -1,45 +1,65 @@
-import { protocolFailure, type FailureSpec } from './failures.js';
-import type { DeliveryReceipt, PollMessage, PollResponse } from './types.js';
-import { isArray, isFiniteNumber, isWholeNumber, typeName } from './validate.js';
+import { pollFieldFailure, protocolFailure, type FailureSpec } from './failures.js';
+import { isPosition } from './topics.js';
+import type { DeliveryReceipt, PollMessage, PollResponse, TopicReset } from './types.js';
+import { isArray, isFiniteNumber, isObject, typeName } from './validate.js';
 
 /**
- * Checks the shape of a `GET /v1/poll` body. Returns the response, or the protocol failure that
- * says what is wrong (a proxy's answer, a truncated body): retried like any other failure.
+ * Checks the shape of a poll's answer (`GET` or `POST /v1/poll`). Returns the response, or the
+ * protocol failure that says what is wrong (a proxy's answer, a truncated body): retried like any
+ * other failure.
  */
 export function parsePollResponse(body: unknown): { response: PollResponse } | { failure: FailureSpec } {
-  if (typeof body !== 'object' || body === null) return fail('Expected the poll response to be a JSON object');
-  const fields = body as { messages?: unknown; receipts?: unknown; cursor?: unknown; superseded?: unknown };
+  if (!isObject(body)) return { failure: protocolFailure('Expected the poll response to be a JSON object') };
+  const fields = body as { messages?: unknown; receipts?: unknown; cursor?: unknown; positions?: unknown; resets?: unknown; superseded?: unknown };
   const cursor = fields.cursor;
-  if (!isWholeNumber(cursor) || cursor < 0) return fail('Expected `cursor` in the poll response to be a non-negative integer, got ' + typeName(cursor));
+  if (!isPosition(cursor)) return { failure: pollFieldFailure('cursor', 'a non-negative integer, got ' + typeName(cursor)) };
   const messages = fields.messages;
-  if (!isArray(messages)) return fail('Expected `messages` in the poll response to be an array');
+  if (!isArray(messages)) return { failure: pollFieldFailure('messages', 'an array') };
   for (let index = 0; index < messages.length; index++) {
     const problem = messageProblem(messages[index]);
-    if (problem) return fail('Expected `messages[' + index + ']` to have ' + problem);
+    if (problem) return itemFailure('messages', index, problem);
   }
   // The gateway leaves the key out when there are none.
   const receipts = fields.receipts === undefined ? [] : fields.receipts;
-  if (!isArray(receipts)) return fail('Expected `receipts` in the poll response to be an array when present');
+  if (!isArray(receipts)) return { failure: pollFieldFailure('receipts', 'an array when present') };
   for (let index = 0; index < receipts.length; index++) {
     if (!isReceipt(receipts[index])) {
-      return fail('Expected `receipts[' + index + ']` to have a numeric `id`, string `to` and `at`, and `status` "acked"');
+      return itemFailure('receipts', index, 'a numeric `id`, string `to` and `at`, and `status` "acked"');
     }
   }
+  // Present when the poll read topics. Whether they give the position of each topic it read, the
+  // poll session checks (it knows which it asked for); anything else there cannot be a position.
+  const positions = fields.positions || {};
+  const resets = fields.resets === undefined ? [] : fields.resets;
+  let valid = isArray(resets);
+  for (let index = 0; valid && index < (resets as unknown[]).length; index++) {
+    const reset = ((resets as unknown[])[index] || {}) as Partial<TopicReset>;
+    valid = typeof reset.topic === 'string' && isPosition(reset.earliest);
+  }
+  if (!valid) return { failure: pollFieldFailure('resets', 'an array of {topic, earliest}') };
   return {
-    response: { messages: messages as PollMessage[], receipts: receipts as DeliveryReceipt[], cursor: cursor, superseded: fields.superseded === true },
+    response: {
+      messages: messages as PollMessage[],
+      receipts: receipts as DeliveryReceipt[],
+      cursor: cursor,
+      positions: positions as PollResponse['positions'],
+      resets: resets as TopicReset[],
+      superseded: fields.superseded === true,
+    },
   };
 }
 
-function fail(message: string): { failure: FailureSpec } {
-  return { failure: protocolFailure(message) };
+function itemFailure(field: string, index: number, expected: string): { failure: FailureSpec } {
+  return { failure: protocolFailure('Expected `' + field + '[' + index + ']` to have ' + expected) };
 }
 
 function messageProblem(value: unknown): string | undefined {
-  const message = (value || {}) as Partial<Record<'id' | 'from' | 'createdAt' | 'expiresAt', unknown>>;
+  const message = (value || {}) as Partial<Record<'id' | 'from' | 'createdAt' | 'expiresAt' | 'topic' | 'seq', unknown>>;
   if (!isFiniteNumber(message.id) || typeof message.from !== 'string' || typeof message.createdAt !== 'string') {
     return 'a numeric `id` and string `from` and `createdAt`';
   }
   if (message.expiresAt !== undefined && typeof message.expiresAt !== 'string') return 'a string `expiresAt` when present';
+  if (message.topic !== undefined && (typeof message.topic !== 'string' || !isPosition(message.seq))) return 'a numeric `seq` with its string `topic`';
   return undefined;
 }
 

@@ -8,7 +8,7 @@
  * Every call into application code (token function, callbacks, cursor store) goes through the
  * shell's `invoke`, so the same steps run whether that code answers at once or with a promise.
  */
-import { jitteredDelay, retryDelay, type ResolvedBackoffOptions } from './backoff.js';
+import { jitteredDelay, retryDelay } from './backoff.js';
 import { toCheckpoint, type PollCheckpoint } from './checkpoint.js';
 import {
   callbackFailure,
@@ -24,8 +24,9 @@ import {
 import type { ErrorCode } from '../../error-codes.js';
 import { parsePollResponse } from './poll-response.js';
 import { createSeenIdWindow, type SeenIdWindow } from './seen-ids.js';
-import type { DeliveryReceipt, PollMessage } from './types.js';
-import { currentToken } from './poller-options.js';
+import type { TopicStarts } from './topics.js';
+import type { TopicReset } from './types.js';
+import { currentToken, type ResolvedPollerOptions } from './poller-options.js';
 import { queryString } from './validate.js';
 
 /**
@@ -88,13 +89,9 @@ export interface PollSchedule {
 
 export interface PollSessionConfig<Failure extends ClientFailure> {
   schedule: PollSchedule;
-  limit: number;
-  dedupWindow: number;
-  backoff: ResolvedBackoffOptions;
-  token: () => unknown;
+  /** The shared options as resolvePollerOptions checked them (its `topics` change with subscribe/unsubscribe). */
+  options: ResolvedPollerOptions;
   store: { load(): unknown; save(checkpoint: PollCheckpoint): unknown };
-  onMessages: (messages: PollMessage[], context: MessageContext) => unknown;
-  onReceipts: ((receipts: DeliveryReceipt[], context: MessageContext) => unknown) | undefined;
   /** Must not throw (the shell guards the application's handler). */
   emit: (progress: PollProgress<Failure>) => void;
   make: MakeFailure<Failure>;
@@ -119,6 +116,12 @@ const WAIT_TOO_LONG: ErrorCode = 'invalid_wait';
 /** Added to the long-poll wait before a silent connection counts as dead. */
 export const REQUEST_TIMEOUT_GRACE_MS = 15000;
 
+/** One poll, relative to the gateway's base URL: a GET when `body` is absent, else a POST of it as JSON. */
+export interface PollRequest {
+  path: string;
+  body?: { cursor: number; wait: number; limit: number; topics?: TopicStarts };
+}
+
 export interface PollSession<Failure> {
   /** Loads the checkpoint once (later runs keep what memory holds); a failure is fatal. */
   load(done: (failure?: Failure) => void): void;
@@ -127,8 +130,11 @@ export interface PollSession<Failure> {
   cursor(): number | undefined;
   /** The current token, or a retryable `token_unavailable` failure when the token function throws. */
   token(done: (failure: Failure | undefined, token?: string) => void): void;
-  /** `v1/poll?cursor=…&wait=…&limit=…`, relative to the gateway's base URL. */
-  pollPath(): string;
+  /**
+   * The next poll: `GET v1/poll?cursor=…&wait=…&limit=…`, or a POST of the same as JSON with the
+   * topics when it reads any. Its answer must go to takeAnswer.
+   */
+  pollRequest(): PollRequest;
   timeoutMs(): number;
   /**
    * Takes a poll's HTTP answer: hands its messages to the application, saves the checkpoint, and
@@ -141,6 +147,7 @@ export interface PollSession<Failure> {
 
 export function createPollSession<Failure extends ClientFailure>(config: PollSessionConfig<Failure>): PollSession<Failure> {
   const make = config.make;
+  const options = config.options;
   const invoke = config.invoke || invokeApplication;
   let waitSeconds = config.schedule.waitSeconds;
   let checkpoint: PollCheckpoint | undefined;
@@ -150,9 +157,18 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
   let unsaved = false;
   let saveFailures = 0;
   let connected = false;
+  const subscriptions = options.topics;
+  /** The topic positions in the checkpoint last saved (or loaded), as JSON. */
+  let savedPositionsJson: string | undefined;
+  /** The topics the poll in flight asked for: its answer is read against them. */
+  let asked: TopicStarts | undefined;
 
   function emit(progress: PollProgress<Failure>): void {
     if (config.active()) config.emit(progress);
+  }
+
+  function retrying(attempt: number, delayMs: number, error: Failure): void {
+    emit({ type: 'retrying', attempt: attempt, delayMs: delayMs, error: error });
   }
 
   function load(done: (failure?: Failure) => void): void {
@@ -168,15 +184,17 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
         } catch (error) {
           return done(make(cursorStoreFailure('load', error)));
         }
-        seen = createSeenIdWindow(config.dedupWindow, checkpoint.seen);
-        seenReceipts = createSeenIdWindow(config.dedupWindow, checkpoint.seenReceipts, false);
+        subscriptions.restore(checkpoint.topics);
+        savedPositionsJson = JSON.stringify(checkpoint.topics);
+        seen = createSeenIdWindow(options.dedupWindow, checkpoint.seen);
+        seenReceipts = createSeenIdWindow(options.dedupWindow, checkpoint.seenReceipts, false);
         done();
       },
     );
   }
 
   function token(done: (failure: Failure | undefined, token?: string) => void): void {
-    currentToken(config.token, invoke, function (failure, value) {
+    currentToken(options.token, invoke, function (failure, value) {
       done(failure && make(failure), value);
     });
   }
@@ -200,36 +218,52 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     const checked = parsePollResponse(parsed.body);
     if ('failure' in checked) return done({ failure: make(checked.failure) });
     const response = checked.response;
+    const topics = subscriptions.answer(asked || {}, response);
+    if (topics.failure) return done({ failure: make(topics.failure) });
     if (!connected) {
       connected = true;
       emit({ type: 'connected', cursor: (checkpoint as PollCheckpoint).cursor });
     }
     const cursor = response.cursor;
     const context: MessageContext = { cursor: cursor };
-    const fresh = unseen(response.messages, seen);
-    const freshReceipts = config.onReceipts ? unseen(response.receipts, seenReceipts) : [];
-    handOver(fresh, seen, config.onMessages, 'onMessages', context, function (messagesFailure) {
-      if (messagesFailure) return done(messagesFailure);
-      handOver(freshReceipts, seenReceipts, config.onReceipts, 'onReceipts', context, function (receiptsFailure) {
-        if (receiptsFailure) return done(receiptsFailure);
-        const changed = unsaved || fresh.length > 0 || freshReceipts.length > 0 || cursor !== (checkpoint as PollCheckpoint).cursor;
-        checkpoint = { cursor: cursor, seen: seen.snapshot() };
-        // Left out while empty, so checkpoints of apps without receipts keep their old shape.
-        const receiptIds = seenReceipts.snapshot();
-        if (receiptIds.ids.length > 0) checkpoint.seenReceipts = receiptIds;
-        if (!changed) return pollOn();
-        const saving = checkpoint;
-        invoke(
-          function () {
-            return config.store.save(saving);
-          },
-          function (failed, error) {
-            unsaved = failed;
-            pollOn(failed ? make(cursorStoreFailure('save', error)) : undefined);
-          },
-        );
+    const fresh = unseen(topics.mailbox, seen).concat(topics.fresh);
+    const freshReceipts = options.onReceipts ? unseen(response.receipts, seenReceipts) : [];
+    // Before the messages, which continue after the gap a reset reports.
+    reportResets(topics.resets, function (resetFailure) {
+      if (resetFailure) return done(resetFailure);
+      handOver(fresh, seen, options.onMessages, 'onMessages', context, function (messagesFailure) {
+        if (messagesFailure) return done(messagesFailure);
+        // Handed over: the topics move on with the mailbox's seen ids, whatever happens next.
+        topics.take();
+        handOver(freshReceipts, seenReceipts, options.onReceipts, 'onReceipts', context, saveAndPollOn);
       });
     });
+
+    /** Saves the checkpoint once everything was handed over, when anything in it changed. */
+    function saveAndPollOn(receiptsFailure?: { failure: Failure } | { halted: true }): void {
+      if (receiptsFailure) return done(receiptsFailure);
+      const positions = subscriptions.positions();
+      // Compared as JSON: only a change of what would be saved is one (a topic read 'now' is not, yet).
+      const positionsJson = JSON.stringify(positions);
+      const changed = positionsJson !== savedPositionsJson || unsaved || fresh.length > 0 || freshReceipts.length > 0 || cursor !== (checkpoint as PollCheckpoint).cursor;
+      savedPositionsJson = positionsJson;
+      checkpoint = { cursor: cursor, seen: seen.snapshot() };
+      // Left out while empty, so checkpoints of apps without receipts or topics keep their old shape.
+      const receiptIds = seenReceipts.snapshot();
+      if (receiptIds.ids.length > 0) checkpoint.seenReceipts = receiptIds;
+      if (positions) checkpoint.topics = positions;
+      if (!changed) return pollOn();
+      const saving = checkpoint;
+      invoke(
+        function () {
+          return config.store.save(saving);
+        },
+        function (failed, error) {
+          unsaved = failed;
+          pollOn(failed ? make(cursorStoreFailure('save', error)) : undefined);
+        },
+      );
+    }
 
     /**
      * A failed save does not fail the poll: memory already moved on, so the next poll
@@ -239,19 +273,41 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     function pollOn(saveFailure?: Failure): void {
       if (fresh.length > 0) emit({ type: 'messages', count: fresh.length, cursor: cursor });
       const pauseMs = response.superseded
-        ? jitteredDelay(config.backoff, 1)
+        ? jitteredDelay(options.backoff, 1)
         : // Receipts fill the page like messages (they hold places in the mailbox sequence).
-          config.schedule.pauseAfter(response.messages.length + response.receipts.length, config.limit);
+          config.schedule.pauseAfter(response.messages.length + response.receipts.length, options.limit);
       saveFailures = saveFailure ? saveFailures + 1 : 0;
-      if (saveFailure) emit({ type: 'retrying', attempt: saveFailures, delayMs: pauseMs, error: saveFailure });
+      if (saveFailure) retrying(saveFailures, pauseMs, saveFailure);
       if (response.superseded) emit({ type: 'superseded', delayMs: pauseMs });
       done({ pauseMs: pauseMs });
     }
   }
 
   /**
+   * Calls onReset for each reset (taking them off `resets`), one after the other, waiting for a
+   * returned promise. A throw is retried like one from onMessages: the poll is sent again from the
+   * same positions, so the reset comes again too.
+   */
+  function reportResets(resets: TopicReset[], done: (outcome?: { failure: Failure } | { halted: true }) => void): void {
+    const reset = resets.shift();
+    const onReset = options.onReset;
+    if (!reset || !onReset) return done();
+    if (!config.active()) return done({ halted: true });
+    invoke(
+      function () {
+        return onReset(reset.topic, reset.earliest);
+      },
+      function (failed, error) {
+        if (failed) return done({ failure: make(callbackFailure(error, 'onReset')) });
+        reportResets(resets, done);
+      },
+    );
+  }
+
+  /**
    * Hands `items` to the application and only then records their ids: if the callback throws, the
-   * response is polled again and whatever was not recorded is handed over once more.
+   * response is polled again and whatever was not recorded is handed over once more. Topic
+   * messages are recorded by their topic's position instead (`take`), not in the window.
    */
   function handOver<Item extends { id: number }>(
     items: Item[],
@@ -270,7 +326,9 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
       },
       function (failed, error) {
         if (failed) return done({ failure: make(callbackFailure(error, name)) });
-        for (let index = 0; index < items.length; index++) window.add((items[index] as Item).id);
+        for (let index = 0; index < items.length; index++) {
+          if ((items[index] as { topic?: string }).topic === undefined) window.add((items[index] as Item).id);
+        }
         done();
       },
     );
@@ -285,8 +343,16 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
       return checkpoint ? checkpoint.cursor : undefined;
     },
     token: token,
-    pollPath: function () {
-      return 'v1/poll?' + queryString({ cursor: (checkpoint as PollCheckpoint).cursor, wait: waitSeconds, limit: config.limit });
+    pollRequest: function () {
+      const query = { cursor: (checkpoint as PollCheckpoint).cursor, wait: waitSeconds, limit: options.limit };
+      asked = subscriptions.reading();
+      if (!asked) return { path: 'v1/poll?' + queryString(query) };
+      // Topics always go in a body: 64 names of up to 128 characters (and a legacy client's token)
+      // would not fit the URL length old browsers and proxies allow, and a body keeps them out of
+      // access logs. text/plain keeps the legacy build's POST free of a CORS preflight.
+      const body: NonNullable<PollRequest['body']> = query;
+      body.topics = asked;
+      return { path: 'v1/poll', body: body };
     },
     timeoutMs: function () {
       return waitSeconds * 1000 + REQUEST_TIMEOUT_GRACE_MS;
@@ -294,8 +360,8 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     takeAnswer: takeAnswer,
     retry: function (attempt, failure) {
       connected = false;
-      const delayMs = retryDelay(config.backoff, attempt, failure);
-      emit({ type: 'retrying', attempt: attempt, delayMs: delayMs, error: failure });
+      const delayMs = retryDelay(options.backoff, attempt, failure);
+      retrying(attempt, delayMs, failure);
       return delayMs;
     },
   };

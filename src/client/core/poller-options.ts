@@ -5,15 +5,18 @@
 import { resolveBackoffOptions, type BackoffOptions, type ResolvedBackoffOptions } from './backoff.js';
 import type { Invoke, MessageContext, PollSchedule } from './poll-session.js';
 import { DEFAULT_SEEN_ID_CAPACITY } from './seen-ids.js';
+import { createTopicSubscriptions, type TopicSubscriptions } from './topics.js';
 import type { DeliveryReceipt, PollMessage } from './types.js';
 import { tokenFailure, type FailureSpec } from './failures.js';
-import { invalid, numberOption, requireFunction, requireNonEmptyString } from './validate.js';
+import { invalid, isObject, numberOption, optionalFunction, requireFunction, requireNonEmptyString } from './validate.js';
 
 export interface SharedPollerOptions {
   token: unknown;
   onMessages: (messages: PollMessage<never>[], context: MessageContext) => unknown;
   onReceipts?: (receipts: DeliveryReceipt[], context: MessageContext) => unknown;
   onStatus?: (status: never) => void;
+  onReset?: (topic: string, earliest: number) => unknown;
+  topics?: unknown;
   limit?: number;
   backoff?: BackoffOptions;
   dedupWindow?: number;
@@ -24,18 +27,22 @@ export interface ResolvedPollerOptions {
   onMessages: (messages: PollMessage[], context: MessageContext) => unknown;
   onReceipts: ((receipts: DeliveryReceipt[], context: MessageContext) => unknown) | undefined;
   onStatus: ((status: unknown) => void) | undefined;
+  onReset: ((topic: string, earliest: number) => unknown) | undefined;
+  topics: TopicSubscriptions;
   limit: number;
   backoff: ResolvedBackoffOptions;
   dedupWindow: number;
 }
 
 export function resolvePollerOptions(options: SharedPollerOptions): ResolvedPollerOptions {
-  if (typeof options !== 'object' || options === null) throw invalid('options', 'an object', options);
+  if (!isObject(options)) throw invalid('options', 'an object', options);
   return {
     token: tokenProvider(options.token),
     onMessages: requireFunction('onMessages', options.onMessages) as ResolvedPollerOptions['onMessages'],
-    onReceipts: options.onReceipts === undefined ? undefined : requireFunction('onReceipts', options.onReceipts),
-    onStatus: options.onStatus === undefined ? undefined : (requireFunction('onStatus', options.onStatus) as (status: unknown) => void),
+    onReceipts: optionalFunction('onReceipts', options.onReceipts),
+    onStatus: optionalFunction('onStatus', options.onStatus) as ((status: unknown) => void) | undefined,
+    onReset: optionalFunction('onReset', options.onReset),
+    topics: createTopicSubscriptions(options.topics),
     limit: numberOption('limit', options.limit, 100, { min: 1, max: 500, integer: true }),
     backoff: resolveBackoffOptions(options.backoff, 'backoff'),
     dedupWindow: numberOption('dedupWindow', options.dedupWindow, DEFAULT_SEEN_ID_CAPACITY, { min: 1, integer: true }),

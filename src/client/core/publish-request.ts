@@ -5,18 +5,21 @@
  */
 import { protocolFailure, successBody, type FailureSpec, type HttpAnswer } from './failures.js';
 import { USER_ID_PATTERN } from '../../user-id.js';
-import { invalid, isArray, isFiniteNumber, isWholeNumber, numberOption, requireNonEmptyString } from './validate.js';
-
+import { requireTopicName } from './topics.js';
+import { invalid, isArray, isFiniteNumber, isObject, isWholeNumber, numberOption, requireNonEmptyString } from './validate.js';
 
 /**
- * One message to publish.
+ * One message to publish: to one user (`to`) or to a topic (`topic`), exactly one of the two.
  *
  * @example
  * const item: BatchItem = { to: 'agent-7', id: 'order-42-note-3', body: { text: 'hi' }, receipt: true };
+ * const news: BatchItem = { topic: 'room:42', body: { text: 'hello, room' } };
  */
 export interface BatchItem {
   /** Recipient user id. */
-  to: string;
+  to?: string;
+  /** Topic name (`^[A-Za-z0-9._:-]{1,128}$`): every reader of the topic gets the message. */
+  topic?: string;
   /**
    * Client message id (at most 128 characters) that makes retries idempotent: the gateway stores a
    * (sender, id) pair once. Generated when omitted; pass your own to stay idempotent across restarts.
@@ -26,7 +29,8 @@ export interface BatchItem {
   body: unknown;
   /**
    * Ask for a delivery receipt: once the recipient acknowledges the message, a `DeliveryReceipt`
-   * with the returned `id` reaches this sender's own poller (`onReceipts`). Default false.
+   * with the returned `id` reaches this sender's own poller (`onReceipts`). Default false. Not for
+   * topics: nobody acknowledges a topic message, and the gateway refuses it (400 `invalid_request`).
    */
   receipt?: boolean;
   /** Seconds after which the gateway never delivers it (1 … the gateway's MESSAGE_TTL_MAX_S). Default: never, or the gateway's MESSAGE_TTL_DEFAULT_S. */
@@ -44,10 +48,13 @@ export interface PublishResult {
   duplicate: boolean;
   /** The client message id that was sent. */
   clientId: string;
+  /** For a topic message: its position in the topic (what readers' positions count). */
+  seq?: number;
 }
 
 interface WireItem {
-  to: string;
+  to?: string;
+  topic?: string;
   id: string;
   body: unknown;
   receipt?: true;
@@ -56,9 +63,12 @@ interface WireItem {
 
 /** Checks one message (`prefix` names it inside a batch) and gives it its client id. */
 function toWireItem(item: BatchItem, prefix: string, newClientId: () => string): WireItem {
-  if (typeof item !== 'object' || item === null) throw invalid(prefix ? prefix.slice(0, -1) : 'options', 'an object', item);
-  const to = requireNonEmptyString(prefix + 'to', item.to);
-  if (!USER_ID_PATTERN.test(to)) throw invalid(prefix + 'to', 'a user id matching ' + String(USER_ID_PATTERN), to);
+  if (!isObject(item)) throw invalid(prefix ? prefix.slice(0, -1) : 'options', 'an object', item);
+  if ((item.to === undefined) === (item.topic === undefined)) {
+    throw new TypeError('Expected exactly one of `' + prefix + 'to` and `' + prefix + 'topic`');
+  }
+  if (item.topic !== undefined) requireTopicName(prefix + 'topic', item.topic);
+  else if (!USER_ID_PATTERN.test(requireNonEmptyString(prefix + 'to', item.to))) throw invalid(prefix + 'to', 'a user id matching ' + String(USER_ID_PATTERN), item.to);
   const clientId = item.id === undefined ? newClientId() : requireNonEmptyString(prefix + 'id', item.id);
   if (clientId.length > 128) throw invalid(prefix + 'id', 'at most 128 characters', clientId.length);
   if (item.body === undefined) throw invalid(prefix + 'body', 'a JSON value', item.body);
@@ -68,8 +78,10 @@ function toWireItem(item: BatchItem, prefix: string, newClientId: () => string):
   if (item.ttl !== undefined && !(isWholeNumber(item.ttl) && item.ttl >= 1)) {
     throw invalid(prefix + 'ttl', 'a positive whole number of seconds', item.ttl);
   }
+  const wire: WireItem = { id: clientId, body: item.body };
+  if (item.topic !== undefined) wire.topic = item.topic;
+  else wire.to = item.to;
   // Sent only when asked for, so gateways that predate receipts and expiry keep accepting plain publishes.
-  const wire: WireItem = { to: to, id: clientId, body: item.body };
   if (item.receipt) wire.receipt = true;
   if (item.ttl !== undefined) wire.ttl = item.ttl;
   return wire;
@@ -141,9 +153,11 @@ export function batchPlan(messages: unknown, newClientId: () => string): Publish
 }
 
 function toResult(body: unknown, clientId: string, what: string): { result: PublishResult } | { failure: FailureSpec } {
-  const fields = (body || {}) as { id?: unknown; duplicate?: unknown };
+  const fields = (body || {}) as { id?: unknown; duplicate?: unknown; seq?: unknown };
   if (!isFiniteNumber(fields.id)) return { failure: protocolFailure('Expected a numeric `id` in ' + what) };
-  return { result: { id: fields.id, duplicate: fields.duplicate === true, clientId: clientId } };
+  const result: PublishResult = { id: fields.id, duplicate: fields.duplicate === true, clientId: clientId };
+  if (isFiniteNumber(fields.seq)) result.seq = fields.seq;
+  return { result: result };
 }
 
 let clientIdCounter = 0;

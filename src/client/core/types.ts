@@ -14,20 +14,42 @@ export interface PollMessage<Body = unknown> {
   createdAt: string;
   /** ISO timestamp after which the gateway never delivers it; absent when it does not expire. */
   expiresAt?: string;
+  /** The topic it was published to; absent for a message to this user's own mailbox. */
+  topic?: string;
+  /** Its position in `topic` (present exactly when `topic` is): what the poller resumes after. */
+  seq?: number;
 }
 
 /**
  * The parsed body of `GET /v1/poll` (pollers handle it for you; exported for custom loops).
  *
  * @example
- * const page: PollResponse = { messages: [], receipts: [], cursor: 42, superseded: false };
+ * const page: PollResponse = { messages: [], receipts: [], cursor: 42, positions: { 'room:1': 7 }, resets: [], superseded: false };
  */
 export interface PollResponse<Body = unknown> {
+  /** The mailbox's messages first, then each topic's (those carry `topic` and `seq`). */
   messages: PollMessage<Body>[];
   /** Receipts for messages this user published with `receipt: true`; `[]` when the body had none. */
   receipts: DeliveryReceipt[];
   cursor: number;
+  /** The new position of every topic the poll read; `{}` when it read none. */
+  positions: { [topic: string]: number };
+  /** Topics whose position fell below their retained history; `[]` when none did. */
+  resets: TopicReset[];
   superseded: boolean;
+}
+
+/**
+ * A topic's position fell below its retained history (or beyond its end, when the gateway's
+ * database was reset): the messages before `earliest` are gone for this reader, and reading went
+ * on from `earliest`, the oldest message the topic still holds.
+ *
+ * @example
+ * const onReset = (topic: string, earliest: number) => console.warn(`missed messages of ${topic} before ${earliest}`);
+ */
+export interface TopicReset {
+  topic: string;
+  earliest: number;
 }
 
 /**

@@ -12,9 +12,18 @@ export function typeName(value: unknown): string {
   return typeof value;
 }
 
+/** An object (arrays included), not null. */
+export function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
+}
+
 export function isArray(value: unknown): value is unknown[] {
   // Array.isArray is missing before IE9.
   return Object.prototype.toString.call(value) === '[object Array]';
+}
+
+export function hasOwn(target: object, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(target, key);
 }
 
 export function isFiniteNumber(value: unknown): value is number {
@@ -33,6 +42,11 @@ export function invalid(name: string, expected: string, value: unknown): TypeErr
 export function requireFunction<T>(name: string, value: T): T {
   if (typeof value !== 'function') throw invalid(name, 'a function', value);
   return value;
+}
+
+/** An optional callback: undefined, or checked to be a function. */
+export function optionalFunction<T>(name: string, value: T): T | undefined {
+  return value === undefined ? undefined : requireFunction(name, value);
 }
 
 export function requireNonEmptyString(name: string, value: unknown): string {
@@ -72,7 +86,7 @@ function describeRange(range: NumberRange): string {
 export function queryString(params: { [name: string]: string | number }): string {
   const parts: string[] = [];
   for (const name in params) {
-    if (Object.prototype.hasOwnProperty.call(params, name)) parts.push(encodeURIComponent(name) + '=' + encodeURIComponent(String(params[name])));
+    if (hasOwn(params, name)) parts.push(encodeURIComponent(name) + '=' + encodeURIComponent(String(params[name])));
   }
   return parts.join('&');
 }

@@ -15,13 +15,17 @@ declare const module: { exports?: unknown } | undefined;
 const LongPoll = {
   version: '2',
   /**
-   * var poller = LongPoll.createLongPoller({ url: '/', token: jwt, onMessages: function (messages) {} });
+   * var poller = LongPoll.createLongPoller({ url: '/', token: jwt, topics: { 'room:1': 'now' }, onMessages: function (messages) {} });
    * poller.start();
+   * poller.subscribe('room:2', 0);
    */
   createLongPoller: createLongPoller,
   /** Same options plus `intervalMs`; polls with wait=0. */
   createShortPoller: createShortPoller,
-  /** LongPoll.publish({ url: '/', token: jwt, to: 'bob', id: 'm-1', body: {}, receipt: true }, function (error, result) {}); */
+  /**
+   * LongPoll.publish({ url: '/', token: jwt, to: 'bob', id: 'm-1', body: {}, receipt: true }, function (error, result) {});
+   * LongPoll.publish({ url: '/', token: jwt, topic: 'room:1', body: {} }, function (error, result) { result.seq; });
+   */
   publish: publish,
   /** LongPoll.publishBatch({ url: '/', token: jwt, messages: [{ to: 'bob', body: 1 }] }, function (error, results) {}); */
   publishBatch: publishBatch,

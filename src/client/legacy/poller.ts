@@ -16,13 +16,8 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
   const onStatus = shared.onStatus as ((status: LpStatus) => void) | undefined;
   const session = createPollSession<LpError>({
     schedule: schedule,
-    limit: shared.limit,
-    dedupWindow: shared.dedupWindow,
-    backoff: shared.backoff,
-    token: shared.token,
+    options: shared,
     store: chooseStore(options, base, shared.token),
-    onMessages: shared.onMessages,
-    onReceipts: shared.onReceipts,
     emit: report,
     make: makeLegacyError,
     active: function () {
@@ -45,7 +40,24 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     },
     getCursor: session.cursor,
     cursor: undefined,
+    // The topics are the session's (through the resolved options); the poll in flight is the shell's.
+    subscribe: function (topic, from) {
+      shared.topics.subscribe(topic, from);
+      resendPoll();
+    },
+    unsubscribe: function (topic) {
+      shared.topics.unsubscribe(topic);
+      resendPoll();
+    },
   };
+
+  /** A poll in flight is abandoned and sent again at once, so that changed topics apply now. */
+  function resendPoll(): void {
+    if (!request) return;
+    request.abort();
+    request = null;
+    poll();
+  }
 
   /** Exceptions thrown by the application's status handler must not break the loop's bookkeeping. */
   function report(status: LpStatus): void {
@@ -71,7 +83,7 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
       // Reported asynchronously so that start() never calls back before it returns.
       const runGeneration = generation;
       if (failure) later(function () {
-        finish({ type: 'stopped', reason: 'error', error: failure });
+        stopOnError(failure);
       }, 0, runGeneration);
       else later(poll, 0, runGeneration);
     });
@@ -85,6 +97,10 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     report(status);
+  }
+
+  function stopOnError(error: LpError): void {
+    finish({ type: 'stopped', reason: 'error', error: error });
   }
 
   /**
@@ -104,8 +120,9 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     pollGeneration = runGeneration;
     session.token(function (tokenFailure, token) {
       if (tokenFailure) return retryAfter(tokenFailure, runGeneration);
-      const url = base + session.pollPath() + '&' + queryString({ access_token: token as string });
-      request = send('GET', url, undefined, session.timeoutMs(), function (failure, answer) {
+      const next = session.pollRequest();
+      const url = base + next.path + (next.body ? '?' : '&') + queryString({ access_token: token as string });
+      request = send(next.body ? 'POST' : 'GET', url, next.body && JSON.stringify(next.body), session.timeoutMs(), function (failure, answer) {
         request = null;
         if (runGeneration !== generation) return;
         if (failure) return retryAfter(failure, runGeneration);
@@ -116,7 +133,7 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
           if ('again' in outcome) return poll();
           if ('failure' in outcome) {
             if (outcome.failure.retryable) retryAfter(outcome.failure, runGeneration);
-            else finish({ type: 'stopped', reason: 'error', error: outcome.failure });
+            else stopOnError(outcome.failure);
             return;
           }
           failures = 0;

@@ -5,7 +5,7 @@
 import { resolveBackoffOptions, retryDelay } from '../core/backoff.js';
 import { currentToken, tokenProvider } from '../core/poller-options.js';
 import { batchPlan, newClientMessageId, publishPlan, publishRetryOptions, type PublishPlan, type PublishResult } from '../core/publish-request.js';
-import { invalid, queryString, requireFunction } from '../core/validate.js';
+import { invalid, isObject, queryString, requireFunction } from '../core/validate.js';
 import { makeLegacyError } from './errors.js';
 import { invokeApplication } from '../core/poll-session.js';
 import { baseUrl, send } from './transport.js';
@@ -24,7 +24,7 @@ export function publishBatch(options: LpPublishBatchOptions, callback: Done<Publ
 }
 
 function checkOptions(options: unknown, callback: unknown): void {
-  if (!options || typeof options !== 'object') throw invalid('options', 'an object', options);
+  if (!isObject(options)) throw invalid('options', 'an object', options);
   requireFunction('callback', callback);
 }
 

@@ -30,13 +30,18 @@ export function send(method: 'GET' | 'POST', url: string, body: string | undefin
   let finished = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
-  function finish(failure: LpError | null, answer?: HttpAnswer): void {
-    if (finished) return;
+  /** True the first time only: the request is over, whichever way, and nothing else may end it. */
+  function settle(): boolean {
+    if (finished) return false;
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
     // Old IE throws when this is set to null.
     xhr.onreadystatechange = noop;
-    done(failure, answer);
+    return true;
+  }
+
+  function finish(failure: LpError | null, answer?: HttpAnswer): void {
+    if (settle()) done(failure, answer);
   }
 
   function abortQuietly(): void {
@@ -80,11 +85,7 @@ export function send(method: 'GET' | 'POST', url: string, body: string | undefin
 
   return {
     abort: function () {
-      if (finished) return;
-      finished = true;
-      if (timer !== undefined) clearTimeout(timer);
-      xhr.onreadystatechange = noop;
-      abortQuietly();
+      if (settle()) abortQuietly();
     },
   };
 }

@@ -6,6 +6,7 @@ import type { PollCheckpoint } from '../core/checkpoint.js';
 import type { ClientFailure } from '../core/failures.js';
 import type { MessageContext, PollProgress } from '../core/poll-session.js';
 import type { BatchItem } from '../core/publish-request.js';
+import type { TopicStart } from '../core/topics.js';
 import type { DeliveryReceipt, PollMessage } from '../core/types.js';
 
 /** Errors are plain Error objects with these fields, so old engines need no subclassing. */
@@ -28,6 +29,10 @@ export interface LpPollerOptions {
   onMessages: (messages: PollMessage[], context: MessageContext) => void;
   /** Called after onMessages, before the checkpoint is saved; without it receipts are skipped. */
   onReceipts?: (receipts: DeliveryReceipt[], context: MessageContext) => void;
+  /** Topics to read beside the mailbox: name → position or 'now'; a position in the checkpoint wins. */
+  topics?: { [topic: string]: TopicStart };
+  /** A topic's position fell below its retained history: reading goes on from `earliest`. Called before onMessages. */
+  onReset?: (topic: string, earliest: number) => void;
   onStatus?: (status: LpStatus) => void;
   wait?: number;
   intervalMs?: number;
@@ -45,6 +50,10 @@ export interface LpPoller {
   getCursor(): number | undefined;
   /** Same as getCursor(), kept up to date for engines without property getters. */
   cursor: number | undefined;
+  /** Reads `topic` from the next poll on (a poll in flight is sent again at once); a held position wins over `from`. */
+  subscribe(topic: string, from: TopicStart): void;
+  /** Stops reading `topic` and forgets its position. */
+  unsubscribe(topic: string): void;
 }
 
 export interface LpRequestHandle {

@@ -10,7 +10,7 @@ export const legacyBundlePath = join(repoRoot, 'dist/client/longpoll.legacy.js')
 export function ensureLegacyBundle(): string {
   const sourceDirs = [join(repoRoot, 'src/client/legacy'), join(repoRoot, 'src/client/core')];
   // The shared modules outside src/client that the bundle includes.
-  const shared = ['scripts/build-legacy.mjs', 'src/user-id.ts'].map((file) => join(repoRoot, file));
+  const shared = ['scripts/build-legacy.mjs', 'src/user-id.ts', 'src/topic-name.ts'].map((file) => join(repoRoot, file));
   const sources = [...shared, ...sourceDirs.flatMap((dir) => readdirSync(dir).map((name) => join(dir, name)))];
   const newestSource = Math.max(...sources.map((file) => statSync(file).mtimeMs));
   if (!existsSync(legacyBundlePath) || statSync(legacyBundlePath).mtimeMs < newestSource) {

@@ -8,12 +8,14 @@ import { ensureLegacyBundle } from './legacy-bundle.js';
 const MODERN_GLOBALS = ['Promise', 'Map', 'Set', 'WeakMap', 'WeakSet', 'Symbol', 'Proxy', 'Reflect', 'fetch', 'WebSocket', 'EventSource', 'AbortController', 'queueMicrotask'];
 const MODERN_METHODS = ['Object.assign', 'Object.entries', 'Array.from', 'Array.of', 'Array.prototype.find', 'Array.prototype.includes', 'String.prototype.startsWith', 'String.prototype.includes', 'Number.isInteger'];
 
-export type Checkpoint = { cursor: number; seen: { ids: number[]; lowWaterMark?: number }; seenReceipts?: { ids: number[] } };
+export type Checkpoint = { cursor: number; seen: { ids: number[]; lowWaterMark?: number }; seenReceipts?: { ids: number[] }; topics?: Record<string, number> };
 export interface LegacyPoller {
   start(): void;
   stop(): void;
   getCursor(): number | undefined;
   cursor: number | undefined;
+  subscribe(topic: string, from: number | 'now'): void;
+  unsubscribe(topic: string): void;
 }
 type Callback = (error: { code: string; status?: number; retryable: boolean } | null, result?: unknown) => void;
 export interface LegacyApi {
@@ -34,10 +36,11 @@ export function fakeJwt(sub: string): string {
 
 /**
  * Evaluates the legacy bundle in a fresh VM context without Promise, fetch, Map, Set and the other
- * ES2015+ globals, with an XMLHttpRequest that talks to `gateway` and a localStorage over `storage`
- * (share `storage` between two calls to simulate a page reload).
+ * ES2015+ globals, with an XMLHttpRequest that talks to `gateway` (the fake one, or `{ fetch }` for
+ * a real gateway) and a localStorage over `storage` (share `storage` between two calls to simulate
+ * a page reload).
  */
-export function loadLegacyClient(gateway: ReturnType<typeof createFakeGateway>, storage = new Map<string, string>()) {
+export function loadLegacyClient(gateway: Pick<ReturnType<typeof createFakeGateway>, 'fetch'>, storage = new Map<string, string>()) {
   const requests: XhrRecord[] = [];
   const localStorage = { getItem: (key: string) => storage.get(key) ?? null, setItem: (key: string, value: string) => void storage.set(key, value) };
   const context = vm.createContext({ XMLHttpRequest: createFakeXhrClass(gateway.fetch, requests), setTimeout, clearTimeout, localStorage });

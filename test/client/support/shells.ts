@@ -9,6 +9,8 @@ import {
   type PollCheckpoint,
   type DeliveryReceipt,
   type PollMessage,
+  type TopicReset,
+  type TopicStart,
 } from '../../../src/client/index.js';
 import type { createFakeGateway } from './fake-gateway.js';
 import { loadLegacyClient, plain } from './legacy-vm.js';
@@ -39,6 +41,11 @@ export interface PollerCase {
   /** Pass onReceipts (recording into `receipts`). */
   receipts?: boolean;
   intervalMs?: number;
+  limit?: number;
+  dedupWindow?: number;
+  topics?: Record<string, TopicStart>;
+  /** Runs after each reset is recorded into `resets` (onReset is always passed); may throw. */
+  onReset?: (reset: TopicReset, controls: PollerControls) => void;
 }
 
 export interface PollerControls {
@@ -51,10 +58,32 @@ export interface PollerControls {
 export interface PollerUnderTest {
   start(): void;
   stop(): Promise<void>;
+  subscribe(topic: string, from: TopicStart): void;
+  unsubscribe(topic: string): void;
   readonly cursor: number | undefined;
   readonly received: PollMessage[];
   readonly receipts: DeliveryReceipt[];
+  /** What onReset was told, in order. */
+  readonly resets: TopicReset[];
   readonly statuses: ObservedStatus[];
+}
+
+/** What both builds' publish helpers take here: a user (`to`) or a topic, and the rest of an item. */
+export interface PublishCase {
+  to?: string;
+  topic?: string;
+  id?: string;
+  body: unknown;
+  receipt?: boolean;
+  ttl?: number;
+  token: string;
+}
+
+export interface PublishOutcome {
+  id: number;
+  duplicate: boolean;
+  clientId: string;
+  seq?: number;
 }
 
 export interface ClientUnderTest {
@@ -62,8 +91,8 @@ export interface ClientUnderTest {
   /** A checkpoint store over this client's Web Storage (the same `storage` map every time). */
   storageCursorStore(key: string): { load(): unknown; save(checkpoint: PollCheckpoint): unknown };
   memoryCursorStore(initial?: PollCheckpoint | number): { load(): unknown; save(checkpoint: PollCheckpoint): unknown };
-  publish(options: { to: string; id?: string; body: unknown; token: string }): Promise<{ id: number; duplicate: boolean; clientId: string }>;
-  publishBatch(options: { messages: Array<{ to: string; id?: string; body: unknown; receipt?: boolean; ttl?: number }>; token: string }): Promise<Array<{ id: number; duplicate: boolean; clientId: string }>>;
+  publish(options: PublishCase): Promise<PublishOutcome>;
+  publishBatch(options: { messages: Array<Omit<PublishCase, 'token'>>; token: string }): Promise<PublishOutcome[]>;
   /** The token a recorded request carried (header or query, as this build sends it). */
   tokenOf(request: { url: URL; headers: Headers }): string | null;
 }
@@ -91,15 +120,28 @@ interface TrackedOptions {
   url: string;
   token: PollerCase['token'];
   backoff: PollerCase['backoff'];
+  limit: PollerCase['limit'];
+  dedupWindow: PollerCase['dedupWindow'];
+  topics: PollerCase['topics'];
   onMessages: (messages: PollMessage[]) => void | Promise<void>;
   onReceipts?: (receipts: DeliveryReceipt[]) => void;
+  onReset: (topic: string, earliest: number) => void;
   onStatus: (status: unknown) => void;
 }
 
+interface BuiltPoller {
+  start(): void;
+  stop(): Promise<void>;
+  cursor(): number | undefined;
+  subscribe(topic: string, from: TopicStart): void;
+  unsubscribe(topic: string): void;
+}
+
 /** Builds a poller with the options every build shares, recording what it hands over and reports. */
-function track(options: PollerCase, build: (common: TrackedOptions) => { start(): void; stop(): Promise<void>; cursor(): number | undefined }): PollerUnderTest {
+function track(options: PollerCase, build: (common: TrackedOptions) => BuiltPoller): PollerUnderTest {
   const received: PollMessage[] = [];
   const receipts: DeliveryReceipt[] = [];
+  const resets: TopicReset[] = [];
   const statuses: ObservedStatus[] = [];
   const controls: PollerControls = { start: () => poller.start(), stop: () => void poller.stop(), stopAndWait: () => poller.stop() };
   let calls = 0;
@@ -107,6 +149,9 @@ function track(options: PollerCase, build: (common: TrackedOptions) => { start()
     url: URL_BASE,
     token: options.token,
     backoff: options.backoff,
+    limit: options.limit,
+    dedupWindow: options.dedupWindow,
+    topics: options.topics,
     onMessages: (messages) => {
       calls += 1;
       if (options.failOnMessagesCalls?.includes(calls)) throw new Error(`render failed on call ${calls}`);
@@ -115,6 +160,10 @@ function track(options: PollerCase, build: (common: TrackedOptions) => { start()
       return options.onMessages?.(batch, controls) as void | Promise<void>;
     },
     onReceipts: options.receipts ? (batch) => void receipts.push(...plain(batch)) : undefined,
+    onReset: (topic, earliest) => {
+      resets.push({ topic, earliest });
+      options.onReset?.({ topic, earliest }, controls);
+    },
     onStatus: (status) => {
       const observed = observe(status);
       statuses.push(observed);
@@ -124,11 +173,14 @@ function track(options: PollerCase, build: (common: TrackedOptions) => { start()
   return {
     start: poller.start,
     stop: poller.stop,
+    subscribe: poller.subscribe,
+    unsubscribe: poller.unsubscribe,
     get cursor() {
       return poller.cursor();
     },
     received,
     receipts,
+    resets,
     statuses,
   };
 }
@@ -143,7 +195,13 @@ const modern: Shell = {
           const poller = options.short
             ? createShortPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, intervalMs: options.intervalMs })
             : createLongPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, wait: options.wait });
-          return { start: () => void poller.start(), stop: () => poller.stop(), cursor: () => poller.cursor };
+          return {
+            start: () => void poller.start(),
+            stop: () => poller.stop(),
+            cursor: () => poller.cursor,
+            subscribe: (topic, from) => poller.subscribe(topic, from),
+            unsubscribe: (topic) => poller.unsubscribe(topic),
+          };
         });
       },
       storageCursorStore: (key) => localStorageCursorStore(key, webStorage),
@@ -164,7 +222,13 @@ const legacy: Shell = {
         return track(options, (common) => {
           const legacyOptions = { ...common, storageKey: false, cursorStore: options.cursorStore };
           const poller = options.short ? LongPoll.createShortPoller({ ...legacyOptions, intervalMs: options.intervalMs }) : LongPoll.createLongPoller({ ...legacyOptions, wait: options.wait });
-          return { start: () => poller.start(), stop: async () => poller.stop(), cursor: () => poller.getCursor() };
+          return {
+            start: () => poller.start(),
+            stop: async () => poller.stop(),
+            cursor: () => poller.getCursor(),
+            subscribe: (topic, from) => poller.subscribe(topic, from),
+            unsubscribe: (topic) => poller.unsubscribe(topic),
+          };
         });
       },
       storageCursorStore: (key) => LongPoll.localStorageCursorStore(key),
