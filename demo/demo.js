@@ -1,56 +1,96 @@
-/* Customer-service chat on the legacy client (ES5, no Promise/fetch/WebSocket).
+/* Customer-service desk on topics, on the legacy client (ES5, no Promise/fetch/WebSocket).
 
-   Who is who: every customer tab is a customer of its own. Its first visit asks the demo's token
-   endpoint for `role=customer`, which mints a random `demo-customer-…` id; the tab keeps that id in
-   sessionStorage (one per tab, kept across reloads) and renews its token with it. The agent desk is
-   the one `demo-agent`: it lists a conversation per customer who wrote (newest activity first, with
-   unread counts) and replies to the one it has open.
+   Who is who: every tab is a user of its own. A tab's first visit asks the demo's token endpoint
+   for `role=customer` or `role=agent`, which mints a random `demo-customer-…` or `demo-agent-…` id;
+   the tab keeps it in sessionStorage (one per tab, kept across reloads) and renews its token with it.
 
-   Nothing is lost on a reload: each side keeps its transcript and an outbox of unsent messages
-   (customers in sessionStorage, like their id; the desk in localStorage), the poller resumes from
-   its saved cursor, and unsent messages are published again under the same client id, which the
-   gateway stores only once. Every message is published with `receipt: true`: a bubble shows ✓ once
-   the gateway stored it and ✓✓ once the other side's poller acknowledged it (its receipt arrives
-   through our own poller). */
+   Three kinds of topic carry everything (the demo's tokens may write to no mailbox at all):
+   - `conv:<customer id>`, one per customer: the conversation. The customer reads and writes its
+     own; agents read and write every one (`conv:*`). Everybody reads a conversation from position
+     0, so an agent who opens it late (a second agent, a new tab) sees all that was said, and every
+     reader sees every new message, its own included: that is how a page learns a message's
+     position, and so shows each conversation in the one order the gateway gave it.
+   - `desk`: how agents learn which conversations exist. A poll names its topics (`conv:*` is a
+     right, not something to read), and nothing lists the topics that exist, so before its first
+     message a customer publishes a hello to the desk. Customers may only publish there, never
+     read it, so no customer learns of another; agents read it from position 0 and follow
+     `conv:<sender>` of each hello, the sender being the one the gateway vouches for (not the
+     body's word). The hello has a fixed client id, so the gateway keeps it once however often a
+     reload sends it again.
+   - `announce`: agents post, every page reads it from now (what was said before it opened is old
+     news).
+
+   Nothing is lost on a reload: each tab keeps its transcript, its outbox of unsent messages and
+   the poller's checkpoint (mailbox cursor and a position per topic) in sessionStorage, the poller
+   resumes every topic from its saved position, and unsent messages are published again under the
+   same client id, which the gateway stores only once. A bubble of yours shows ✓ once the gateway
+   stored it. There is no ✓✓ any more: a topic message has many readers and nobody acknowledges
+   it, so the gateway has no delivery receipt to send. */
 (function () {
   'use strict';
 
-  var AGENT_ID = 'demo-agent';
-  var CUSTOMER_ID = /^demo-customer[A-Za-z0-9._:@-]{0,114}$/;
+  var DESK_TOPIC = 'desk';
+  var ANNOUNCE_TOPIC = 'announce';
+  var CONVERSATION_PREFIX = 'conv:';
+  /** A topic name (the gateway's rule); a customer whose conversation would not be one has none. */
+  var TOPIC_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+  /** The client id of a customer's hello on the desk: fixed, so the gateway stores it once. */
+  var HELLO_ID = 'desk-hello';
+  /**
+   * A poll names at most POLL_TOPICS_MAX topics (64 by default), the desk and the announcements
+   * among them: an agent page follows the newest 50 conversations it learnt of and forgets older
+   * ones (the demo's stand-in for assigning conversations to agents).
+   */
+  var MAX_FOLLOWED = 50;
   var ROLES = {
-    customer: { title: 'Support chat', storage: 'sessionStorage', reset: 'Start over as a new customer' },
-    agent: { title: 'Support desk (agent)', storage: 'localStorage', reset: 'Clear the desk' }
+    customer: { title: 'Support chat', reset: 'Start over as a new customer', id: /^demo-customer[A-Za-z0-9._:@-]{0,114}$/ },
+    agent: { title: 'Support desk (agent)', reset: 'Start over as a new agent', id: /^demo-agent[A-Za-z0-9._:@-]{0,117}$/ }
   };
   var STATUS_TEXT = { starting: 'Connecting…', connected: 'Connected', retrying: 'Reconnecting…', stopped: 'Disconnected' };
-  var STATE_LABELS = { pending: 'sending…', sent: '✓', delivered: '✓✓', failed: 'retrying…', refused: 'not allowed' };
+  var STATE_LABELS = { pending: 'sending…', sent: '✓', failed: 'retrying…', refused: 'not allowed' };
+  var STATE_TITLES = {
+    pending: 'Sending',
+    sent: 'Sent: stored by the gateway, in the conversation for everyone in it',
+    failed: 'Not sent yet: retrying',
+    refused: 'Not sent: not allowed in this conversation'
+  };
   var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  /** Announcements shown at once, newest last (all are kept). */
+  var ANNOUNCEMENTS_SHOWN = 5;
   var API_BASE = '/';
-  var CUSTOMER_ID_KEY = 'demo-chat:customer-id';
 
   var role = readRole();
   var settings = ROLES[role];
-  // Customer state lives as long as the tab; the desk's survives closing it.
-  var store = pickStorage(settings.storage);
-  var tabStore = pickStorage('sessionStorage');
+  var idKey = 'demo-desk:' + role + '-id';
+  // Everything lives as long as the tab: an id per tab, and its state with it.
+  var store = pickStorage('sessionStorage');
 
   var app = document.getElementById('app');
   var transcriptList = document.getElementById('transcript');
   var conversationList = document.getElementById('conversations');
   var noConversations = document.getElementById('no-conversations');
+  var announcementList = document.getElementById('announcements');
   var peerBar = document.getElementById('peer');
   var statusBadge = document.getElementById('status');
   var meLabel = document.getElementById('me');
   var textInput = document.getElementById('text');
   var sendButton = document.getElementById('send');
+  var announceInput = document.getElementById('announce-text');
+  var announceButton = document.getElementById('announce-send');
 
-  var userId = null; // known at once for the agent; for a new customer once the token endpoint minted it
+  var userId = null; // known once the token endpoint minted it (or from this tab's storage)
+  /** Conversation entries: {key, customer, from, mine, text, at, pos?, state?, unread?, note?, order}. */
   var transcript = [];
+  /** Announcements: {key, text, at, pos?, pending?}. */
+  var announcements = [];
+  /** Unsent publishes, oldest first: {clientId, topic, body, key?} (key: the bubble or announcement it shows as). */
   var outbox = [];
-  // Receipts for messages whose publish answer has not come back yet (the receipt travels on
-  // another connection, so it can overtake that answer, e.g. after a retried publish). By server id.
-  var earlyReceipts = {};
-  var lastSeq = 0; // order of activity as this page saw it, for "newest conversation first"
-  var selected = null; // the agent's open conversation (a customer id), per tab
+  /** Agent: the conversations it follows, in the order the desk told of them: {customer, at}. */
+  var known = [];
+  /** Customer: the desk has (or will have, from the outbox) our hello. */
+  var greeted = false;
+  var lastOrder = 0; // arrival order on this page: ties between equal positions, pending messages
+  var selected = null; // the agent's open conversation (a customer id)
   var token = null;
   var poller = null;
   var publishing = false;
@@ -69,8 +109,8 @@
     try {
       var storage = window[name];
       if (storage) {
-        storage.setItem('demo-chat:probe', '1');
-        storage.removeItem('demo-chat:probe');
+        storage.setItem('demo-desk:probe', '1');
+        storage.removeItem('demo-desk:probe');
         return storage;
       }
     } catch (ignored) {}
@@ -83,7 +123,7 @@
   }
 
   function storageKey(name) {
-    return 'demo-chat:' + userId + ':' + name;
+    return 'demo-desk:' + userId + ':' + name;
   }
 
   function loadJson(name, fallback) {
@@ -101,17 +141,17 @@
     } catch (ignored) {}
   }
 
-  function tabGet(key) {
+  function storeGet(key) {
     try {
-      return tabStore.getItem(key);
+      return store.getItem(key);
     } catch (ignored) {
       return null;
     }
   }
 
-  function tabSet(key, value) {
+  function storeSet(key, value) {
     try {
-      tabStore.setItem(key, value);
+      store.setItem(key, value);
     } catch (ignored) {}
   }
 
@@ -150,14 +190,25 @@
     return element;
   }
 
-  function isAgentId(id) {
-    return id.indexOf(AGENT_ID) === 0;
+  function startsWith(text, prefix) {
+    return text.slice(0, prefix.length) === prefix;
   }
 
-  /** `demo-customer-k3m9…` → `customer-k3m9…`; every agent is just "Agent". */
+  function isCustomerId(id) {
+    return ROLES.customer.id.test(id);
+  }
+
+  /** The conversation topic of a customer, or null when `conv:<id>` is no topic name. */
+  function conversationTopic(customer) {
+    var topic = CONVERSATION_PREFIX + customer;
+    return TOPIC_NAME.test(topic) ? topic : null;
+  }
+
+  /** `demo-customer-k3m9…` → `customer-k3m9…`; `demo-agent-7hq2…` → `Agent 7hq2`. */
   function displayName(id) {
-    if (isAgentId(id)) return 'Agent';
-    return id.indexOf('demo-') === 0 ? id.slice(5) : id;
+    if (startsWith(id, 'demo-agent-')) return 'Agent ' + id.slice('demo-agent-'.length, 'demo-agent-'.length + 4);
+    if (startsWith(id, 'demo-agent')) return 'Agent';
+    return startsWith(id, 'demo-') ? id.slice(5) : id;
   }
 
   function pad(number, width) {
@@ -208,6 +259,15 @@
     return element;
   }
 
+  /** A message body as text: `{text}` as the pages publish it, anything else as JSON. */
+  function bodyText(body) {
+    return body && typeof body === 'object' && typeof body.text === 'string' ? body.text : String(JSON.stringify(body));
+  }
+
+  function bodyClientId(body) {
+    return body && typeof body === 'object' && typeof body.clientId === 'string' ? body.clientId : null;
+  }
+
   // ----- status badge: one word per state, the details in its tooltip -----
 
   function showStatus(state, detail) {
@@ -218,47 +278,49 @@
 
   // ----- transcript -----
 
-  /** Entries written by older versions of this page lack a peer, a time or a sequence number. */
-  function normalise(entries) {
-    for (var index = 0; index < entries.length; index++) {
-      var entry = entries[index];
-      if (!entry.peer) entry.peer = role === 'agent' ? 'demo-customer' : AGENT_ID;
-      if (entry.state === 'read') entry.state = 'delivered';
-      if (typeof entry.seq !== 'number') entry.seq = lastSeq + 1;
-      if (entry.seq > lastSeq) lastSeq = entry.seq;
-    }
-    return entries;
-  }
-
   function isVisible(entry) {
-    return role === 'customer' || entry.peer === selected;
+    return role === 'customer' || entry.customer === selected;
   }
 
-  function indexOfKey(key) {
-    for (var index = 0; index < transcript.length; index++) {
-      if (transcript[index].key === key) return index;
+  function position(entry) {
+    return typeof entry.pos === 'number' ? entry.pos : Infinity;
+  }
+
+  /**
+   * The conversation's order: by position in the topic (the gateway's order, the same on every
+   * page), messages still on their way to the gateway last, in the order typed.
+   */
+  function byPosition(a, b) {
+    var left = position(a);
+    var right = position(b);
+    if (left !== right) return left < right ? -1 : 1;
+    return a.order - b.order;
+  }
+
+  function indexOfKey(list, key) {
+    for (var index = 0; index < list.length; index++) {
+      if (list[index].key === key) return index;
     }
     return -1;
   }
 
-  function bubbleFor(key) {
-    for (var node = transcriptList.firstChild; node; node = node.nextSibling) {
-      if (node.getAttribute && node.getAttribute('data-key') === key) return node;
-    }
-    return null;
-  }
-
   function renderEntry(entry) {
     var item = document.createElement('li');
-    item.className = 'message ' + (entry.mine ? 'mine' : 'theirs') + (entry.state ? ' ' + entry.state : '');
     item.setAttribute('data-key', entry.key);
-    item.appendChild(span('who', entry.mine ? 'You' : displayName(entry.peer)));
+    if (typeof entry.pos === 'number' && !entry.note) item.setAttribute('data-seq', String(entry.pos));
+    if (entry.note) {
+      item.className = 'note';
+      setText(item, entry.text);
+      return item;
+    }
+    item.className = 'message ' + (entry.mine ? 'mine' : 'theirs') + (entry.state ? ' ' + entry.state : '');
+    item.appendChild(span('who', entry.mine ? 'You' : displayName(entry.from)));
     item.appendChild(span('text', entry.text));
     var meta = span('meta');
     if (typeof entry.at === 'number') meta.appendChild(timeElement(entry.at));
     if (entry.mine) {
       var state = span('state', STATE_LABELS[entry.state] || STATE_LABELS.pending);
-      var title = stateTitle(entry);
+      var title = STATE_TITLES[entry.state] || STATE_TITLES.pending;
       state.setAttribute('title', title);
       state.setAttribute('aria-label', title);
       meta.appendChild(state);
@@ -267,88 +329,78 @@
     return item;
   }
 
-  function stateTitle(entry) {
-    if (entry.state === 'delivered') {
-      return 'Delivered' + (typeof entry.deliveredAt === 'number' ? ' at ' + clockText(entry.deliveredAt) : '');
-    }
-    if (entry.state === 'sent') return 'Sent: stored by the gateway, not delivered yet';
-    if (entry.state === 'failed') return 'Not sent yet: retrying';
-    if (entry.state === 'refused') return 'Not sent: this recipient is not allowed';
-    return 'Sending';
-  }
-
   function placeholderText() {
-    if (role === 'agent' && selected === null && transcript.length > 0) return 'Choose a conversation';
+    if (role === 'agent' && selected === null && known.length > 0) return 'Choose a conversation';
     return 'No messages yet';
   }
 
-  function redraw() {
+  function renderTranscript() {
     clear(transcriptList);
-    var shown = 0;
+    var shown = [];
     for (var index = 0; index < transcript.length; index++) {
-      if (!isVisible(transcript[index])) continue;
-      transcriptList.appendChild(renderEntry(transcript[index]));
-      shown++;
+      if (isVisible(transcript[index])) shown.push(transcript[index]);
     }
-    if (shown === 0) {
+    shown.sort(byPosition);
+    for (var shownIndex = 0; shownIndex < shown.length; shownIndex++) transcriptList.appendChild(renderEntry(shown[shownIndex]));
+    if (shown.length === 0) {
       var placeholder = document.createElement('li');
       placeholder.className = 'placeholder';
       setText(placeholder, placeholderText());
       transcriptList.appendChild(placeholder);
     }
     transcriptList.scrollTop = transcriptList.scrollHeight;
-    renderSidebar();
   }
 
-  /** Adds an entry unless one with the same key is already shown: a message appears exactly once. */
+  function redraw() {
+    renderTranscript();
+    renderSidebar();
+    renderAnnouncements();
+  }
+
+  /** Adds an entry unless one with the same key is already there: a message appears exactly once. */
   function addEntry(entry) {
-    if (indexOfKey(entry.key) >= 0) return;
-    lastSeq += 1;
-    entry.seq = lastSeq;
+    if (indexOfKey(transcript, entry.key) >= 0) return;
+    lastOrder += 1;
+    entry.order = lastOrder;
     transcript.push(entry);
     saveJson('transcript', transcript);
-    var first = transcriptList.firstChild;
-    var placeholder = first && first.className === 'placeholder' ? first : null;
-    if (isVisible(entry)) {
-      if (placeholder) transcriptList.removeChild(placeholder);
-      transcriptList.appendChild(renderEntry(entry));
-      transcriptList.scrollTop = transcriptList.scrollHeight;
-    } else if (placeholder) {
-      // "No messages yet" becomes "Choose a conversation" once there is one to choose.
-      setText(placeholder, placeholderText());
-    }
+    if (isVisible(entry)) renderTranscript();
+    else if (transcriptList.firstChild && transcriptList.firstChild.className === 'placeholder') renderTranscript();
     renderSidebar();
   }
 
   function updateEntry(key, changes) {
-    var index = indexOfKey(key);
+    var index = indexOfKey(transcript, key);
     if (index < 0) return;
     var entry = transcript[index];
     for (var name in changes) {
       if (Object.prototype.hasOwnProperty.call(changes, name)) entry[name] = changes[name];
     }
     saveJson('transcript', transcript);
-    var bubble = bubbleFor(key);
-    if (bubble) transcriptList.replaceChild(renderEntry(entry), bubble);
+    if (isVisible(entry)) renderTranscript();
+    renderSidebar();
   }
 
   // ----- the agent's conversation list -----
 
-  /** One summary per customer: last entry (by activity), unread count; newest activity first. */
+  /** One summary per conversation followed: its last entry, unread count; newest activity first. */
   function conversations() {
-    var byPeer = {};
+    var byCustomer = {};
     var list = [];
-    for (var index = 0; index < transcript.length; index++) {
-      var entry = transcript[index];
-      var summary = byPeer['~' + entry.peer];
-      if (!summary) {
-        summary = byPeer['~' + entry.peer] = { peer: entry.peer, last: entry, unread: 0 };
-        list.push(summary);
-      }
-      if (entry.seq > summary.last.seq) summary.last = entry;
-      if (!entry.mine && entry.unread) summary.unread++;
+    for (var index = 0; index < known.length; index++) {
+      var summary = { customer: known[index].customer, last: null, unread: 0, activity: known[index].at || 0 };
+      byCustomer['~' + summary.customer] = summary;
+      list.push(summary);
     }
-    list.sort(function (a, b) { return b.last.seq - a.last.seq; });
+    for (var entryIndex = 0; entryIndex < transcript.length; entryIndex++) {
+      var entry = transcript[entryIndex];
+      var owner = byCustomer['~' + entry.customer];
+      if (!owner || entry.note) continue;
+      if (!owner.last || byPosition(owner.last, entry) < 0) owner.last = entry;
+      if (typeof entry.at === 'number' && entry.at > owner.activity) owner.activity = entry.at;
+      if (!entry.mine && entry.unread) owner.unread++;
+    }
+    list.sort(function (a, b) { return b.activity - a.activity; });
     return list;
   }
 
@@ -365,20 +417,26 @@
     document.title = (unreadTotal > 0 ? '(' + unreadTotal + ') ' : '') + settings.title;
   }
 
+  function previewText(last) {
+    if (!last) return 'New conversation';
+    if (last.mine) return 'You: ' + last.text;
+    return (isCustomerId(last.from) ? '' : displayName(last.from) + ': ') + last.text;
+  }
+
   function renderConversation(summary) {
     var item = document.createElement('li');
     var button = document.createElement('button');
-    var current = summary.peer === selected;
+    var current = summary.customer === selected;
     button.type = 'button';
     button.className = 'conversation' + (current ? ' current' : '') + (summary.unread > 0 ? ' has-unread' : '');
-    button.setAttribute('data-peer', summary.peer);
+    button.setAttribute('data-customer', summary.customer);
     button.setAttribute('aria-current', current ? 'true' : 'false');
     var top = span('line');
-    top.appendChild(span('name', displayName(summary.peer)));
-    if (typeof summary.last.at === 'number') top.appendChild(timeElement(summary.last.at));
+    top.appendChild(span('name', displayName(summary.customer)));
+    if (summary.activity > 0) top.appendChild(timeElement(summary.activity));
     button.appendChild(top);
     var bottom = span('line');
-    bottom.appendChild(span('preview', (summary.last.mine ? 'You: ' : '') + summary.last.text));
+    bottom.appendChild(span('preview', previewText(summary.last)));
     if (summary.unread > 0) {
       var badge = span('unread', String(summary.unread));
       badge.setAttribute('title', summary.unread + ' unread');
@@ -386,23 +444,19 @@
     }
     button.appendChild(bottom);
     button.onclick = function () {
-      openConversation(summary.peer);
+      openConversation(summary.customer);
     };
     item.appendChild(button);
     return item;
   }
 
-  function openConversation(peer) {
-    selected = peer;
-    tabSet(storageKey('open'), peer);
-    var changed = false;
+  function openConversation(customer) {
+    selected = customer;
+    storeSet(storageKey('open'), customer);
     for (var index = 0; index < transcript.length; index++) {
-      if (transcript[index].peer === peer && transcript[index].unread) {
-        transcript[index].unread = false;
-        changed = true;
-      }
+      if (transcript[index].customer === customer) transcript[index].unread = false;
     }
-    if (changed) saveJson('transcript', transcript);
+    saveJson('transcript', transcript);
     redraw();
     updateComposer();
     textInput.focus();
@@ -412,6 +466,8 @@
     var canWrite = userId !== null && (role === 'customer' || selected !== null);
     textInput.disabled = !canWrite;
     sendButton.disabled = !canWrite;
+    announceInput.disabled = role !== 'agent' || userId === null;
+    announceButton.disabled = announceInput.disabled;
     if (role === 'agent') {
       textInput.setAttribute('placeholder', selected ? 'Reply to ' + displayName(selected) : 'Choose a conversation first');
       setText(peerBar, selected ? 'Conversation with ' + displayName(selected) : '');
@@ -419,42 +475,141 @@
     }
   }
 
+  /**
+   * A hello on the desk: follow that customer's conversation from its start. The newest
+   * MAX_FOLLOWED are followed; the oldest beyond them is forgotten, with what it said.
+   */
+  function learnConversation(customer, at) {
+    var topic = isCustomerId(customer) ? conversationTopic(customer) : null;
+    if (!topic) return;
+    if (isKnown(customer)) return;
+    known.push({ customer: customer, at: at });
+    poller.subscribe(topic, 0);
+    while (known.length > MAX_FOLLOWED) forgetConversation(known[0].customer);
+    saveJson('known', known);
+    redraw();
+  }
+
+  function isKnown(customer) {
+    for (var index = 0; index < known.length; index++) {
+      if (known[index].customer === customer) return true;
+    }
+    return false;
+  }
+
+  function forgetConversation(customer) {
+    var kept = [];
+    for (var index = 0; index < known.length; index++) {
+      if (known[index].customer !== customer) kept.push(known[index]);
+    }
+    known = kept;
+    poller.unsubscribe(conversationTopic(customer));
+    var remaining = [];
+    for (var entry = 0; entry < transcript.length; entry++) {
+      if (transcript[entry].customer !== customer) remaining.push(transcript[entry]);
+    }
+    transcript = remaining;
+    saveJson('transcript', transcript);
+    if (selected === customer) {
+      selected = null;
+      updateComposer();
+    }
+  }
+
+  // ----- announcements -----
+
+  function renderAnnouncements() {
+    clear(announcementList);
+    var first = Math.max(0, announcements.length - ANNOUNCEMENTS_SHOWN);
+    for (var index = first; index < announcements.length; index++) {
+      var announcement = announcements[index];
+      var item = document.createElement('li');
+      item.className = 'announcement' + (announcement.refused ? ' refused' : announcement.pending ? ' pending' : '');
+      item.appendChild(span('label', 'Announcement'));
+      item.appendChild(span('text', announcement.text));
+      if (typeof announcement.at === 'number') item.appendChild(timeElement(announcement.at));
+      announcementList.appendChild(item);
+    }
+    announcementList.style.display = announcements.length === 0 ? 'none' : '';
+  }
+
+  function addAnnouncement(announcement) {
+    var index = indexOfKey(announcements, announcement.key);
+    // Our own, back from the gateway: stored, at the gateway's time.
+    if (index >= 0) updateAnnouncement(announcement.key, { pending: false, at: announcement.at });
+    else {
+      announcements.push(announcement);
+      saveJson('announcements', announcements);
+      renderAnnouncements();
+    }
+  }
+
+  function updateAnnouncement(key, changes) {
+    var index = indexOfKey(announcements, key);
+    if (index < 0) return;
+    for (var name in changes) {
+      if (Object.prototype.hasOwnProperty.call(changes, name)) announcements[index][name] = changes[name];
+    }
+    saveJson('announcements', announcements);
+    renderAnnouncements();
+  }
+
   // ----- receiving -----
 
   function receive(messages) {
     for (var index = 0; index < messages.length; index++) {
       var message = messages[index];
-      var body = message.body && typeof message.body === 'object' ? message.body : { text: message.body };
-      var text = typeof body.text === 'string' ? body.text : String(JSON.stringify(message.body));
-      var peer = String(message.from);
-      // The sender's client id identifies the message across redeliveries, even if the poller's
-      // own de-duplication state were lost.
-      addEntry({
-        key: 'in:' + peer + ':' + (body.clientId || 'id-' + message.id),
-        peer: peer,
-        mine: false,
-        text: text,
-        at: parseTime(message.createdAt) || now(),
-        unread: role === 'agent' && peer !== selected
-      });
+      var at = parseTime(message.createdAt) || now();
+      var clientId = bodyClientId(message.body);
+      var from = String(message.from);
+      // The sender's client id identifies a message across redeliveries, and our own messages
+      // as they come back from the topic.
+      var key = from + ':' + (clientId || 'id-' + message.id);
+      if (message.topic === DESK_TOPIC) {
+        if (role === 'agent') learnConversation(from, at);
+      } else if (message.topic === ANNOUNCE_TOPIC) {
+        addAnnouncement({ key: 'ann:' + key, text: bodyText(message.body), at: at, pos: message.seq });
+      } else if (typeof message.topic === 'string' && startsWith(message.topic, CONVERSATION_PREFIX)) {
+        receiveConversationMessage(message, 'msg:' + key, from, at);
+      }
+      // Nothing else can arrive: no demo token may write to a mailbox.
     }
   }
 
-  /** ✓✓ on the bubble whose publish the gateway answered with this id. */
-  function receiveReceipts(receipts) {
-    for (var index = 0; index < receipts.length; index++) {
-      var receipt = receipts[index];
-      var deliveredAt = parseTime(receipt.at) || now();
-      var found = false;
-      for (var entry = 0; entry < transcript.length; entry++) {
-        if (transcript[entry].mine && transcript[entry].serverId === receipt.id) {
-          updateEntry(transcript[entry].key, { state: 'delivered', deliveredAt: deliveredAt });
-          found = true;
-        }
-      }
-      if (!found) earlyReceipts[receipt.id] = deliveredAt;
+  function receiveConversationMessage(message, key, from, at) {
+    var customer = message.topic.slice(CONVERSATION_PREFIX.length);
+    if (role === 'agent' && !isKnown(customer)) return; // forgotten while this answer was on its way
+    var mine = from === userId;
+    var index = indexOfKey(transcript, key);
+    if (index >= 0) {
+      // Ours, back through the topic (perhaps before the publish answer): stored, and now in its place.
+      var entry = transcript[index];
+      updateEntry(key, { pos: message.seq, at: at, state: entry.mine ? 'sent' : entry.state });
+      return;
     }
-    saveJson('early-receipts', earlyReceipts);
+    addEntry({
+      key: key,
+      customer: customer,
+      from: from,
+      mine: mine,
+      text: bodyText(message.body),
+      at: at,
+      pos: message.seq,
+      state: mine ? 'sent' : undefined,
+      unread: role === 'agent' && !mine && customer !== selected
+    });
+  }
+
+  /** Messages before `earliest` were trimmed from the topic's history before this page read them. */
+  function onReset(topic, earliest) {
+    if (!startsWith(topic, CONVERSATION_PREFIX)) return; // the desk and announcements: old news either way
+    addEntry({
+      key: 'reset:' + topic + ':' + earliest,
+      customer: topic.slice(CONVERSATION_PREFIX.length),
+      note: true,
+      text: 'Earlier messages are no longer kept',
+      pos: earliest - 0.5
+    });
   }
 
   function onPollerStatus(status) {
@@ -465,7 +620,7 @@
       showStatus('retrying', 'Attempt ' + status.attempt + (status.error && status.error.code ? ': ' + status.error.code : ''));
     } else if (status.type === 'stopped' && status.error) {
       if (status.error.status === 401) {
-        // Expired demo token: fetch a fresh one and carry on from the same cursor.
+        // Expired demo token: fetch a fresh one and carry on from the same positions.
         showStatus('retrying', 'Renewing the token');
         token = null;
         fetchToken(function () {
@@ -480,44 +635,64 @@
   // ----- sending -----
 
   function send(text) {
-    var to = role === 'customer' ? AGENT_ID : selected;
-    if (!userId || !to) return;
+    var customer = role === 'customer' ? userId : selected;
+    var topic = customer && conversationTopic(customer);
+    if (!userId || !topic) return;
+    if (role === 'customer' && !greeted) {
+      // First the hello, so that agents follow the conversation (the outbox keeps this order).
+      outbox.push({ clientId: HELLO_ID, topic: DESK_TOPIC, body: { hello: true } });
+      greeted = true;
+      saveJson('greeted', true);
+    }
     var clientId = userId + '-' + LongPoll.newClientId();
-    addEntry({ key: 'out:' + clientId, peer: to, mine: true, text: text, state: 'pending', at: now() });
-    outbox.push({ clientId: clientId, text: text, to: to });
+    var key = 'msg:' + userId + ':' + clientId;
+    addEntry({ key: key, customer: customer, from: userId, mine: true, text: text, state: 'pending', at: now() });
+    outbox.push({ clientId: clientId, topic: topic, body: { text: text, clientId: clientId }, key: key });
     saveJson('outbox', outbox);
     publishNext();
   }
 
-  /** One message at a time, oldest first, so the other side receives them in the order typed. */
+  function announce(text) {
+    if (!userId) return;
+    var clientId = userId + '-' + LongPoll.newClientId();
+    var key = 'ann:' + userId + ':' + clientId;
+    // Shown at once: this page reads announcements from now, and may have started reading after it sent this.
+    announcements.push({ key: key, text: text, at: now(), pending: true });
+    saveJson('announcements', announcements);
+    renderAnnouncements();
+    outbox.push({ clientId: clientId, topic: ANNOUNCE_TOPIC, body: { text: text, clientId: clientId }, key: key });
+    saveJson('outbox', outbox);
+    publishNext();
+  }
+
+  /** One message at a time, oldest first, so that every reader gets them in the order typed. */
   function publishNext() {
     if (publishing || !token || outbox.length === 0) return;
     var item = outbox[0];
-    var key = 'out:' + item.clientId;
     publishing = true;
     LongPoll.publish(
       {
         url: API_BASE,
         token: function () { return token; },
-        to: item.to || (role === 'customer' ? AGENT_ID : 'demo-customer'),
+        topic: item.topic,
         id: item.clientId,
-        body: { text: item.text, clientId: item.clientId },
-        receipt: true,
+        body: item.body,
         retries: 6
       },
       function (error, result) {
         publishing = false;
         if (error && error.status === 403) {
-          // The token may not write to this recipient (its `pub` claim): final, so retrying would
+          // The token may not write to this topic (its `topics` claim): final, so retrying would
           // only block the messages queued behind it.
           outbox.shift();
           saveJson('outbox', outbox);
-          updateEntry(key, { state: 'refused' });
+          updateEntry(item.key, { state: 'refused' });
+          updateAnnouncement(item.key, { refused: true });
           publishNext();
           return;
         }
         if (error) {
-          updateEntry(key, { state: 'failed' });
+          updateEntry(item.key, { state: 'failed' });
           if (error.status === 401) {
             token = null;
             fetchToken(publishNext);
@@ -528,14 +703,8 @@
         }
         outbox.shift();
         saveJson('outbox', outbox);
-        var deliveredAt = earlyReceipts[result.id];
-        if (deliveredAt !== undefined) {
-          delete earlyReceipts[result.id];
-          saveJson('early-receipts', earlyReceipts);
-          updateEntry(key, { state: 'delivered', serverId: result.id, deliveredAt: typeof deliveredAt === 'number' ? deliveredAt : undefined });
-        } else {
-          updateEntry(key, { state: 'sent', serverId: result.id });
-        }
+        updateEntry(item.key, { state: 'sent', pos: result.seq });
+        updateAnnouncement(item.key, { pending: false });
         publishNext();
       }
     );
@@ -543,25 +712,27 @@
 
   // ----- identity and start-up -----
 
-  /** Loads what this page kept for `id` and shows it. */
+  /** Loads what this tab kept for `id` and shows it. */
   function becomeUser(id) {
     userId = id;
-    transcript = normalise(loadJson('transcript', []));
-    outbox = loadJson('outbox', []);
-    earlyReceipts = loadJson('early-receipts', {});
-    if (role === 'agent') {
-      selected = tabGet(storageKey('open'));
-    } else {
-      setText(meLabel, 'You are ' + displayName(id));
-      meLabel.setAttribute('data-user', id);
+    transcript = loadJson('transcript', []);
+    for (var index = 0; index < transcript.length; index++) {
+      if (transcript[index].order > lastOrder) lastOrder = transcript[index].order;
     }
+    announcements = loadJson('announcements', []);
+    outbox = loadJson('outbox', []);
+    known = loadJson('known', []);
+    greeted = loadJson('greeted', false) === true;
+    if (role === 'agent') selected = storeGet(storageKey('open'));
+    setText(meLabel, 'You are ' + displayName(id));
+    meLabel.setAttribute('data-user', id);
     redraw();
     updateComposer();
   }
 
   /**
-   * A token for this page's user. A customer tab without an id yet asks for `role=customer` and
-   * keeps the id minted for it; afterwards (reloads, expired tokens) it asks for that id.
+   * A token for this tab's user. A tab without an id yet asks for its role and keeps the id
+   * minted for it; afterwards (reloads, expired tokens) it asks for that id.
    */
   function fetchToken(then) {
     var query = userId ? 'user=' + encodeURIComponent(userId) : 'role=' + role;
@@ -574,10 +745,10 @@
         parsed = xhr.status === 200 ? JSON.parse(xhr.responseText) : null;
       } catch (ignored) {}
       var user = parsed && typeof parsed.user === 'string' ? parsed.user : null;
-      var fits = user !== null && (userId ? user === userId : role === 'agent' ? user === AGENT_ID : CUSTOMER_ID.test(user));
+      var fits = user !== null && (userId ? user === userId : settings.id.test(user));
       if (parsed && parsed.token && fits) {
         if (!userId) {
-          tabSet(CUSTOMER_ID_KEY, user);
+          storeSet(idKey, user);
           becomeUser(user);
         }
         token = parsed.token;
@@ -590,13 +761,27 @@
     xhr.send(null);
   }
 
+  /** What this page reads: positions saved in the checkpoint win over these starting points. */
+  function topicsToRead() {
+    var topics = {};
+    topics[ANNOUNCE_TOPIC] = 'now';
+    if (role === 'agent') {
+      topics[DESK_TOPIC] = 0;
+      for (var index = 0; index < known.length; index++) topics[conversationTopic(known[index].customer)] = 0;
+    } else if (conversationTopic(userId)) {
+      topics[conversationTopic(userId)] = 0;
+    }
+    return topics;
+  }
+
   function startPolling() {
     poller = LongPoll.createLongPoller({
       url: API_BASE,
       token: function () { return token; },
       cursorStore: cursorStore,
+      topics: topicsToRead(),
       onMessages: receive,
-      onReceipts: receiveReceipts,
+      onReset: onReset,
       onStatus: onPollerStatus
     });
     poller.start();
@@ -607,16 +792,15 @@
     publishNext();
   }
 
-  /** Customer: forget the id too, so the reload is a new customer. Agent: empty the desk. */
+  /** Forget the id and everything kept with it: the reload is a new customer, or a new agent. */
   function forget() {
     if (poller) poller.stop();
-    var names = ['transcript', 'outbox', 'cursor', 'early-receipts'];
+    var names = ['transcript', 'announcements', 'outbox', 'cursor', 'known', 'greeted', 'open'];
     try {
       if (userId) {
         for (var index = 0; index < names.length; index++) store.removeItem(storageKey(names[index]));
-        tabStore.removeItem(storageKey('open'));
       }
-      if (role === 'customer') tabStore.removeItem(CUSTOMER_ID_KEY);
+      store.removeItem(idKey);
     } catch (ignored) {}
     window.location.reload();
   }
@@ -625,13 +809,10 @@
   document.title = settings.title;
   setText(document.getElementById('title'), settings.title);
   setText(document.getElementById('reset'), settings.reset);
-  if (role === 'agent') setText(meLabel, 'You are the agent');
 
-  var savedCustomer = role === 'customer' ? tabGet(CUSTOMER_ID_KEY) : null;
-  if (role === 'agent') {
-    becomeUser(AGENT_ID);
-  } else if (savedCustomer && CUSTOMER_ID.test(savedCustomer)) {
-    becomeUser(savedCustomer);
+  var savedId = storeGet(idKey);
+  if (savedId && settings.id.test(savedId)) {
+    becomeUser(savedId);
   } else {
     redraw();
     updateComposer();
@@ -642,6 +823,12 @@
     if (text) send(text);
     textInput.value = '';
     textInput.focus();
+    return false;
+  };
+  document.getElementById('announce-form').onsubmit = function () {
+    var text = announceInput.value.replace(/^\s+|\s+$/g, '');
+    if (text && role === 'agent') announce(text);
+    announceInput.value = '';
     return false;
   };
   document.getElementById('reset').onclick = forget;

@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type Koa from 'koa';
+import type { TopicRight } from '../auth/claims.js';
+import { TOPIC_NAME_PATTERN } from '../topic-name.js';
 
 /**
- * Serves the customer-service chat demo (only mounted when GATEWAY_DEMO=1): the static files in
+ * Serves the customer-service desk demo (only mounted when GATEWAY_DEMO=1): the static files in
  * `demoDir` (pages, favicon), the legacy client bundle it runs on, and tokens for `demo-*` users so
  * the page needs no login. Minting tokens on request is exactly what makes this unfit for production.
  */
@@ -13,18 +15,60 @@ export interface DemoMiddlewareOptions {
   demoDir: string;
   /** dist/client/longpoll.legacy.js, served at /client/longpoll.legacy.js. */
   legacyBundlePath: string;
-  /** Signs a token for a demo user with the `pub` claim the demo gives it (see demoPublishClaim). */
-  issueToken: (userId: string, claims: { pub: string[] }) => Promise<string>;
+  /** Signs a token for a demo user with the claims the demo gives it (see demoClaims). */
+  issueToken: (userId: string, claims: DemoClaims) => Promise<string>;
 }
 
 /**
- * Who a demo user may write to, as a `pub` claim: customers (`demo-customer…`) only to agents,
- * agents (`demo-agent…`) only to customers, so one customer can never write to another. Any other
- * demo user may poll but publish to no one.
+ * What a demo token may do: `pub` (mailboxes it may write to: none, the desk runs on topics only)
+ * and `topics` (topic pattern → rights; absent = no topic).
+ *
+ * @example
+ * const claims: DemoClaims = { pub: [], topics: { announce: ['read'] } };
  */
-export function demoPublishClaim(userId: string): { pub: string[] } {
-  if (userId.startsWith('demo-customer')) return { pub: ['demo-agent*'] };
-  if (userId.startsWith('demo-agent')) return { pub: ['demo-customer*'] };
+export interface DemoClaims {
+  pub: string[];
+  topics?: Record<string, TopicRight[]>;
+}
+
+/** Where customers say "I am here" (they publish, agents read it from the start): how agents find conversations. */
+const DEMO_DESK_TOPIC = 'desk';
+/** What agents announce to every open customer page (customers read it from now). */
+const DEMO_ANNOUNCE_TOPIC = 'announce';
+
+/**
+ * The topic of a customer's conversation, `conv:<customer id>`, or undefined when that is no topic
+ * name (as for an id picked by hand with `?user=` that holds an `@` or is too long).
+ *
+ * @example
+ * demoConversationTopic('demo-customer-k3m9p2x7q4rs'); // 'conv:demo-customer-k3m9p2x7q4rs'
+ */
+export function demoConversationTopic(customerId: string): string | undefined {
+  const topic = `conv:${customerId}`;
+  return TOPIC_NAME_PATTERN.test(topic) ? topic : undefined;
+}
+
+/**
+ * The claims of a demo user. The desk runs on topics, so no one may write to a mailbox (`pub: []`):
+ * - a customer (`demo-customer…`) reads and writes its own conversation, reads the announcements
+ *   and may say hello on the desk without reading it: one customer never learns of another;
+ * - an agent (`demo-agent…`) reads and writes every conversation (`conv:*`, history included, so a
+ *   second agent joining sees all that was said), reads the desk and reads and writes announcements;
+ * - any other demo user may poll its (empty) mailbox and nothing more.
+ *
+ * @example
+ * demoClaims('demo-agent-k3m9p2x7q4rs').topics; // { 'conv:*': ['read', 'publish'], announce: [...], desk: ['read'] }
+ */
+export function demoClaims(userId: string): DemoClaims {
+  if (userId.startsWith('demo-customer')) {
+    const topics: Record<string, TopicRight[]> = { [DEMO_ANNOUNCE_TOPIC]: ['read'], [DEMO_DESK_TOPIC]: ['publish'] };
+    const conversation = demoConversationTopic(userId);
+    if (conversation !== undefined) topics[conversation] = ['read', 'publish'];
+    return { pub: [], topics };
+  }
+  if (userId.startsWith('demo-agent')) {
+    return { pub: [], topics: { 'conv:*': ['read', 'publish'], [DEMO_ANNOUNCE_TOPIC]: ['read', 'publish'], [DEMO_DESK_TOPIC]: ['read'] } };
+  }
   return { pub: [] };
 }
 
@@ -43,29 +87,45 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 const SAFE_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9]+)+$/;
 const DEMO_USER_ID = /^demo-[A-Za-z0-9._:@-]{1,123}$/;
 const LEGACY_BUNDLE_PATH = '/client/longpoll.legacy.js';
-/** The one agent the desk page works as; every customer writes to it. */
-const DEMO_AGENT_ID = 'demo-agent';
 /** 32 letters and digits without look-alikes (0/o, 1/l): 5 random bits per character. */
 const ID_ALPHABET = 'abcdefghijkmnpqrstuvwxyz23456789';
-const CUSTOMER_ID_LENGTH = 12;
+const RANDOM_ID_LENGTH = 12;
+
+function newDemoId(prefix: string): string {
+  const bytes = randomBytes(RANDOM_ID_LENGTH);
+  let suffix = '';
+  for (const byte of bytes) suffix += ID_ALPHABET[byte % ID_ALPHABET.length];
+  return `${prefix}-${suffix}`;
+}
 
 /**
  * A new customer id, `demo-customer-` and 12 random characters (60 bits): one per customer tab, so
- * the desk can tell customers apart and two tabs never collide. Not a security boundary: the demo
- * is open by design (GATEWAY_DEMO is for trying the gateway out), and any visitor may take the
- * agent's token, see the customers' ids and then act as them.
+ * each tab is a conversation of its own and two tabs never collide. Not a security boundary: the
+ * demo is open by design (GATEWAY_DEMO is for trying the gateway out), and any visitor may open the
+ * agent page, read every conversation, see the customers' ids and then act as them.
+ *
+ * @example
+ * newDemoCustomerId(); // 'demo-customer-k3m9p2x7q4rs'
  */
 export function newDemoCustomerId(): string {
-  const bytes = randomBytes(CUSTOMER_ID_LENGTH);
-  let suffix = '';
-  for (const byte of bytes) suffix += ID_ALPHABET[byte % ID_ALPHABET.length];
-  return `demo-customer-${suffix}`;
+  return newDemoId('demo-customer');
+}
+
+/**
+ * A new agent id, `demo-agent-` and 12 random characters: one per agent tab, so two agent tabs are
+ * two agents (each sees the other's replies as someone else's).
+ *
+ * @example
+ * newDemoAgentId(); // 'demo-agent-7hq2m4k9x3bn'
+ */
+export function newDemoAgentId(): string {
+  return newDemoId('demo-agent');
 }
 
 /**
  * @example
  * app.use(createDemoMiddleware({ demoDir: 'demo', legacyBundlePath: 'dist/client/longpoll.legacy.js', issueToken }));
- * // then open http://127.0.0.1:8080/demo/?role=customer (in several tabs) and /demo/?role=agent
+ * // then open http://127.0.0.1:8080/demo/?role=customer and /demo/?role=agent, each in several tabs
  */
 export function createDemoMiddleware(options: DemoMiddlewareOptions): Koa.Middleware {
   const { demoDir, legacyBundlePath, issueToken } = options;
@@ -107,26 +167,26 @@ export function createDemoMiddleware(options: DemoMiddlewareOptions): Koa.Middle
 
 /**
  * `GET /demo/token?role=customer` mints a new customer id (a customer tab's first visit) and
- * `?role=agent` answers for the desk's agent; `?user=demo-…` renews the token of an id a tab already
- * holds. All answer `{token, user}`. Whatever is asked, the token is for one `demo-*` id with that
- * id's `pub` claim, so no page gets more than any demo page could always get.
+ * `?role=agent` a new agent id (an agent tab's); `?user=demo-…` renews the token of an id a tab
+ * already holds. All answer `{token, user}`. Whatever is asked, the token is for one `demo-*` id
+ * with that id's claims (demoClaims), so no page gets more than any demo page could always get.
  */
 async function sendToken(ctx: Koa.Context, issueToken: DemoMiddlewareOptions['issueToken']): Promise<void> {
   const { user, role } = ctx.query;
   let userId: string;
   if (role !== undefined) {
     if (user !== undefined || (role !== 'customer' && role !== 'agent')) {
-      respondWithError(ctx, 400, 'invalid_demo_role', 'Query `role` must be "customer" (a new customer id) or "agent", once, and without `user`.');
+      respondWithError(ctx, 400, 'invalid_demo_role', 'Query `role` must be "customer" (a new customer id) or "agent" (a new agent id), once, and without `user`.');
       return;
     }
-    userId = role === 'customer' ? newDemoCustomerId() : DEMO_AGENT_ID;
+    userId = role === 'customer' ? newDemoCustomerId() : newDemoAgentId();
   } else if (typeof user === 'string' && DEMO_USER_ID.test(user)) {
     userId = user;
   } else {
     respondWithError(ctx, 400, 'invalid_demo_user', 'Query `user` must be a user id starting with "demo-" (e.g. demo-customer), or ask for `role=customer`.');
     return;
   }
-  ctx.body = { token: await issueToken(userId, demoPublishClaim(userId)), user: userId };
+  ctx.body = { token: await issueToken(userId, demoClaims(userId)), user: userId };
 }
 
 async function sendFile(ctx: Koa.Context, file: string, contentType: string, missingMessage: string): Promise<void> {

@@ -6,8 +6,9 @@ import { ensureLegacyBundle } from './support/legacy-bundle.js';
 import { browserTestsEnabled, launchChromium } from '../support/chromium.js';
 
 /**
- * The demo chat end to end in Debian's chromium, with fetch, WebSocket, EventSource and Promise
+ * The demo desk end to end in Debian's chromium, with fetch, WebSocket, EventSource and Promise
  * removed from `window` before any page script runs, so only the legacy client can make it work.
+ * Conversations, the desk and announcements are topics (see demo/demo.js).
  *
  * The harness never evaluates code in the page's main world (where Promise is gone and Playwright's
  * evaluate plumbing would depend on what it finds there): it reads the DOM through locators, which
@@ -35,7 +36,7 @@ function removeModernGlobals(names: string[]): void {
 
 type Gateway = Awaited<ReturnType<typeof startGateway>>;
 
-describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a browser without fetch/Promise/WebSocket/EventSource', () => {
+describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo desk in a browser without fetch/Promise/WebSocket/EventSource', () => {
   let gateway: Gateway;
   let context: BrowserContext;
   let closeBrowser: (() => Promise<void>) | undefined;
@@ -60,7 +61,7 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     await gateway?.close();
   });
 
-  /** A new tab (so a new sessionStorage: a customer tab is a new customer), or the profile's first blank one. */
+  /** A new tab (so a new sessionStorage: every tab is a new customer or agent), or the profile's first blank one. */
   async function open(role: 'customer' | 'agent', inContext: BrowserContext = context): Promise<Page> {
     const page = inContext.pages().find((candidate) => candidate.url() === 'about:blank') ?? (await inContext.newPage());
     page.on('pageerror', (error) => pageErrors.push(`${role}: ${error.message}`));
@@ -69,25 +70,39 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     return page;
   }
 
-  const transcript = (page: Page) => page.locator('#transcript .message .text').allTextContents();
-  // Sent (✓) or already delivered (✓✓): either way the gateway has it.
-  const pending = (page: Page) => page.locator('#transcript .message.mine:not(.sent):not(.delivered)').count();
-  const bubbleState = (page: Page, text: string) => page.locator('#transcript .message.mine', { hasText: text }).locator('.state').textContent();
+  /**
+   * Closes the tabs of earlier tests: every open tab holds a poll, and chromium opens at most six
+   * connections to one host, which the tabs of one test must have to themselves.
+   */
+  async function closeAllTabs(): Promise<void> {
+    for (const page of context.pages()) await page.close();
+  }
 
-  /** The id the customer tab was given (shown in its header once the token endpoint minted it). */
-  async function customerId(page: Page): Promise<string> {
-    await expect.poll(() => page.locator('#me').getAttribute('data-user'), { timeout: 10_000 }).toMatch(/^demo-customer-[a-z2-9]{12}$/);
+  const transcript = (page: Page) => page.locator('#transcript .message .text').allTextContents();
+  /** Each bubble's position in the conversation topic, top to bottom: the same on every page. */
+  const positions = (page: Page) => page.locator('#transcript .message').evaluateAll((items) => items.map((item) => item.getAttribute('data-seq')));
+  // Sent (✓): the gateway has it.
+  const pending = (page: Page) => page.locator('#transcript .message.mine:not(.sent)').count();
+  const bubbleState = (page: Page, text: string) => page.locator('#transcript .message.mine', { hasText: text }).locator('.state').textContent();
+  const sender = (page: Page, text: string) => page.locator('#transcript .message', { hasText: text }).locator('.who').textContent();
+  const announcements = (page: Page) => page.locator('#announcements .announcement .text').allTextContents();
+
+  /** The id the tab was given (shown in its header once the token endpoint minted it). */
+  async function userOf(page: Page, pattern: RegExp): Promise<string> {
+    await expect.poll(() => page.locator('#me').getAttribute('data-user'), { timeout: 10_000 }).toMatch(pattern);
     return (await page.locator('#me').getAttribute('data-user'))!;
   }
+  const customerId = (page: Page) => userOf(page, /^demo-customer-[a-z2-9]{12}$/);
+  const agentId = (page: Page) => userOf(page, /^demo-agent-[a-z2-9]{12}$/);
 
   /** What the agent's conversation list shows, top to bottom. */
   const conversations = (agent: Page) =>
     agent.locator('#conversations .conversation').evaluateAll((items) =>
-      items.map((item) => ({ peer: item.getAttribute('data-peer'), unread: item.querySelector('.unread')?.textContent ?? '' })),
+      items.map((item) => ({ customer: item.getAttribute('data-customer'), unread: item.querySelector('.unread')?.textContent ?? '' })),
     );
 
-  async function openConversation(agent: Page, peer: string): Promise<void> {
-    const item = agent.locator(`#conversations .conversation[data-peer="${peer}"]`);
+  async function openConversation(agent: Page, customer: string): Promise<void> {
+    const item = agent.locator(`#conversations .conversation[data-customer="${customer}"]`);
     await item.waitFor({ timeout: 15_000 });
     await item.click();
     await expect.poll(() => item.getAttribute('aria-current')).toBe('true');
@@ -98,9 +113,13 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     await page.locator('#send').click();
   }
 
-  async function expectBoth(customer: Page, agent: Page, expected: string[]): Promise<void> {
-    await expect.poll(() => transcript(customer), { timeout: 15_000 }).toEqual(expected);
-    await expect.poll(() => transcript(agent), { timeout: 15_000 }).toEqual(expected);
+  async function announce(agent: Page, text: string): Promise<void> {
+    await agent.locator('#announce-text').fill(text);
+    await agent.locator('#announce-send').click();
+  }
+
+  async function expectAll(pages: Page[], expected: string[]): Promise<void> {
+    for (const page of pages) await expect.poll(() => transcript(page), { timeout: 15_000 }).toEqual(expected);
   }
 
   it('shows every message exactly once and in order on both sides, across a reload', async () => {
@@ -111,30 +130,33 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     await say(customer, 'Hi, my parcel has not arrived.');
     conversation.push('Hi, my parcel has not arrived.');
     await openConversation(agent, await customerId(customer));
-    await expectBoth(customer, agent, conversation);
+    await expectAll([customer, agent], conversation);
 
     await say(agent, 'Sorry to hear that! What is the order number?');
     conversation.push('Sorry to hear that! What is the order number?');
-    await expectBoth(customer, agent, conversation);
+    await expectAll([customer, agent], conversation);
 
     // Two in a row: the outbox publishes them one after the other, so they arrive in order.
     await say(customer, 'It is 4711.');
     await say(customer, 'Ordered last Monday.');
     conversation.push('It is 4711.', 'Ordered last Monday.');
-    await expectBoth(customer, agent, conversation);
+    await expectAll([customer, agent], conversation);
 
     // The agent reloads while the customer keeps typing: the message sent meanwhile must show once,
-    // and nothing from before the reload may repeat (the open conversation stays open).
+    // and nothing from before the reload may repeat (the open conversation stays open, the agent
+    // stays the same agent).
+    const agentBefore = await agentId(agent);
     const reloading = agent.reload();
     await say(customer, 'Are you still there?');
     conversation.push('Are you still there?');
     await reloading;
     expect(await agent.locator('html').getAttribute('data-missing-globals')).toBe(REMOVED_GLOBALS.join(','));
-    await expectBoth(customer, agent, conversation);
+    expect(await agentId(agent)).toBe(agentBefore);
+    await expectAll([customer, agent], conversation);
 
     await say(agent, 'Yes! It ships today, tracking follows by mail.');
     conversation.push('Yes! It ships today, tracking follows by mail.');
-    await expectBoth(customer, agent, conversation);
+    await expectAll([customer, agent], conversation);
 
     // And the customer side survives a reload too, as the same customer.
     const before = await customerId(customer);
@@ -142,14 +164,18 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     expect(await customerId(customer)).toBe(before);
     await say(customer, 'Thanks!');
     conversation.push('Thanks!');
-    await expectBoth(customer, agent, conversation);
+    await expectAll([customer, agent], conversation);
 
+    // Both pages show the topic's positions, 1 to 7, in the same order.
+    await expect.poll(() => positions(customer), { timeout: 10_000 }).toEqual(['1', '2', '3', '4', '5', '6', '7']);
+    await expect.poll(() => positions(agent), { timeout: 10_000 }).toEqual(['1', '2', '3', '4', '5', '6', '7']);
     await expect.poll(() => pending(customer), { timeout: 10_000 }).toBe(0);
     await expect.poll(() => pending(agent), { timeout: 10_000 }).toBe(0);
     expect(pageErrors).toEqual([]);
   }, 90_000);
 
-  it("refuses a customer's token to another customer (403 forbidden_recipient), storing nothing", async () => {
+  it("keeps a customer's token to its own conversation: others' conversations, the desk, announcing and mailboxes are refused, storing nothing", async () => {
+    await closeAllTabs();
     // The token the customer page itself fetched and publishes with, read off the network.
     const tokenResponse = context.waitForEvent('response', (response) => response.url().includes('/demo/token?role=customer&'));
     const customer = await open('customer');
@@ -158,142 +184,198 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo chat in a brow
     expect(user).toBe(await customerId(customer));
     const knex = (gateway.store as unknown as { knex: Knex }).knex;
     const stored = async () => (await knex('messages').count({ n: '*' }))[0]!.n;
-    const publishAs = (path: string, json: unknown) =>
-      fetch(`${gateway.url}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(json) });
+    const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+    const publishAs = (path: string, json: unknown) => fetch(`${gateway.url}${path}`, { method: 'POST', headers, body: JSON.stringify(json) });
+    const refusal = async (response: Response) => ({ status: response.status, code: ((await response.json()) as { error: { code: string } }).error.code });
     const before = await stored();
 
-    const single = await publishAs('/v1/messages', { to: 'demo-customer-2', body: { text: 'psst' } });
-    expect(single.status).toBe(403);
-    expect(((await single.json()) as { error: { code: string } }).error.code).toBe('forbidden_recipient');
-    // A batch that hides one such message behind one to an agent is refused whole.
-    const batch = await publishAs('/v1/messages/batch', { messages: [{ to: 'demo-agent-2', body: 1 }, { to: 'demo-customer-2', body: 2 }] });
+    const other = 'conv:demo-customer-2a3b4c5d6e7f';
+    expect(await refusal(await publishAs('/v1/messages', { topic: other, body: { text: 'psst' } }))).toEqual({ status: 403, code: 'forbidden_topic' });
+    expect(await refusal(await publishAs('/v1/messages', { topic: 'announce', body: { text: 'free parcels for all' } }))).toEqual({ status: 403, code: 'forbidden_topic' });
+    expect(await refusal(await publishAs('/v1/messages', { to: 'demo-agent-2', body: { text: 'hello' } }))).toEqual({ status: 403, code: 'forbidden_recipient' });
+    // A batch that hides one such message behind one to its own conversation is refused whole.
+    const batch = await publishAs('/v1/messages/batch', { messages: [{ topic: `conv:${user}`, body: 1 }, { topic: other, body: 2 }] });
     expect(batch.status).toBe(403);
-    expect(((await batch.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'forbidden_recipient', message: expect.stringContaining('messages.1.to') });
+    expect(((await batch.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'forbidden_topic', message: expect.stringContaining('messages.1.topic') });
     expect(await stored()).toBe(before);
+    // Nor may it read another conversation, or the desk (which would list every customer).
+    for (const topic of [other, 'desk']) {
+      const poll = await fetch(`${gateway.url}/v1/poll?wait=0&topic=${topic}@0`, { headers });
+      expect(await refusal(poll), topic).toEqual({ status: 403, code: 'forbidden_topic' });
+    }
 
-    // The same token still reaches any agent: the refusal is about the recipient, not the token.
-    expect((await publishAs('/v1/messages', { to: 'demo-agent-2', body: { text: 'hello' } })).status).toBe(201);
+    // Its own conversation is open to it: what it publishes there shows on its page, as its own.
+    const own = await publishAs('/v1/messages', { topic: `conv:${user}`, body: { text: 'Sent with my own token' } });
+    expect(own.status).toBe(201);
+    expect(((await own.json()) as { seq: number }).seq).toBe(1);
+    await expect.poll(() => transcript(customer), { timeout: 15_000 }).toEqual(['Sent with my own token']);
+    expect(await sender(customer, 'Sent with my own token')).toBe('You');
     // And the page kept working through all of it.
     expect(await customer.locator('#status').getAttribute('data-state')).not.toBe('stopped');
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
-  it("marks the customer's bubble ✓ once the gateway stored it and ✓✓ once the agent's page received it", async () => {
-    // Nobody may poll as the agent while the customer sends: only then is "stored, not yet read" observable.
-    for (const page of context.pages()) await page.close();
-    const customer = await open('customer');
-    const text = `Receipt check ${Date.now()}`;
-    await say(customer, text);
-    await expect.poll(() => bubbleState(customer, text), { timeout: 15_000 }).toBe('✓');
-    // Still not read a while later: no receipt without the agent's ack.
-    await customer.waitForTimeout(500);
-    expect(await bubbleState(customer, text)).toBe('✓');
+  it('gives every customer tab its own conversation; the desk lists them and a reply reaches only its customer', async () => {
+    await closeAllTabs();
+    const alice = await open('customer');
+    const bob = await open('customer');
+    const aliceId = await customerId(alice);
+    const bobId = await customerId(bob);
+    expect(aliceId).not.toBe(bobId);
 
-    // The agent's page receives the message and, by polling again with the new cursor, acks it.
-    const agent = await open('agent');
-    await openConversation(agent, await customerId(customer));
-    await expect.poll(() => transcript(agent), { timeout: 15_000 }).toContain(text);
-    await expect.poll(() => bubbleState(customer, text), { timeout: 15_000 }).toBe('✓✓');
-
-    // The other way round too, and the state survives a reload of the sender's page.
-    const reply = `Read you ${Date.now()}`;
-    await say(agent, reply);
-    await expect.poll(() => bubbleState(agent, reply), { timeout: 15_000 }).toBe('✓✓');
-    await customer.reload();
-    expect(await bubbleState(customer, text)).toBe('✓✓');
-    expect(pageErrors).toEqual([]);
-  }, 90_000);
-
-  it('gives every customer tab its own id; the agent desk lists their conversations and answers each one privately', async () => {
-    // Nobody may poll as the agent while the customers send (so ✓ before ✓✓ is observable), and a
-    // fresh profile, so the desk starts empty (earlier tests' conversations are in the other one).
-    for (const page of context.pages()) await page.close();
-    const fresh = await launchChromium('demo-desk-chromium-');
-    try {
-      await fresh.context.addInitScript(removeModernGlobals, REMOVED_GLOBALS);
-      const alice = await open('customer', fresh.context);
-      const bob = await open('customer', fresh.context);
-      const aliceId = await customerId(alice);
-      const bobId = await customerId(bob);
-      expect(aliceId).not.toBe(bobId);
-
-      // An empty chat says so; the badge uses one wording for "connected"; the page has an icon.
-      for (const page of [alice, bob]) {
-        await expect.poll(() => page.locator('#transcript .placeholder').textContent()).toBe('No messages yet');
-        await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toBe('Connected');
-        expect(await page.locator('#status').getAttribute('data-state')).toBe('connected');
-        expect(await page.locator('link[rel="icon"]').count()).toBeGreaterThan(0);
-      }
-
-      // Both write while no agent page is open: stored (✓), not delivered.
-      const aliceText = `Alice here, order 1001 ${Date.now()}`;
-      const bobText = `Bob here, order 2002 ${Date.now()}`;
-      await say(alice, aliceText);
-      await expect.poll(() => bubbleState(alice, aliceText), { timeout: 15_000 }).toBe('✓');
-      await say(bob, bobText);
-      await expect.poll(() => bubbleState(bob, bobText), { timeout: 15_000 }).toBe('✓');
-      await alice.waitForTimeout(500);
-      expect(await bubbleState(alice, aliceText)).toBe('✓');
-      expect(await bubbleState(bob, bobText)).toBe('✓');
-      for (const page of [alice, bob]) {
-        expect(await page.locator('#transcript .placeholder').count()).toBe(0);
-        // Every bubble carries its time: machine-readable, and shown as hours:minutes.
-        const time = page.locator('#transcript .message.mine time');
-        expect(await time.getAttribute('datetime')).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/);
-        expect(await time.textContent()).toMatch(/^\d{2}:\d{2}$/);
-      }
-
-      // The desk lists one conversation per customer, newest activity first, each with one unread.
-      const agent = await open('agent', fresh.context);
-      await expect.poll(() => conversations(agent), { timeout: 15_000 }).toEqual([
-        { peer: bobId, unread: '1' },
-        { peer: aliceId, unread: '1' },
-      ]);
-      expect(await agent.locator('#transcript .placeholder').textContent()).toBe('Choose a conversation');
-      expect(await agent.locator('#text').isDisabled()).toBe(true);
-      // Received by the agent's page: both customers now see ✓✓.
-      await expect.poll(() => bubbleState(alice, aliceText), { timeout: 15_000 }).toBe('✓✓');
-      await expect.poll(() => bubbleState(bob, bobText), { timeout: 15_000 }).toBe('✓✓');
-
-      // Picking Alice shows her conversation only, and clears its unread count.
-      await openConversation(agent, aliceId);
-      expect(await transcript(agent)).toEqual([aliceText]);
-      expect(await agent.locator('#transcript .message.theirs time').textContent()).toMatch(/^\d{2}:\d{2}$/);
-      expect(await conversations(agent)).toEqual([
-        { peer: bobId, unread: '1' },
-        { peer: aliceId, unread: '' },
-      ]);
-
-      // The reply goes to Alice alone; her conversation moves to the top.
-      const reply = `Order 1001 ships today ${Date.now()}`;
-      await say(agent, reply);
-      await expect.poll(() => transcript(alice), { timeout: 15_000 }).toEqual([aliceText, reply]);
-      await expect.poll(() => bubbleState(agent, reply), { timeout: 15_000 }).toBe('✓✓');
-      expect(await conversations(agent)).toEqual([
-        { peer: aliceId, unread: '' },
-        { peer: bobId, unread: '1' },
-      ]);
-      expect(await alice.locator('#transcript .message.theirs time').textContent()).toMatch(/^\d{2}:\d{2}$/);
-      await bob.waitForTimeout(1000);
-      expect(await transcript(bob)).toEqual([bobText]);
-
-      // Bob's conversation holds only Bob's message; the agent answers him too.
-      await openConversation(agent, bobId);
-      expect(await transcript(agent)).toEqual([bobText]);
-      await say(agent, 'Hello Bob!');
-      await expect.poll(() => transcript(bob), { timeout: 15_000 }).toEqual([bobText, 'Hello Bob!']);
-      expect(await transcript(alice)).toEqual([aliceText, reply]);
-
-      // A reload keeps each tab's identity and the desk's state.
-      await alice.reload();
-      expect(await customerId(alice)).toBe(aliceId);
-      expect(await transcript(alice)).toEqual([aliceText, reply]);
-      await agent.reload();
-      expect(await agent.locator('#conversations .conversation[aria-current="true"]').getAttribute('data-peer')).toBe(bobId);
-      expect(await transcript(agent)).toEqual([bobText, 'Hello Bob!']);
-      expect(pageErrors).toEqual([]);
-    } finally {
-      await fresh.close();
+    // An empty chat says so; the badge uses one wording for "connected"; the page has an icon.
+    for (const page of [alice, bob]) {
+      await expect.poll(() => page.locator('#transcript .placeholder').textContent()).toBe('No messages yet');
+      await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toBe('Connected');
+      expect(await page.locator('#status').getAttribute('data-state')).toBe('connected');
+      expect(await page.locator('link[rel="icon"]').count()).toBeGreaterThan(0);
     }
+
+    // Both write while no agent page is open: stored (✓).
+    const aliceText = `Alice here, order 1001 ${Date.now()}`;
+    const bobText = `Bob here, order 2002 ${Date.now()}`;
+    await say(alice, aliceText);
+    await expect.poll(() => bubbleState(alice, aliceText), { timeout: 15_000 }).toBe('✓');
+    await say(bob, bobText);
+    await expect.poll(() => bubbleState(bob, bobText), { timeout: 15_000 }).toBe('✓');
+    for (const page of [alice, bob]) {
+      expect(await page.locator('#transcript .placeholder').count()).toBe(0);
+      // Every bubble carries its time: machine-readable, and shown as hours:minutes.
+      const time = page.locator('#transcript .message.mine time');
+      expect(await time.getAttribute('datetime')).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/);
+      expect(await time.textContent()).toMatch(/^\d{2}:\d{2}$/);
+    }
+
+    // The desk lists one conversation per customer, newest activity first, each with one unread
+    // (earlier tests' conversations follow: the desk is read from its start).
+    const agent = await open('agent');
+    await expect.poll(async () => (await conversations(agent)).slice(0, 2), { timeout: 15_000 }).toEqual([
+      { customer: bobId, unread: '1' },
+      { customer: aliceId, unread: '1' },
+    ]);
+    expect(await agent.locator('#transcript .placeholder').textContent()).toBe('Choose a conversation');
+    expect(await agent.locator('#text').isDisabled()).toBe(true);
+
+    // Picking Alice shows her conversation only, and clears its unread count.
+    await openConversation(agent, aliceId);
+    expect(await transcript(agent)).toEqual([aliceText]);
+    expect(await agent.locator('#transcript .message.theirs time').textContent()).toMatch(/^\d{2}:\d{2}$/);
+    expect((await conversations(agent)).slice(0, 2)).toEqual([
+      { customer: bobId, unread: '1' },
+      { customer: aliceId, unread: '' },
+    ]);
+    // A topic has no read receipts: Alice's bubble stays ✓ though the agent has read it.
+    expect(await bubbleState(alice, aliceText)).toBe('✓');
+
+    // The reply goes to Alice alone; her conversation moves to the top.
+    const reply = `Order 1001 ships today ${Date.now()}`;
+    await say(agent, reply);
+    await expect.poll(() => transcript(alice), { timeout: 15_000 }).toEqual([aliceText, reply]);
+    await expect.poll(() => bubbleState(agent, reply), { timeout: 15_000 }).toBe('✓');
+    expect((await conversations(agent)).slice(0, 2)).toEqual([
+      { customer: aliceId, unread: '' },
+      { customer: bobId, unread: '1' },
+    ]);
+    expect(await alice.locator('#transcript .message.theirs time').textContent()).toMatch(/^\d{2}:\d{2}$/);
+    expect(await sender(alice, reply)).toBe(`Agent ${(await agentId(agent)).slice('demo-agent-'.length, 'demo-agent-'.length + 4)}`);
+    await bob.waitForTimeout(1000);
+    expect(await transcript(bob)).toEqual([bobText]);
+
+    // Bob's conversation holds only Bob's message; the agent answers him too.
+    await openConversation(agent, bobId);
+    expect(await transcript(agent)).toEqual([bobText]);
+    await say(agent, 'Hello Bob!');
+    await expect.poll(() => transcript(bob), { timeout: 15_000 }).toEqual([bobText, 'Hello Bob!']);
+    expect(await transcript(alice)).toEqual([aliceText, reply]);
+
+    // A reload keeps each tab's identity and the desk's state.
+    await alice.reload();
+    expect(await customerId(alice)).toBe(aliceId);
+    expect(await transcript(alice)).toEqual([aliceText, reply]);
+    await agent.reload();
+    expect(await agent.locator('#conversations .conversation[aria-current="true"]').getAttribute('data-customer')).toBe(bobId);
+    expect(await transcript(agent)).toEqual([bobText, 'Hello Bob!']);
+    expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('lets a second agent open a conversation with its whole history, and shows an announcement on every open customer page', async () => {
+    await closeAllTabs();
+    const carol = await open('customer');
+    const dave = await open('customer');
+    const agentA = await open('agent');
+    const [carolId, daveId, agentAId] = [await customerId(carol), await customerId(dave), await agentId(agentA)];
+    const stamp = Date.now();
+    const conversation: string[] = [];
+
+    // Carol writes; agent A opens her conversation, sees it and replies; Carol sees the reply.
+    conversation.push(`Carol: my card was charged twice ${stamp}`);
+    await say(carol, conversation[0]!);
+    await openConversation(agentA, carolId);
+    await expectAll([agentA], conversation);
+    conversation.push(`A: refunding the second charge ${stamp}`);
+    await say(agentA, conversation[1]!);
+    conversation.push(`Carol: thank you ${stamp}`);
+    await say(carol, conversation[2]!);
+    await expectAll([carol, agentA], conversation);
+
+    // Agent B is another tab, so another agent; it opens Carol's conversation later and sees all
+    // of it, A's reply as someone else's.
+    const agentB = await open('agent');
+    const agentBId = await agentId(agentB);
+    expect(agentBId).not.toBe(agentAId);
+    await openConversation(agentB, carolId);
+    await expectAll([agentB], conversation);
+    expect(await sender(agentB, conversation[1]!)).toBe(`Agent ${agentAId.slice('demo-agent-'.length, 'demo-agent-'.length + 4)}`);
+    expect(await sender(agentA, conversation[1]!)).toBe('You');
+
+    // B's reply reaches Carol and A; everybody's next message reaches everybody, in one order.
+    conversation.push(`B: the refund is on its way ${stamp}`);
+    await say(agentB, conversation[3]!);
+    await expectAll([carol, agentA, agentB], conversation);
+    conversation.push(`A: anything else? ${stamp}`);
+    await say(agentA, conversation[4]!);
+    conversation.push(`Carol: no, all good ${stamp}`);
+    await say(carol, conversation[5]!);
+    await expectAll([carol, agentA, agentB], conversation);
+    for (const page of [carol, agentA, agentB]) {
+      await expect.poll(() => positions(page), { timeout: 10_000 }).toEqual(['1', '2', '3', '4', '5', '6']);
+    }
+
+    // Dave writes: both agents learn of his conversation from the desk, at the top of their lists.
+    const daveText = `Dave: where is my parcel? ${stamp}`;
+    await say(dave, daveText);
+    for (const agent of [agentA, agentB]) {
+      await expect.poll(async () => (await conversations(agent)).slice(0, 2).map((item) => item.customer), { timeout: 15_000 }).toEqual([daveId, carolId]);
+    }
+    await openConversation(agentB, daveId);
+    await say(agentB, `B: it ships today ${stamp}`);
+    await expectAll([dave, agentB], [daveText, `B: it ships today ${stamp}`]);
+    expect(await transcript(carol)).toEqual(conversation);
+
+    // Both customer pages have had a poll answered by now, so they read `announce` from a known
+    // position: what is announced from here on reaches them. (A page that opens after an
+    // announcement does not show it: announcements are read from now.)
+    const first = `Maintenance tonight at 22:00 ${stamp}`;
+    await announce(agentA, first);
+    for (const page of [carol, dave, agentA, agentB]) await expect.poll(() => announcements(page), { timeout: 15_000 }).toEqual([first]);
+    // Announcements stay out of the conversations.
+    expect(await transcript(carol)).toEqual(conversation);
+    // Customers cannot announce: the form is not theirs (and their token may not, see above).
+    expect(await carol.locator('#announce-text').isVisible()).toBe(false);
+    expect(await carol.locator('#announce-text').isDisabled()).toBe(true);
+
+    // A reload keeps the announcement, once, and the page resumes from its position: an
+    // announcement made right after it still arrives.
+    await dave.reload();
+    expect(await announcements(dave)).toEqual([first]);
+    const second = `Maintenance is over ${stamp}`;
+    await announce(agentB, second);
+    for (const page of [carol, dave]) await expect.poll(() => announcements(page), { timeout: 15_000 }).toEqual([first, second]);
+    const late = await open('customer');
+    await expect.poll(() => late.locator('#status').textContent(), { timeout: 10_000 }).toBe('Connected');
+    // Its first poll would have brought them at once, were they read from the start.
+    await late.waitForTimeout(1500);
+    expect(await announcements(late)).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 150_000);
 });

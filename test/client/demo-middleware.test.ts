@@ -6,13 +6,16 @@ import { join } from 'node:path';
 import { parse } from 'acorn';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDemoMiddleware } from '../../src/http/demo.js';
+import { checkClaims, type TopicRight } from '../../src/auth/claims.js';
+import { createPublishPolicy } from '../../src/auth/publish-policy.js';
+import { mayUseTopic } from '../../src/auth/topic-policy.js';
+import { createDemoMiddleware, type DemoClaims } from '../../src/http/demo.js';
 import { repoRoot } from './support/legacy-bundle.js';
 
 let baseUrl: string;
 let closeServer: () => Promise<void>;
 const issued: string[] = [];
-const issuedClaims = new Map<string, { pub: string[] }>();
+const issuedClaims = new Map<string, DemoClaims>();
 
 beforeAll(async () => {
   const bundleDir = mkdtempSync(join(tmpdir(), 'demo-bundle-'));
@@ -128,29 +131,30 @@ describe('createDemoMiddleware', () => {
     expect(issued).toEqual(['demo-customer']);
   });
 
-  it('mints a fresh, unguessable customer id for every `role=customer` request (one per customer tab)', async () => {
+  it.each([
+    ['customer', /^demo-customer-[a-z2-9]{12}$/],
+    ['agent', /^demo-agent-[a-z2-9]{12}$/],
+  ])('mints a fresh, unguessable id for every `role=%s` request (one per tab)', async (role, idPattern) => {
     issued.length = 0;
     const users = new Set<string>();
     for (let index = 0; index < 20; index++) {
-      const response = await get('/demo/token?role=customer');
+      const response = await get(`/demo/token?role=${role}`);
       expect(response.status).toBe(200);
       expect(response.headers['cache-control']).toBe('no-store');
       const { token, user } = JSON.parse(response.body) as { token: string; user: string };
-      expect(user).toMatch(/^demo-customer-[a-z2-9]{12}$/);
+      expect(user).toMatch(idPattern);
       expect(token).toBe(`token-for-${user}`);
-      // Still a customer: it may write to agents only, never to another customer.
-      expect(issuedClaims.get(user)).toEqual({ pub: ['demo-agent*'] });
+      // Minted with the claims of its role (the claims test below says what each role may do).
+      expect(issuedClaims.get(user)!.topics, user).toHaveProperty(role === 'customer' ? `conv:${user}` : 'conv:*');
       users.add(user);
     }
     expect(users.size).toBe(20);
     expect(issued).toEqual([...users]);
+  });
 
-    // The agent desk is the one shared agent.
-    expect(JSON.parse((await get('/demo/token?role=agent')).body)).toEqual({ token: 'token-for-demo-agent', user: 'demo-agent' });
-    expect(issuedClaims.get('demo-agent')).toEqual({ pub: ['demo-customer*'] });
+  it('refuses unknown roles and a role together with a user', async () => {
     issued.length = 0;
-
-    for (const query of ['role=admin', 'role=', 'role=customer&role=customer', 'role=customer&user=demo-agent', 'role=Customer']) {
+    for (const query of ['role=admin', 'role=', 'role=customer&role=customer', 'role=customer&user=demo-agent', 'role=agent&user=demo-agent', 'role=Customer']) {
       const rejected = await get(`/demo/token?${query}`);
       expect(rejected.status, query).toBe(400);
       expect(JSON.parse(rejected.body), query).toMatchObject({ error: { code: expect.stringMatching(/^invalid_demo_(role|user)$/) } });
@@ -167,18 +171,47 @@ describe('createDemoMiddleware', () => {
     }
   });
 
-  it('lets customers write only to agents and agents only to customers (pub claim)', async () => {
-    const users = ['demo-customer', 'demo-customer-2', 'demo-agent', 'demo-agent-7', 'demo-visitor'];
+  it('gives customers their own conversation, the announcements and the desk to say hello; agents every conversation, the desk and announcing', async () => {
+    const customer = 'demo-customer-k3m9p2x7q4rs';
+    const agent = 'demo-agent-7hq2m4k9x3bn';
+    const users = [customer, 'demo-customer', agent, 'demo-agent', 'demo-visitor', 'demo-customer@example'];
     for (const user of users) {
-      expect((await get(`/demo/token?user=${user}`)).status).toBe(200);
+      expect((await get(`/demo/token?user=${encodeURIComponent(user)}`)).status).toBe(200);
     }
     expect(Object.fromEntries(users.map((user) => [user, issuedClaims.get(user)]))).toEqual({
-      'demo-customer': { pub: ['demo-agent*'] },
-      'demo-customer-2': { pub: ['demo-agent*'] },
-      'demo-agent': { pub: ['demo-customer*'] },
-      'demo-agent-7': { pub: ['demo-customer*'] },
+      [customer]: { pub: [], topics: { [`conv:${customer}`]: ['read', 'publish'], announce: ['read'], desk: ['publish'] } },
+      'demo-customer': { pub: [], topics: { 'conv:demo-customer': ['read', 'publish'], announce: ['read'], desk: ['publish'] } },
+      [agent]: { pub: [], topics: { 'conv:*': ['read', 'publish'], announce: ['read', 'publish'], desk: ['read'] } },
+      'demo-agent': { pub: [], topics: { 'conv:*': ['read', 'publish'], announce: ['read', 'publish'], desk: ['read'] } },
       'demo-visitor': { pub: [] },
+      // `conv:demo-customer@example` is no topic name: that customer has no conversation.
+      'demo-customer@example': { pub: [], topics: { announce: ['read'], desk: ['publish'] } },
     });
+
+    // What the gateway makes of them: every claim is one it accepts, and grants exactly this.
+    const claimsOf = (user: string) => {
+      const claims = checkClaims({ subject: user, scope: undefined, ...issuedClaims.get(user)! });
+      if ('unusable' in claims) throw new Error(`${user}: unusable ${claims.unusable} claim`);
+      return claims;
+    };
+    const may = (user: string, topic: string, right: TopicRight) => mayUseTopic(claimsOf(user), topic, right);
+    const own = `conv:${customer}`;
+    const other = 'conv:demo-customer-2a3b4c5d6e7f';
+    const rights = (user: string) =>
+      Object.fromEntries(
+        [own, other, 'announce', 'desk'].map((topic) => [topic, (['read', 'publish'] as const).filter((right) => may(user, topic, right)).join('+')]),
+      );
+    expect(rights(customer)).toEqual({ [own]: 'read+publish', [other]: '', announce: 'read', desk: 'publish' });
+    expect(rights(agent)).toEqual({ [own]: 'read+publish', [other]: 'read+publish', announce: 'read+publish', desk: 'read' });
+    expect(rights('demo-visitor')).toEqual({ [own]: '', [other]: '', announce: '', desk: '' });
+
+    // And no demo token writes to a mailbox, even where tokens without `pub` may write anywhere.
+    const policy = createPublishPolicy({ publishDefault: 'any' });
+    for (const user of users) {
+      for (const recipient of [agent, customer, user]) {
+        expect(() => policy.assertMayPublishTo(claimsOf(user), [recipient]), `${user} → ${recipient}`).toThrow(expect.objectContaining({ code: 'forbidden_recipient' }));
+      }
+    }
   });
 
   it('rejects other methods and leaves other paths to the next middleware', async () => {
