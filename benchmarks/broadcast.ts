@@ -1,5 +1,5 @@
 /**
- * The broadcast benchmark (topics): N held polls reading one topic (`announce`, from now, beside
+ * The broadcast benchmark (topics): N held polls reading one topic (`announce`, from its start, beside
  * their mailbox), one topic message every `--interval-ms` for `--duration` s, against the gateway
  * on MariaDB + Redis (one process) and the bare node:http and minimal Koa holders in the same
  * broadcast mode; then "today's way" on the same gateway: the same readers polling only their
@@ -79,7 +79,6 @@ const BODY_N = /"body":\{"n":(\d+)\}/g;
 const CURSOR = /"cursor":(\d+)/;
 const POSITION = new RegExp(`"positions":\\{"${TOPIC}":(\\d+)`);
 
-const publisherAgent = new http.Agent({ keepAlive: true, maxSockets: 200 });
 
 function request(url: string, token: string, agent: http.Agent, body?: unknown): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
@@ -150,6 +149,7 @@ async function runMode(mode: Mode): Promise<Run> {
     let held = 0;
     let readerErrors = 0;
     const target = new URL(peer.url);
+    const publisherAgent = new http.Agent({ keepAlive: true, maxSockets: 200 });
     const connections = new Set<RawHttpConnection>();
 
     /**
@@ -159,11 +159,13 @@ async function runMode(mode: Mode): Promise<Run> {
      */
     async function readLoop(index: number): Promise<void> {
       let cursor = 0;
-      let position: number | null = null;
+      // From the start of the (fresh) topic, not "from now": a reader whose first poll lands after
+      // the warm-up broadcast must still get it.
+      let position = 0;
       let connection: RawHttpConnection | undefined;
       const headers = `Host: ${target.host}\r\nAuthorization: Bearer ${tokens[index]!}\r\n`;
       while (!stopped) {
-        const topicPart = viaTopic ? `&topic=${position === null ? TOPIC : `${TOPIC}@${position}`}` : '';
+        const topicPart = viaTopic ? `&topic=${TOPIC}@${position}` : '';
         if (!connection) connections.add((connection = new RawHttpConnection(target.hostname, Number(target.port), headers)));
         held += 1;
         let body: string;
@@ -195,28 +197,32 @@ async function runMode(mode: Mode): Promise<Run> {
           }
         }
         cursor = Number(CURSOR.exec(body)?.[1] ?? cursor);
-        if (viaTopic) position = Number(POSITION.exec(body)?.[1] ?? position ?? 0);
+        if (viaTopic) position = Number(POSITION.exec(body)?.[1] ?? position);
       }
     }
 
     let publishErrors = 0;
+    /** A publish, retried (with the same ids, so never stored twice) when its connection fails. */
+    async function post(path: string, json: unknown): Promise<void> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { status } = await request(`${peer.url}${path}`, publisherToken, publisherAgent, json);
+          if (status >= 300) publishErrors += 1;
+          return;
+        } catch (error) {
+          if (attempt >= 5) throw error;
+          await sleep(20 * attempt);
+        }
+      }
+    }
     async function broadcast(n: number): Promise<void> {
       publishedAt.set(n, performance.now());
       const body = { n };
-      if (viaTopic) {
-        const { status } = await request(`${peer.url}/v1/messages`, publisherToken, publisherAgent, { topic: TOPIC, body });
-        if (status >= 300) publishErrors += 1;
-        return;
-      }
+      if (viaTopic) return post('/v1/messages', { topic: TOPIC, id: `b${n}`, body });
       // Today's way: one mailbox message per reader, in batches of 100, all at once.
       const batches: Array<Promise<void>> = [];
       for (let start = 0; start < readers; start += 100) {
-        const messages = users.slice(start, start + 100).map((to) => ({ to, body }));
-        batches.push(
-          request(`${peer.url}/v1/messages/batch`, publisherToken, publisherAgent, { messages }).then(({ status }) => {
-            if (status >= 300) publishErrors += 1;
-          }),
-        );
+        batches.push(post('/v1/messages/batch', { messages: users.slice(start, start + 100).map((to) => ({ to, id: `b${n}-${to}`, body })) }));
       }
       await Promise.all(batches);
     }
@@ -270,6 +276,7 @@ async function runMode(mode: Mode): Promise<Run> {
     const rowsAfter = await messageRows(peer.databaseUrl);
     stopped = true;
     for (const connection of connections) connection.close();
+    publisherAgent.destroy();
     await Promise.allSettled(loops);
 
     const lastReader: number[] = [];
@@ -314,11 +321,13 @@ const runs: Run[] = [];
 try {
   for (const mode of modes) {
     process.stderr.write(`broadcast: ${mode}…\n`);
-    runs.push(await runMode(mode));
+    const run = await runMode(mode);
+    runs.push(run);
+    // Each run as it ends, so a later run that fails leaves the earlier figures behind.
+    process.stderr.write(`broadcast: ${JSON.stringify({ ...run, counters: undefined })}\n`);
   }
 } finally {
   await counters?.close();
-  publisherAgent.destroy();
 }
 
 const find = (mode: Mode) => runs.find((run) => run.mode === mode);
