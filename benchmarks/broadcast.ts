@@ -15,6 +15,7 @@
  *   npm run build && eval "$(bash scripts/services.sh env)"
  *   npx tsx benchmarks/broadcast.ts [--readers 10000] [--interval-ms 100] [--duration 20]
  *     [--mailbox-broadcasts 10] [--peers gateway,bare,koa,mailbox] [--pin] [--smoke] [--cpu-prof <folder>]
+ *     [--gateway-node-flags '--max-semi-space-size=64']
  */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +37,8 @@ const { values } = parseArgs({
     smoke: { type: 'boolean', default: false },
     /** Writes a V8 CPU profile of each gateway run into this folder (for `--peers gateway` or `mailbox`). */
     'cpu-prof': { type: 'string' },
+    /** Extra node flags for the gateway runs, e.g. `--max-semi-space-size=64`. */
+    'gateway-node-flags': { type: 'string', default: '' },
   },
 });
 const readers = values.smoke ? 50 : Number(values.readers);
@@ -131,7 +134,8 @@ interface Run {
 async function runMode(mode: Mode): Promise<Run> {
   const kind: PeerKind = mode === 'mailbox' ? 'gateway' : mode;
   const profile = values['cpu-prof'] && kind === 'gateway' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`, `--cpu-prof-name=broadcast-${mode}.cpuprofile`] : [];
-  const peer = await startPeer(kind, secret, { MAX_HELD_POLLS: String(readers + 1000), POLL_MAX_PER_USER: '2' }, profile);
+  const extraFlags = kind === 'gateway' ? values['gateway-node-flags'].split(' ').filter(Boolean) : [];
+  const peer = await startPeer(kind, secret, { MAX_HELD_POLLS: String(readers + 1000), POLL_MAX_PER_USER: '2' }, [...extraFlags, ...profile]);
   const name = mode === 'mailbox' ? `${PEER_NAMES.gateway}, today's way (mailbox publishes)` : 'backend' in peer && peer.backend ? `${peer.name} (${peer.backend})` : peer.name;
   const viaTopic = mode !== 'mailbox';
   try {
@@ -237,11 +241,12 @@ async function runMode(mode: Mode): Promise<Run> {
     // Warm-up broadcast 0: every reader is connected, has its position and is held again.
     const connectDeadline = Date.now() + 60_000;
     while (held < readers && Date.now() < connectDeadline) await sleep(50);
-    await sleep(500);
+    // Measured before anything is delivered: every reader holds its first poll, and no answer's
+    // garbage is in the heap yet, in either mode.
+    const heldRss = await settledRssKiB(peer.pid, 10_000);
     await broadcast(0);
     if (!(await untilDelivered(0, 60_000))) throw new Error(`${name}: the warm-up broadcast did not reach every reader`);
     while (held < readers && Date.now() < connectDeadline + 30_000) await sleep(20);
-    const heldRss = await settledRssKiB(peer.pid, 10_000);
 
     const meter = meterDeliveries(counters, peer.pid);
     const window = meter.hooks.deliveryWindow();
