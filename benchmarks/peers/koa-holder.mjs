@@ -8,6 +8,21 @@ import Koa from 'koa';
 import { createMailboxes, createTopics, empty, emptyTopic, topicParam, userOf } from './mailbox.mjs';
 
 const mailboxes = createMailboxes();
+
+/** Resolves on a wake, the timeout or the client going away, whichever comes first. */
+function heldUntilWoken(ctx, wait, subscribe) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(finish, wait * 1000);
+    const unsubscribe = subscribe(finish);
+    ctx.res.once('close', finish);
+    function finish() {
+      clearTimeout(timer);
+      unsubscribe();
+      ctx.res.off('close', finish);
+      resolve();
+    }
+  });
+}
 const topics = createTopics();
 const app = new Koa();
 const router = new Router();
@@ -29,17 +44,7 @@ router.get('/v1/poll', async (ctx) => {
       ctx.body = found ?? emptyTopic(topic.name, topic.position, cursor);
       return;
     }
-    await new Promise((resolve) => {
-      const timer = setTimeout(finish, wait * 1000);
-      const unsubscribe = topics.wait(topic.name, finish);
-      ctx.res.once('close', finish);
-      function finish() {
-        clearTimeout(timer);
-        unsubscribe();
-        ctx.res.off('close', finish);
-        resolve();
-      }
-    });
+    await heldUntilWoken(ctx, wait, (wake) => topics.wait(topic.name, wake));
     ctx.body = topics.read(topic.name, topic.position, cursor) ?? emptyTopic(topic.name, topic.position, cursor);
     return;
   }
@@ -48,17 +53,7 @@ router.get('/v1/poll', async (ctx) => {
     ctx.body = ready ?? empty(cursor);
     return;
   }
-  await new Promise((resolve) => {
-    const timer = setTimeout(finish, wait * 1000);
-    const unsubscribe = mailboxes.wait(user, finish);
-    ctx.res.once('close', finish);
-    function finish() {
-      clearTimeout(timer);
-      unsubscribe();
-      ctx.res.off('close', finish);
-      resolve();
-    }
-  });
+  await heldUntilWoken(ctx, wait, (wake) => mailboxes.wait(user, wake));
   ctx.body = mailboxes.read(user, cursor) ?? empty(cursor);
 });
 router.post('/v1/messages', async (ctx) => {

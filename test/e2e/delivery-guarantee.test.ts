@@ -61,6 +61,26 @@ import { backendCases, mysqlRedisCases, TEST_SECRET, useBackend } from '../suppo
 import { childPids, spawnGateway, type GatewayProcess } from '../support/process.js';
 import { BROKEN_TOPIC_READS, checkTopicGuarantee, withBrokenTopicReads, type BrokenTopicReads, type TopicAck, type TopicRead, type TopicReaderHistory } from '../support/topic-guarantee.js';
 
+/** A random endpoint of the run, other than `avoid` when there is another. */
+function pickEndpointOf(endpoints: readonly string[], rng: () => number, avoid?: string): string {
+  const choices = endpoints.filter((url) => url !== avoid);
+  const pool = choices.length > 0 ? choices : endpoints;
+  return pool[Math.floor(rng() * pool.length)]!;
+}
+
+/** One request of a run's clients, its whole body read: a "lost" response is lost by the client, after the server sent it. */
+async function callGateway(agent: Agent, method: 'GET' | 'POST', url: string, token: string, timeoutMs: number, body?: unknown): Promise<{ status: number; text: string }> {
+  const response = await request(url, {
+    method,
+    dispatcher: agent,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, text };
+}
+
 const realCases = mysqlRedisCases('jepsen delivery guarantee');
 
 // ---- Load and faults (tuned to fail reliably on a store that acks unseen rows, in < 60 s on 2 cores).
@@ -189,24 +209,8 @@ describe.skipIf(realCases.length === 0)('jepsen: delivery guarantee across proce
     let publishEndedAt = 0;
     let drainDeadline = Infinity;
 
-    function pickEndpoint(rng: () => number, avoid?: string): string {
-      const choices = endpoints.filter((u) => u !== avoid);
-      const pool = choices.length > 0 ? choices : endpoints;
-      return pool[Math.floor(rng() * pool.length)]!;
-    }
-
-    async function call(method: 'GET' | 'POST', url: string, token: string, timeoutMs: number, body?: unknown): Promise<{ status: number; text: string }> {
-      const response = await request(url, {
-        method,
-        dispatcher: agent,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      // Always read the whole body: a "lost" response is lost by the client, after the server sent it.
-      const text = await response.body.text();
-      return { status: response.statusCode, text };
-    }
+    const pickEndpoint = (rng: () => number, avoid?: string) => pickEndpointOf(endpoints, rng, avoid);
+    const call = (method: 'GET' | 'POST', url: string, token: string, timeoutMs: number, body?: unknown) => callGateway(agent, method, url, token, timeoutMs, body);
 
     // ---- Publishers: each sends its own sequence, strictly one request at a time.
     async function publisher(mailbox: string, sender: string): Promise<void> {
@@ -673,23 +677,8 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
     /** Where each prompt reader stands, for the publishers' flow control. */
     const promptPositions = new Map<string, Map<string, number>>();
 
-    function pickEndpoint(rng: () => number, avoid?: string): string {
-      const choices = endpoints.filter((url) => url !== avoid);
-      const pool = choices.length > 0 ? choices : endpoints;
-      return pool[Math.floor(rng() * pool.length)]!;
-    }
-
-    async function call(method: 'GET' | 'POST', url: string, token: string, timeoutMs: number, body?: unknown): Promise<{ status: number; text: string }> {
-      const response = await request(url, {
-        method,
-        dispatcher: agent,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      const text = await response.body.text();
-      return { status: response.statusCode, text };
-    }
+    const pickEndpoint = (rng: () => number, avoid?: string) => pickEndpointOf(endpoints, rng, avoid);
+    const call = (method: 'GET' | 'POST', url: string, token: string, timeoutMs: number, body?: unknown) => callGateway(agent, method, url, token, timeoutMs, body);
 
     function lagOf(topic: string): number {
       let lowest = Infinity;
