@@ -177,8 +177,13 @@ export function createEngine(
   /** Held polls by the topics they read (keyed by topic key): one wake of a topic reaches all its readers here. */
   const waitersByTopic = new Map<string, Set<Waiter>>();
   const tails = new TopicTails(options.maxTailTopics ?? 1_000);
-  /** Topic reads in flight, by key, position and limit: readers at one position share one. */
-  const topicReads = new Map<string, Promise<TopicPage>>();
+  /**
+   * Topic reads in flight, by key, position and limit: readers at one position share one. Each
+   * remembers `topicWakes` when it began: a reader may join it only if no topic wake came since,
+   * or it could share a snapshot older than a commit whose wake it was registered too late to hear.
+   */
+  const topicReads = new Map<string, { read: Promise<TopicPage>; wakes: number }>();
+  let topicWakes = 0;
 
   const heads = new MailboxHeads(clock, options.headTrustMs ?? 10_000, options.maxKnownHeads ?? 100_000);
   // Every process hears every wake: a wake that names the head it committed tells this process
@@ -187,6 +192,7 @@ export function createEngine(
   // A topic's wake (its key, `#<name>`) wakes the polls reading it, from the topic index.
   const stopHearingWakes = bus.onWake((key, head) => {
     const topic = topicOfKey(key) !== undefined;
+    if (topic) topicWakes += 1;
     if (head === undefined) heads.forget(key);
     else {
       heads.raise(key, head);
@@ -271,6 +277,7 @@ export function createEngine(
         continue;
       }
       // Kept for the topic's readers (they take their page from it), who are woken here at once.
+      topicWakes += 1;
       tails.append(key, messages);
       for (const waiter of waitersByTopic.get(key) ?? []) waiter.wake();
     }
@@ -403,22 +410,27 @@ export function createEngine(
     position: number | null;
   }
 
-  /** Reads of one topic at one position share one store read, and so one page object. */
+  /**
+   * Reads of one topic at one position share one store read, and so one page object, as long as
+   * no topic wake came since it began (see `topicReads`).
+   */
   function sharedTopicRead(key: string, after: number | null, limit: number): Promise<TopicPage> {
     const id = `${after ?? 'now'}:${limit}:${key}`;
-    let read = topicReads.get(id);
-    if (!read) {
-      const forgets = heads.forgets;
-      read = store.readTopic({ key, after, limit }).then((page) => {
-        if (heads.forgets !== forgets) return page;
-        // A page that stops short of `limit` ends at the head ("from now": is the head).
-        if (page.earliest === undefined && (after === null || (page.messages.length > 0 && page.messages.length < limit))) heads.raise(key, page.position);
-        return page;
-      });
-      topicReads.set(id, read);
-      const forget = () => topicReads.delete(id);
-      read.then(forget, forget);
-    }
+    const inFlight = topicReads.get(id);
+    if (inFlight && inFlight.wakes === topicWakes) return inFlight.read;
+    const forgets = heads.forgets;
+    const read = store.readTopic({ key, after, limit }).then((page) => {
+      if (heads.forgets !== forgets) return page;
+      // A page that stops short of `limit` ends at the head ("from now": is the head).
+      if (page.earliest === undefined && (after === null || (page.messages.length > 0 && page.messages.length < limit))) heads.raise(key, page.position);
+      return page;
+    });
+    const entry = { read, wakes: topicWakes };
+    topicReads.set(id, entry);
+    const forget = () => {
+      if (topicReads.get(id) === entry) topicReads.delete(id);
+    };
+    read.then(forget, forget);
     return read;
   }
 

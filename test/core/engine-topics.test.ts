@@ -149,6 +149,44 @@ describe.each(backendCases('engine topic readers'))('poll engine with topic read
     expect(new Set(results.map((result) => result.topics![0]!.messages)).size).toBe(1);
   }, 30_000);
 
+  it('never lets a reader share a read that began before a wake it registered too late to hear', async () => {
+    // Reader A's read takes its snapshot (empty), then hangs; a commit elsewhere wakes A; reader B
+    // registers after that wake and looks. Joining A's read would hand B the old snapshot, and B
+    // would sleep beside the message until its timeout.
+    const topic = nextTopic();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    const slowFirstRead: MessageStore = {
+      ...store,
+      readTopic: async (read) => {
+        const page = await store.readTopic(read);
+        if (first) {
+          first = false;
+          await gate;
+        }
+        return page;
+      },
+    };
+    const engine = createEngine({ store: slowFirstRead, bus: busHere });
+    engines.push(engine);
+    const [a, b] = [nextUser(), nextUser()];
+    const pollA = engine.holdPoll(a, { cursor: 0, waitMs: 5_000, limit: 10, topics: [{ name: topic, position: 0 }] });
+    await waitFor(() => engine.readersOf(topic) === 1);
+    await sleep(30);
+    const heard = hearing(busHere, topicKey(topic), 1);
+    await engineElsewhere().publish({ userId: topicKey(topic), senderId: 'announcer', body: '"news"' });
+    await heard;
+    const started = Date.now();
+    const pollB = engine.holdPoll(b, { cursor: 0, waitMs: 5_000, limit: 10, topics: [{ name: topic, position: 0 }] });
+    await sleep(100);
+    release();
+    const [answerA, answerB] = await Promise.all([pollA, pollB]);
+    expect(answerB.topics![0]!.messages.map((message) => message.body)).toEqual(['"news"']);
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect(answerA.topics![0]!.messages.map((message) => message.body)).toEqual(['"news"']);
+  });
+
   it('shares one read per position: 200 readers behind the head at two positions cost two reads', async () => {
     const here = engineHere();
     const elsewhere = engineElsewhere();
