@@ -43,32 +43,43 @@ describe.each(backendCases('poll engine'))('poll engine on $name', ({ make }) =>
     expect(engine.heldPolls).toBe(0);
   });
 
+  /**
+   * A store whose first mailbox read, once it has its answer, stores `body` for `userId` and wakes
+   * through the real bus without a head, before the read returns: a commit and its wake that land
+   * between a poll's store read and its decision to sleep.
+   */
+  function storeCommittingDuringFirstRead(userId: string, body: string, onFirstRead?: (messages: readonly unknown[]) => void): { store: MessageStore; reads(): number } {
+    let reads = 0;
+    return {
+      store: {
+        ...store,
+        async readPending(reader, cursor, limit) {
+          const batch = await store.readPending(reader, cursor, limit);
+          reads += 1;
+          if (reads === 1) {
+            onFirstRead?.(batch.messages);
+            await store.insertMessage({ userId, senderId: 'alice', body });
+            await bus.wake([userId]);
+            // Let the wake reach the subscriber before the engine decides to sleep.
+            await sleep(50);
+          }
+          return batch;
+        },
+      },
+      reads: () => reads,
+    };
+  }
+
   it('never misses a message published between its store read and its wait', async () => {
     const bob = nextUser();
-    let reads = 0;
-    // A store that publishes (through the real bus) right after the poll's first read came back
-    // empty: exactly the window a "read, then subscribe" engine would sleep through.
-    const racingStore: MessageStore = {
-      ...store,
-      async readPending(userId, cursor, limit) {
-        const batch = await store.readPending(userId, cursor, limit);
-        reads += 1;
-        if (reads === 1) {
-          expect(batch.messages).toEqual([]);
-          await store.insertMessage({ userId: bob, senderId: 'alice', body: '"in-the-gap"' });
-          await bus.wake([bob]);
-          // Let the wake reach the subscriber before the engine decides to sleep.
-          await sleep(50);
-        }
-        return batch;
-      },
-    };
-    const racingEngine = createEngine({ store: racingStore, bus });
+    // Exactly the window a "read, then subscribe" engine would sleep through.
+    const racing = storeCommittingDuringFirstRead(bob, '"in-the-gap"', (messages) => expect(messages).toEqual([]));
+    const racingEngine = createEngine({ store: racing.store, bus });
     const started = Date.now();
     const result = await racingEngine.holdPoll(bob, { cursor: 0, waitMs: 3_000, limit: 100 });
     expect(result.messages.map((m) => m.body)).toEqual(['"in-the-gap"']);
     expect(Date.now() - started).toBeLessThan(1_500);
-    expect(reads).toBe(2);
+    expect(racing.reads()).toBe(2);
   });
 
   it('does not learn a head from a read that a head-less wake overtook', async () => {
@@ -77,21 +88,7 @@ describe.each(backendCases('poll engine'))('poll engine on $name', ({ make }) =>
     // at that cursor would wait out its timeout beside a stored message.
     const bob = nextUser();
     await store.insertMessage({ userId: bob, senderId: 'alice', body: '"first"' });
-    let reads = 0;
-    const racingStore: MessageStore = {
-      ...store,
-      async readPending(userId, cursor, limit) {
-        const batch = await store.readPending(userId, cursor, limit);
-        reads += 1;
-        if (reads === 1) {
-          await store.insertMessage({ userId: bob, senderId: 'alice', body: '"second"' });
-          await bus.wake([bob]);
-          await sleep(50);
-        }
-        return batch;
-      },
-    };
-    const racingEngine = createEngine({ store: racingStore, bus });
+    const racingEngine = createEngine({ store: storeCommittingDuringFirstRead(bob, '"second"').store, bus });
     const first = await racingEngine.holdPoll(bob, { cursor: 0, waitMs: 3_000, limit: 100 });
     expect(first.messages.map((m) => m.body)).toEqual(['"first"']);
     const started = Date.now();

@@ -179,7 +179,7 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
     async trimTopics(historyMax, createdBefore, limit) {
       if (!(Number.isInteger(historyMax) && historyMax >= 1)) throw new TypeError('Expected `historyMax` to be a positive integer');
       if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
-      let deleted = 0;
+      let trimmed = 0;
       for (const key of [...lastSeq.keys()].filter((candidate) => topicOfKey(candidate) !== undefined).sort()) {
         const stored = rows.filter((row) => row.userId === key && row.status === 'pending').sort((a, b) => a.seq - b.seq);
         if (stored.length === 0) continue;
@@ -189,14 +189,14 @@ export function createFakeStore(dependencies: { clock?: Clock } = {}): FakeStore
         trimmedSeq.set(key, cut);
         // Out of the history, but kept (as acked) for idempotency until purgeAcked deletes them.
         for (const row of stored) {
-          if (row.seq > cut || deleted >= limit) break;
+          if (row.seq > cut || trimmed >= limit) break;
           row.status = 'acked';
           row.ackedAt = clock.now();
-          deleted += 1;
+          trimmed += 1;
         }
-        if (deleted >= limit) break;
+        if (trimmed >= limit) break;
       }
-      return deleted;
+      return trimmed;
     },
     async ping() {},
     async close() {},

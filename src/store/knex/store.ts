@@ -333,20 +333,20 @@ export async function createKnexStore(dependencies: { knex: Knex; clock?: Clock 
     if (!(Number.isInteger(historyMax) && historyMax >= 1)) throw new TypeError('Expected `historyMax` to be a positive integer');
     if (!(Number.isInteger(limit) && limit >= 1)) throw new TypeError('Expected `limit` to be a positive integer');
     return withUnavailableAsRetryable(async () => {
-      let deleted = 0;
+      let trimmed = 0;
       for (;;) {
         const topics = (await topicHeadsQuery(knex, trimResumeKey, TRIM_TOPICS_PAGE)) as Array<{ user_id: string; last_seq: number | string; trimmed_seq: number | string }>;
         for (const topic of topics) {
-          const budget = limit - deleted;
-          const removed = await trimTopic(topic.user_id, { lastSeq: Number(topic.last_seq), trimmedSeq: Number(topic.trimmed_seq) }, historyMax, createdBefore, budget);
-          deleted += removed;
+          const budget = limit - trimmed;
+          const taken = await trimTopic(topic.user_id, { lastSeq: Number(topic.last_seq), trimmedSeq: Number(topic.trimmed_seq) }, historyMax, createdBefore, budget);
+          trimmed += taken;
           // A topic that used the whole budget may have more to go: the next call starts with it.
-          if (removed >= budget) return deleted;
+          if (taken >= budget) return trimmed;
           trimResumeKey = topic.user_id;
         }
         if (topics.length < TRIM_TOPICS_PAGE) {
           trimResumeKey = '';
-          return deleted;
+          return trimmed;
         }
       }
     });
