@@ -56,7 +56,7 @@ development secret \`start\` keeps next to SQLITE_FILE.
 Options:
   --pub <recipients>   whom it may publish to, comma-separated or repeated: user ids, prefix*
                        patterns, '*' for anyone (omitted: PUBLISH_DEFAULT decides)
-  --scope <scopes>     poll, publish or poll,publish (omitted: both)
+  --scope <scopes>     poll, publish, presence, comma-separated (omitted: poll,publish)
   --topic <pattern>=<rights>
                        topics it may use, repeated for more patterns: a topic name, prefix* or
                        '*', then read, publish and/or presence, comma-separated, like
@@ -221,11 +221,11 @@ export function parsePub(values: string[]): string[] {
   return entries;
 }
 
-/** `--scope poll,publish` (or space-separated): at least one of poll, publish. */
+/** `--scope poll,publish` (or space-separated): at least one of poll, publish, presence. */
 export function parseScope(raw: string): TokenScope[] {
   const names = raw.split(/[\s,]+/).filter((name) => name !== '');
   if (names.length === 0 || !names.every((name) => (TOKEN_SCOPES as readonly string[]).includes(name))) {
-    throw new UsageError(`--scope must be poll, publish or poll,publish; got ${JSON.stringify(raw)}`);
+    throw new UsageError(`--scope must be one or more of poll, publish, presence (comma-separated); got ${JSON.stringify(raw)}`);
   }
   return [...new Set(names as TokenScope[])];
 }

@@ -243,6 +243,20 @@ const CONFIG_GROUPS = {
     finish: asIs,
   }),
 
+  /** Who is online, known from the polls. */
+  presence: group<{
+    /** Seconds a client stays present after its last poll ended; 0 turns presence off. */
+    graceSeconds: number;
+    /** Members a topic's presence lists; above it, only their count. */
+    membersMax: number;
+  }>({
+    settings: {
+      graceSeconds: integer('PRESENCE_GRACE_S', 0, 3600, 15),
+      membersMax: integer('PRESENCE_MEMBERS_MAX', 1, 10_000, 100),
+    },
+    finish: asIs,
+  }),
+
   /** The process: how many workers, how much logging. */
   runtime: group<{
     /** Worker processes for `start` (0 = one per core when the store and bus can be shared, else 1). */
@@ -268,6 +282,7 @@ export type AuthConfig = OutputOf<'auth'>;
 export type StoreConfig = OutputOf<'store'>;
 export type RedisConfig = OutputOf<'redis'>;
 export type RetentionConfig = OutputOf<'retention'>;
+export type PresenceConfig = OutputOf<'presence'>;
 export type RuntimeConfig = OutputOf<'runtime'>;
 export type GatewayConfig = { [Name in GroupName]: OutputOf<Name> };
 

@@ -18,12 +18,14 @@ export const ERROR_STATUS = {
   invalid_topic: 400,
   /** More topics in one poll than POLL_TOPICS_MAX. */
   too_many_topics: 400,
+  /** More than 100 users in one presence query. */
+  too_many_users: 400,
   invalid_wait: 400,
   invalid_limit: 400,
   invalid_ttl: 400,
   invalid_callback: 400,
   invalid_method_override: 400,
-  /** Only the token issuer (the `token` command) raises it; no route takes an unchecked user id. */
+  /** A user id that does not match ^[A-Za-z0-9._:@-]{1,128}$ (a presence query, the `token` command). */
   invalid_user_id: 400,
   // 401: who is asking is unknown.
   missing_token: 401,
@@ -36,6 +38,8 @@ export const ERROR_STATUS = {
   forbidden_scope: 403,
   forbidden_recipient: 403,
   forbidden_topic: 403,
+  /** A presence query about a user the token may not publish to, without the `presence` scope. */
+  forbidden_presence: 403,
   not_found: 404,
   method_not_allowed: 405,
   idempotency_conflict: 409,

@@ -5,7 +5,10 @@ import type { VerifyToken } from './auth/claims.js';
 import { createTokenVerifier } from './auth/tokens.js';
 import { createMemoryBus } from './bus/memory-bus.js';
 import type { Bus } from './bus/types.js';
-import { parseConfig, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
+import { parseConfig, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type PresenceConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
+import { createMemoryPresenceRegistry } from './presence/memory-registry.js';
+import { createPresenceTracker, type PresenceTracker } from './presence/tracker.js';
+import type { PresenceRegistry } from './presence/types.js';
 import { createEngine, type Engine } from './core/engine.js';
 import { createApp, type AppLogger } from './http/app.js';
 import { claimsFromBearerToken, claimsFromHost } from './http/auth.js';
@@ -30,6 +33,11 @@ export interface GatewayLogger extends AppLogger {
 export interface GatewayParts<Store extends MessageStore & RetentionStore = MessageStore & RetentionStore> {
   store?: Store;
   bus?: Bus;
+  /**
+   * Where presence meets across processes: createRedisPresenceRegistry on the bus's Redis and
+   * prefix for several processes; default in this process only.
+   */
+  presence?: PresenceRegistry;
   /** Default: warnings and errors as JSON lines on stdout (pino). */
   logger?: GatewayLogger;
   clock?: Clock;
@@ -50,6 +58,8 @@ export interface GatewayOptions {
   rateLimit?: Partial<RateLimitConfig>;
   /** `ackedHours: 0` starts no purge timer. */
   retention?: Partial<RetentionConfig>;
+  /** `graceSeconds: 0` turns presence off. */
+  presence?: Partial<PresenceConfig>;
   /** Mounted before the API routes (the CLI mounts the demo pages here). */
   extraMiddleware?: Koa.Middleware[];
   /**
@@ -72,6 +82,8 @@ export interface Gateway<Store extends MessageStore & RetentionStore = MessageSt
   bus: Bus;
   /** This gateway's Prometheus registry (served at /metrics). */
   metricsRegistry: Registry;
+  /** Who is online here (undefined when presence is off). */
+  presence: PresenceTracker | undefined;
   /** The retention timer: purges acked and expired messages (unless `retention.ackedHours` is 0) and trims topics. */
   retention: Retention;
   /**
@@ -107,8 +119,8 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
   options: GatewayOptions = {},
 ): Promise<Gateway<Store>> {
   // The same schemas and checks as the environment's: an invalid option is a ConfigError naming it.
-  const { poll, messages, auth, retention: retentionSettings, http, rateLimit } = parseConfig(
-    { poll: options.poll, messages: options.messages, auth: options.auth, retention: options.retention, http: options.http, rateLimit: options.rateLimit },
+  const { poll, messages, auth, retention: retentionSettings, http, rateLimit, presence: presenceSettings } = parseConfig(
+    { poll: options.poll, messages: options.messages, auth: options.auth, retention: options.retention, http: options.http, rateLimit: options.rateLimit, presence: options.presence },
     process.env.NODE_ENV,
   );
   if ((options.verifyToken === undefined) === (auth.jwtSecret === undefined)) {
@@ -135,8 +147,23 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
       pingStore: () => store.ping(),
       ...(clock ? { clock } : {}),
     });
+    let presence: PresenceTracker | undefined;
+    if (presenceSettings.graceSeconds > 0) {
+      const registry = parts.presence ?? createMemoryPresenceRegistry();
+      if (!parts.presence) opened.add(() => registry.close());
+      presence = createPresenceTracker(
+        { registry, ...(clock ? { clock } : {}) },
+        {
+          graceMs: presenceSettings.graceSeconds * 1000,
+          onEvents: (events) => engineRef?.announcePresence(events),
+          onError: (error, context) => logger.warn({ err: error, context }, 'presence background error'),
+        },
+      );
+      const tracker = presence;
+      opened.add(() => tracker.close());
+    }
     const engine = createEngine(
-      { store, bus, ...(clock ? { clock } : {}) },
+      { store, bus, ...(clock ? { clock } : {}), ...(presence ? { presence } : {}) },
       {
         maxPollsPerUser: poll.maxPerUser,
         maxHeldPolls: poll.maxHeld,
@@ -164,6 +191,7 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
         logger,
         isDraining: () => draining,
         metrics,
+        ...(presence ? { presence } : {}),
         publishAdmission: {
           admit(userId, ip, count) {
             const refusal = publishRateLimit.admit(userId, ip, count);
@@ -175,6 +203,7 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
       {
         poll,
         messages,
+        presenceMembersMax: presenceSettings.membersMax,
         publishDefault: auth.publishDefault,
         trustProxy: http.trustProxy,
         corsOrigins: http.corsOrigins,
@@ -210,6 +239,7 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
       store,
       bus,
       metricsRegistry,
+      presence,
       retention,
       drain,
       close: () => (closing ??= opened.closeAll()),

@@ -13,6 +13,8 @@ import { createMemoryBus } from './bus/memory-bus.js';
 import { createRedisBus } from './bus/redis-bus.js';
 import { createRedisClusterBus } from './bus/redis-cluster-bus.js';
 import type { Bus } from './bus/types.js';
+import { createRedisPresenceRegistry } from './presence/redis-registry.js';
+import type { PresenceRegistry } from './presence/types.js';
 import { loadConfig, type GatewayConfig, type HttpConfig, type RedisConfig, type StoreConfig } from './config.js';
 import type { Engine } from './core/engine.js';
 import { createGateway, type Gateway, type GatewayLogger } from './gateway.js';
@@ -148,6 +150,20 @@ export async function selectBus(config: RedisConfig, dependencies: { logger?: Pi
   return createMemoryBus();
 }
 
+/**
+ * Where presence meets: the Redis or Redis Cluster the bus uses (same prefix), or undefined for
+ * the in-process default.
+ *
+ * @example
+ * const registry = await selectPresenceRegistry(loadConfig(process.env).redis, { logger });
+ */
+export async function selectPresenceRegistry(config: RedisConfig, dependencies: { logger?: Pick<GatewayLogger, 'warn'> } = {}): Promise<PresenceRegistry | undefined> {
+  const onError = (error: unknown) => dependencies.logger?.warn({ err: error }, 'redis presence error');
+  if (config.clusterNodes) return createRedisPresenceRegistry({ nodes: config.clusterNodes, prefix: config.prefix, onError });
+  if (config.url) return createRedisPresenceRegistry({ url: config.url, prefix: config.prefix, onError });
+  return undefined;
+}
+
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), existsSync(join(dirname(fileURLToPath(import.meta.url)), '../package.json')) ? '..' : '../..');
 
 /** Where the development secret of a gateway on `sqliteFile` is kept: beside the database file. */
@@ -271,6 +287,8 @@ export async function startGateway(
     opened.add(() => store.close());
     const bus = await openBus(config.redis, logger);
     opened.add(() => bus.close());
+    const presenceRegistry = config.presence.graceSeconds > 0 ? await selectPresenceRegistry(config.redis, { logger }) : undefined;
+    if (presenceRegistry) opened.add(() => presenceRegistry.close());
 
     const extraMiddleware: Koa.Middleware[] = [];
     if (config.http.demo) {
@@ -285,7 +303,7 @@ export async function startGateway(
       );
     }
     const gateway = await createGateway(
-      { store, bus, logger },
+      { store, bus, logger, ...(presenceRegistry ? { presence: presenceRegistry } : {}) },
       {
         auth: { ...config.auth, jwtSecret: secret },
         http: config.http,
@@ -293,6 +311,7 @@ export async function startGateway(
         messages: config.messages,
         rateLimit: config.rateLimit,
         retention: config.retention,
+        presence: config.presence,
         extraMiddleware,
       },
     );
@@ -321,6 +340,7 @@ export async function startGateway(
         (closing ??= (async () => {
           await drainAndClose(server, gateway, config.http.shutdownGraceMs);
           await bus.close();
+          await presenceRegistry?.close();
           await store.close();
         })()),
     };

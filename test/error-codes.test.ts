@@ -17,6 +17,7 @@ const EXPECTED_STATUS: Record<string, number> = {
   invalid_cursor: 400,
   invalid_topic: 400,
   too_many_topics: 400,
+  too_many_users: 400,
   invalid_wait: 400,
   invalid_limit: 400,
   invalid_ttl: 400,
@@ -31,6 +32,7 @@ const EXPECTED_STATUS: Record<string, number> = {
   forbidden_scope: 403,
   forbidden_recipient: 403,
   forbidden_topic: 403,
+  forbidden_presence: 403,
   not_found: 404,
   method_not_allowed: 405,
   idempotency_conflict: 409,
@@ -43,8 +45,8 @@ const EXPECTED_STATUS: Record<string, number> = {
   store_unavailable: 503,
 };
 
-/** Raised only by the token issuer of the CLI, so openapi.yaml does not list it. */
-const CLI_ONLY = ['invalid_user_id'];
+/** Codes no HTTP route answers (none since presence queries answer invalid_user_id too). */
+const CLI_ONLY: string[] = [];
 
 /**
  * Codes any route may answer (an unknown method, an unexpected failure): openapi.yaml lists them in

@@ -1,9 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { USER_ID_PATTERN } from '../user-id.js';
 
-/** What a caller may do: `poll` reads and acks its own mailbox, `publish` writes to others'. */
-export type TokenScope = 'poll' | 'publish';
-export const TOKEN_SCOPES: readonly TokenScope[] = Object.freeze(['poll', 'publish']);
+/**
+ * What a caller may do: `poll` reads and acks its own mailbox, `publish` writes to others',
+ * `presence` sees anyone's presence (service tokens).
+ */
+export type TokenScope = 'poll' | 'publish' | 'presence';
+export const TOKEN_SCOPES: readonly TokenScope[] = Object.freeze(['poll', 'publish', 'presence']);
+/** What a token without a `scope` claim may do (tokens minted before it existed): never `presence`. */
+export const DEFAULT_SCOPES: readonly TokenScope[] = Object.freeze(['poll', 'publish']);
 
 /** The verified claims of a caller, as the HTTP layer uses them (from a JWT or a host's session). */
 export interface TokenClaims {
@@ -14,7 +19,7 @@ export interface TokenClaims {
    * undefined when there is no `pub` claim, which leaves the decision to PUBLISH_DEFAULT.
    */
   readonly pub: readonly string[] | undefined;
-  /** `scope`: both scopes when there is no `scope` claim (tokens minted before it existed). */
+  /** `scope`: `poll` and `publish` when there is no `scope` claim (tokens minted before it existed). */
   readonly scope: readonly TokenScope[];
   /**
    * `topics`: topic patterns (a name, `prefix*`, `*`) and the rights each grants; undefined when
@@ -88,7 +93,7 @@ export function checkClaims(raw: {
   return Object.freeze({
     subject,
     pub: pub === undefined ? undefined : Object.freeze([...(pub as string[])]),
-    scope: scope === undefined ? TOKEN_SCOPES : Object.freeze([...new Set(scope as TokenScope[])]),
+    scope: scope === undefined ? DEFAULT_SCOPES : Object.freeze([...new Set(scope as TokenScope[])]),
     topics,
   });
 }

@@ -25,6 +25,8 @@ export interface PublishPolicy {
    * `where(index)` names a refused recipient in the message (e.g. `messages.3.to`).
    */
   assertMayPublishTo(claims: TokenClaims, recipients: readonly string[], where?: (index: number) => string): void;
+  /** Whether the token's `pub` claim (or PUBLISH_DEFAULT) lets it write to `recipient`; the scope is not looked at. */
+  mayPublishTo(claims: TokenClaims, recipient: string): boolean;
 }
 
 /** A compiled `pub` claim: exact ids in a set, prefixes in a list, `*` as a flag. */
@@ -87,6 +89,7 @@ export function createPublishPolicy(options: { publishDefault: PublishDefault })
   }
 
   return {
+    mayPublishTo: allows,
     assertMayPublishTo(claims, recipients, where) {
       assertScope(claims, 'publish');
       for (let index = 0; index < recipients.length; index++) {

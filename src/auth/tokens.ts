@@ -13,7 +13,7 @@ export interface TokenIssueOptions {
   expiresInSeconds?: number;
   /** Recipients the token may publish to (`pub` claim); omitted = no claim, PUBLISH_DEFAULT decides. */
   pub?: readonly string[];
-  /** Written as the space-separated `scope` claim; omitted = no claim, which grants both. */
+  /** Written as the space-separated `scope` claim; omitted = no claim, which grants `poll` and `publish`. */
   scope?: readonly TokenScope[];
   /** The `topics` claim (pattern → rights); omitted = no claim, no topic. */
   topics?: TopicGrants;
@@ -52,7 +52,7 @@ function claimsOf(payload: JWTPayload): TokenClaims {
     case 'pub':
       throw invalidClaim(`The access token's \`pub\` claim must be an array of at most ${MAX_PUB_ENTRIES} user ids or \`prefix*\` patterns.`);
     case 'scope':
-      throw invalidClaim('The access token\'s `scope` claim must be a space-separated string of `poll` and/or `publish`.');
+      throw invalidClaim('The access token\'s `scope` claim must be a space-separated string of `poll`, `publish` and/or `presence`.');
     case 'topics':
       throw invalidClaim(
         `The access token's \`topics\` claim must map at most ${MAX_TOPIC_GRANTS} topic names or \`prefix*\` patterns to non-empty lists of ${TOPIC_RIGHTS.join(', ')}.`,

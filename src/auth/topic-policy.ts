@@ -42,6 +42,6 @@ export function assertMayUseTopics(claims: TokenClaims, topics: readonly string[
     if (mayUseTopic(claims, topic, right)) continue;
     const prefix = where ? `\`${where(index)}\`: ` : '';
     const reason = claims.topics === undefined ? 'the token has no `topics` claim' : `its \`topics\` claim grants no \`${right}\` on it`;
-    throw new GatewayError('forbidden_topic', `${prefix}this token may not ${right === 'publish' ? 'publish to' : right} topic ${JSON.stringify(topic)}: ${reason}.`);
+    throw new GatewayError('forbidden_topic', `${prefix}this token may not ${right === 'publish' ? 'publish to' : right === 'presence' ? 'see the presence of' : right} topic ${JSON.stringify(topic)}: ${reason}.`);
   }
 }

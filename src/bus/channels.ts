@@ -38,3 +38,8 @@ export function shardChannel(prefix: string, shard: number): string {
 export function allShardChannels(prefix: string, shards: number): string[] {
   return Array.from({ length: shards }, (_, shard) => shardChannel(prefix, shard));
 }
+
+/** Topic presence events (joins and leaves) for every process: one channel, few messages. */
+export function presenceChannel(prefix: string): string {
+  return `${prefix}presence`;
+}

@@ -1,3 +1,4 @@
+import { PresenceListeners } from './presence-listeners.js';
 import { WakeObservers } from './wake-observers.js';
 import type { Bus } from './types.js';
 
@@ -11,6 +12,7 @@ import type { Bus } from './types.js';
  */
 export function createMemoryBus(): Bus {
   const observers = new WakeObservers();
+  const presence = new PresenceListeners();
   let closed = false;
   return {
     async wake(userIds, heads) {
@@ -22,6 +24,13 @@ export function createMemoryBus(): Bus {
     },
     onWake(observer) {
       return observers.observe(observer);
+    },
+    async announcePresence(events) {
+      if (closed) throw new Error('bus is closed');
+      queueMicrotask(() => presence.notify(events));
+    },
+    onPresence(listener) {
+      return presence.listen(listener);
     },
     onResync() {
       return () => {};

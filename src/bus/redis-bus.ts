@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
-import { allShardChannels } from './channels.js';
+import { allShardChannels, presenceChannel } from './channels.js';
+import { PresenceListeners, presencePayload } from './presence-listeners.js';
 import { WakeObservers } from './wake-observers.js';
 import type { Bus } from './types.js';
 import { notifyWokenUsers, resolveWakeShards, wakePayloadsByShard } from './wake-payload.js';
@@ -50,12 +51,17 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   subscriber.on('error', reportError);
 
   const observers = new WakeObservers();
+  const presence = new PresenceListeners();
+  const presenceTopic = presenceChannel(prefix);
   const resyncListeners = new Set<() => void>();
   let closed = false;
   let everReady = false;
 
-  // Only shard channels are subscribed on this connection, so every message is a wake payload.
-  subscriber.on('message', (_channel: string, payload: string) => notifyWokenUsers(observers, payload));
+  // Shard channels and the presence channel are subscribed on this connection.
+  subscriber.on('message', (channel: string, payload: string) => {
+    if (channel === presenceTopic) presence.notifyPayload(payload);
+    else notifyWokenUsers(observers, payload);
+  });
   subscriber.on('ready', () => {
     if (everReady) for (const listener of [...resyncListeners]) listener();
     everReady = true;
@@ -65,7 +71,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     await Promise.all([publisher.connect(), subscriber.connect()]);
     // Awaited here, once for the bus's lifetime: from now on an observer added needs no
     // round trip to mean "a wake published after this is seen".
-    await subscriber.subscribe(...channels);
+    await subscriber.subscribe(...channels, presenceTopic);
   } catch (error) {
     publisher.disconnect();
     subscriber.disconnect();
@@ -89,6 +95,12 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     },
     onWake(observer) {
       return observers.observe(observer);
+    },
+    async announcePresence(events) {
+      if (events.length > 0) await publisher.publish(presenceTopic, presencePayload(events));
+    },
+    onPresence(listener) {
+      return presence.listen(listener);
     },
     onResync(listener) {
       resyncListeners.add(listener);

@@ -1,5 +1,6 @@
 import { Cluster } from 'ioredis';
-import { allShardChannels } from './channels.js';
+import { allShardChannels, presenceChannel } from './channels.js';
+import { PresenceListeners, presencePayload } from './presence-listeners.js';
 import { WakeObservers } from './wake-observers.js';
 import type { Bus } from './types.js';
 import { notifyWokenUsers, resolveWakeShards, wakePayloadsByShard } from './wake-payload.js';
@@ -45,7 +46,9 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   if (options.nodes.length === 0) throw new TypeError('Expected `nodes` to list at least one cluster node');
   const prefix = options.prefix ?? 'lpg:';
   const shards = resolveWakeShards(options.wakeShards);
-  const channels = allShardChannels(prefix, shards);
+  const presenceTopic = presenceChannel(prefix);
+  // Presence rides on one more sharded channel, subscribed and re-subscribed with the wake shards.
+  const channels = [...allShardChannels(prefix, shards), presenceTopic];
   const reportError = options.onError ?? (() => {});
   const resubscribeRetryMs = options.resubscribeRetryMs ?? 1_000;
   const nodes = options.nodes.map(({ host, port }) => ({ host, port }));
@@ -73,6 +76,7 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   subscriber.on('node error', reportError);
 
   const observers = new WakeObservers();
+  const presence = new PresenceListeners();
   const resyncListeners = new Set<() => void>();
   let closed = false;
   let connected = false;
@@ -81,8 +85,11 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
   let resubscription: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
 
-  // Only shard channels are subscribed on these connections, so every message is a wake payload.
-  subscriber.on('smessage', (_channel: string, payload: string) => notifyWokenUsers(observers, payload));
+  // Shard channels and the presence channel are subscribed on these connections.
+  subscriber.on('smessage', (channel: string, payload: string) => {
+    if (channel === presenceTopic) presence.notifyPayload(payload);
+    else notifyWokenUsers(observers, payload);
+  });
 
   /** SSUBSCRIBEs every shard channel and waits for all the answers; rejects with the first failure. */
   async function subscribeAllShards(): Promise<void> {
@@ -173,6 +180,12 @@ export async function createRedisClusterBus(options: RedisClusterBusOptions): Pr
     },
     onWake(observer) {
       return observers.observe(observer);
+    },
+    async announcePresence(events) {
+      if (events.length > 0) await publisher.spublish(presenceTopic, presencePayload(events));
+    },
+    onPresence(listener) {
+      return presence.listen(listener);
     },
     onResync(listener) {
       resyncListeners.add(listener);

@@ -1,3 +1,5 @@
+import type { PresenceEvent } from '../presence/types.js';
+
 /**
  * The wake-up signal between processes. It carries no message data: a wake means "this user's
  * mailbox may have changed, read the store again". Losing a wake delays delivery (the held poll
@@ -9,6 +11,9 @@ export type Unsubscribe = () => void;
  * `head` is the highest mailbox sequence number the waking publish committed, when it said.
  */
 export type WakeObserver = (userId: string, head: number | undefined) => void;
+
+/** Told of presence joins and leaves of topics, from any process. */
+export type PresenceListener = (events: readonly PresenceEvent[]) => void;
 
 export interface Bus {
   /**
@@ -28,6 +33,14 @@ export interface Bus {
    * listener should re-read the store.
    */
   onResync(listener: () => void): Unsubscribe;
+  /**
+   * Sends topic presence events to every process (ephemeral, best effort: a poll that misses one
+   * resyncs with GET /v1/topics/{name}/presence). Optional for a bus written before presence:
+   * without it, events reach the polls of the process that saw the change only.
+   */
+  announcePresence?(events: readonly PresenceEvent[]): Promise<void>;
+  /** Registers a PresenceListener (no Redis command: the presence channel is subscribed with the wake shards). */
+  onPresence?(listener: PresenceListener): Unsubscribe;
   /** False while the bus cannot deliver wakes; the engine then re-reads the store on a timer. */
   readonly healthy: boolean;
   ping(): Promise<void>;

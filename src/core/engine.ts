@@ -6,6 +6,9 @@ import { createTickBatcher } from '../batching/tick-batcher.js';
 import { MailboxHeads } from './mailbox-heads.js';
 import { TopicTails } from './topic-tails.js';
 import { Waiter } from './waiter.js';
+import { PresenceGaps } from './presence-gaps.js';
+import type { PresenceEvent } from '../presence/types.js';
+import type { PresenceTracker } from '../presence/tracker.js';
 
 const STORE_METHODS = [
   'insertMessage',
@@ -51,6 +54,8 @@ export interface EngineOptions {
   receiptSweepMs?: number;
   /** Topics whose recent messages this process keeps to answer their readers without a read (default 1,000). */
   maxTailTopics?: number;
+  /** How long presence events heard between two `presence=1` polls of a client wait for its next one (default 15 s). */
+  presenceGapMs?: number;
 }
 
 /**
@@ -94,6 +99,10 @@ export interface TopicDelivery {
 
 export interface PollRequest {
   cursor: number;
+  /** The poller instance (presence counts clients); absent: the user's anonymous client. */
+  client?: string;
+  /** Topics (of `topics`) whose presence joins and leaves answer this poll as they happen. */
+  presence?: readonly string[];
   /** Topics read beside the mailbox; `limit` bounds the mailbox's and theirs together. */
   topics?: readonly TopicCursor[];
   /** 0 = short poll: answer at once. */
@@ -108,6 +117,8 @@ export interface PollResult extends DeliveryBatch {
   superseded?: boolean;
   /** One entry per topic the poll asked for, in its order; absent when it asked for none. */
   topics?: TopicDelivery[];
+  /** Joins and leaves of its `presence` topics heard while the poll was held; absent when none. */
+  presence?: PresenceEvent[];
 }
 
 export interface Engine {
@@ -126,11 +137,13 @@ export interface Engine {
   heldPollsOf(userId: string): number;
   /** Held polls here that read the topic. */
   readersOf(topic: string): number;
+  /** Sends topic presence events to the polls that asked for them, on every process (through the bus). */
+  announcePresence(events: readonly PresenceEvent[]): void;
 }
 
 /** Whether an answer brings anything: mailbox messages, topic messages, or a topic's reset. */
 function hasNews(result: PollResult): boolean {
-  if (result.messages.length > 0) return true;
+  if (result.messages.length > 0 || result.presence) return true;
   if (result.topics) for (const topic of result.topics) if (topic.messages.length > 0 || topic.earliest !== undefined) return true;
   return false;
 }
@@ -148,10 +161,10 @@ function allMessages(result: PollResult): StoredMessage[] {
  * const { messages, cursor } = await engine.holdPoll('bob', { cursor: 0, waitMs: 25_000, limit: 100 });
  */
 export function createEngine(
-  dependencies: { store: MessageStore; bus: Bus; clock?: Clock },
+  dependencies: { store: MessageStore; bus: Bus; clock?: Clock; presence?: PresenceTracker },
   options: EngineOptions = {},
 ): Engine {
-  const { store, bus } = dependencies;
+  const { store, bus, presence } = dependencies;
   const clock = dependencies.clock ?? systemClock;
   const maxPollsPerUser = options.maxPollsPerUser ?? 2;
   const maxHeldPolls = options.maxHeldPolls ?? 50_000;
@@ -209,8 +222,19 @@ export function createEngine(
     for (const waiters of waitersByUser.values()) for (const waiter of waiters) waiter.wake();
   });
 
-  function register(userId: string, topicKeys: readonly string[]): Waiter {
-    const waiter = new Waiter(userId);
+  /** Presence events go to the held polls here that read their topic and asked for its presence. */
+  const presenceGaps = new PresenceGaps(clock, options.presenceGapMs ?? 15_000);
+  function hearPresence(events: readonly PresenceEvent[]): void {
+    for (const event of events) {
+      presenceGaps.hear(event);
+      const readers = waitersByTopic.get(topicKey(event.topic));
+      if (readers) for (const waiter of readers) if (waiter.presenceTopics?.has(event.topic)) waiter.offerPresence(event);
+    }
+  }
+  const stopHearingPresence = bus.onPresence?.(hearPresence);
+
+  function register(userId: string, topicKeys: readonly string[], presenceTopics: ReadonlySet<string> | undefined): Waiter {
+    const waiter = new Waiter(userId, presenceTopics);
     for (const key of topicKeys) {
       let readers = waitersByTopic.get(key);
       if (!readers) waitersByTopic.set(key, (readers = new Set()));
@@ -486,18 +510,40 @@ export function createEngine(
     return result;
   }
 
-  async function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
+  function answerPoll(userId: string, request: PollRequest): Promise<PollResult> {
+    if (!presence) return answerPresentPoll(userId, request);
+    // Present from the poll's start until the grace after its end, whatever the answer. Chained,
+    // not awaited: no second suspended frame per held poll.
+    const exit = presence.enter(userId, request.client ?? '', request.topics ? request.topics.map((topic) => topic.name) : []);
+    const answered = answerPresentPoll(userId, request);
+    answered.then(exit, exit);
+    return answered;
+  }
+
+  async function answerPresentPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
     const readers = request.topics && request.topics.length > 0 ? request.topics.map((topic) => ({ name: topic.name, key: topicKey(topic.name), position: topic.position })) : undefined;
     acknowledgeInBackground(userId, cursor);
-    if (request.waitMs <= 0 || draining) return noteDeliveredInBackground(userId, await nextAnswer(userId, undefined, cursor, limit, readers));
+    const presenceTopics = request.presence && request.presence.length > 0 ? new Set(request.presence) : undefined;
+    // Only a named client can be told what it missed between its polls.
+    const gapClient = presenceTopics && request.client !== undefined ? request.client : undefined;
+    if (request.waitMs <= 0 || draining) {
+      let answer: PollResult = await nextAnswer(userId, undefined, cursor, limit, readers);
+      if (gapClient !== undefined) {
+        const missed = presenceGaps.take(userId, gapClient, presenceTopics!);
+        if (missed) answer = { ...answer, presence: missed };
+        if (!draining) presenceGaps.park(userId, gapClient, presenceTopics!);
+      }
+      return noteDeliveredInBackground(userId, answer);
+    }
     if (heldPolls >= maxHeldPolls) {
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls as it may; retry shortly.', { retryAfterSeconds: 1 });
     }
 
     const deadline = clock.now() + request.waitMs;
     const topicKeys = readers ? readers.map((reader) => reader.key) : [];
-    const waiter = register(userId, topicKeys);
+    const waiter = register(userId, topicKeys, presenceTopics);
+    if (gapClient !== undefined) for (const event of presenceGaps.take(userId, gapClient, presenceTopics!) ?? []) waiter.offerPresence(event);
     const onAbort = () => waiter.end('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) waiter.end('aborted');
@@ -507,7 +553,9 @@ export function createEngine(
       // looks again. The bus's wake channels were subscribed when it was created.
       for (;;) {
         waiter.woken = false;
-        const batch = await nextAnswer(userId, waiter, cursor, limit, readers);
+        let batch = await nextAnswer(userId, waiter, cursor, limit, readers);
+        const events = waiter.takePresence();
+        if (events) batch = { ...batch, presence: events };
         if (hasNews(batch)) return noteDeliveredInBackground(userId, batch);
         if (waiter.ended) return standing(cursor, readers, waiter.ended === 'superseded');
         const remaining = deadline - clock.now();
@@ -521,6 +569,7 @@ export function createEngine(
     } finally {
       signal?.removeEventListener('abort', onAbort);
       release(waiter, topicKeys);
+      if (gapClient !== undefined && !draining) presenceGaps.park(userId, gapClient, presenceTopics!);
     }
   }
 
@@ -542,6 +591,7 @@ export function createEngine(
       // The bus may be the host's and outlive this gateway: stop listening to it.
       stopHearingWakes();
       stopHearingResyncs();
+      stopHearingPresence?.();
       for (const waiters of waitersByUser.values()) for (const waiter of [...waiters]) waiter.end('draining');
     },
     get heldPolls() {
@@ -552,6 +602,12 @@ export function createEngine(
     },
     readersOf(topic) {
       return waitersByTopic.get(topicKey(topic))?.size ?? 0;
+    },
+    announcePresence(events) {
+      if (events.length === 0) return;
+      // A bus written before presence reaches this process's polls only.
+      if (!bus.announcePresence) hearPresence(events);
+      else bus.announcePresence(events).catch((error: unknown) => onError(error, 'bus.announcePresence'));
     },
   };
 }

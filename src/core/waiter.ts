@@ -2,6 +2,7 @@
  * One held poll's wait state. A wake that arrives while the poll is reading the store is
  * remembered (`woken`), so the read-then-sleep sequence can never sleep through it.
  */
+import type { PresenceEvent } from '../presence/types.js';
 import type { StoredMessage } from './model.js';
 
 export type WaiterEnd = 'superseded' | 'aborted' | 'draining';
@@ -13,7 +14,14 @@ export class Waiter {
   /** Committed messages this process stored for the user while the poll waited. */
   private offered: StoredMessage[] | undefined;
 
-  constructor(readonly userId: string) {}
+  /** Presence events heard for the poll's `presence` topics while it waited. */
+  private presence: PresenceEvent[] | undefined;
+
+  /** `presenceTopics`: the topics whose joins and leaves this poll is answered with. */
+  constructor(
+    readonly userId: string,
+    readonly presenceTopics?: ReadonlySet<string>,
+  ) {}
 
   /** The bus listener: "the mailbox may have changed". */
   readonly wake = (): void => {
@@ -44,6 +52,18 @@ export class Waiter {
       run.push(message);
     }
     return run.length > 0 ? run : undefined;
+  }
+
+  /** Hands over a join or leave of one of its presence topics, and wakes the poll. */
+  offerPresence(event: PresenceEvent): void {
+    (this.presence ??= []).push(event);
+    this.wake();
+  }
+
+  takePresence(): PresenceEvent[] | undefined {
+    const events = this.presence;
+    this.presence = undefined;
+    return events;
   }
 
   end(reason: WaiterEnd): void {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { PublishDefault } from '../auth/publish-policy.js';
+import { createPublishPolicy, type PublishDefault } from '../auth/publish-policy.js';
 import type { Engine } from '../core/engine.js';
 import { GatewayError } from '../errors.js';
 import { authenticate, type ClaimsResolver } from './auth.js';
@@ -14,6 +14,8 @@ import { registerMailboxRoutes } from './routes/mailbox.js';
 import { registerMessageRoutes, type MessageLimits, type PublishAdmission } from './routes/messages.js';
 import { registerMetricsRoute, type MetricsEndpoint } from './routes/metrics.js';
 import { registerPollRoutes, type PollRouteOptions } from './routes/poll.js';
+import { registerPresenceRoutes } from './routes/presence.js';
+import type { PresenceTracker } from '../presence/tracker.js';
 
 export interface AppLogger {
   info(object: object, message: string): void;
@@ -25,6 +27,8 @@ export interface AppLogger {
 export interface AppOptions {
   poll: PollRouteOptions;
   messages: MessageLimits;
+  /** PRESENCE_MEMBERS_MAX (default 100). */
+  presenceMembersMax?: number;
   /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
   publishDefault: PublishDefault;
   /** Extra middleware mounted before the API (e.g. the demo pages). */
@@ -79,6 +83,8 @@ export function createApp(
     metrics?: MetricsEndpoint;
     /** Publish rate limits; none when absent. */
     publishAdmission?: PublishAdmission;
+    /** Answers the presence queries; absent = presence is off (404). */
+    presence?: PresenceTracker;
   },
   options: AppOptions,
 ): Koa {
@@ -134,11 +140,13 @@ export function createApp(
   app.use(publicRoutes.allowedMethods());
 
   const apiRoutes = new Router();
-  // Also the scope check: /v1/messages… needs `publish`, every other /v1 route `poll` (scopeForPath).
+  // Also the scope check: /v1/messages… needs `publish`, presence queries check their own, every other /v1 route `poll` (scopeForPath).
   apiRoutes.use('/v1', authenticate(dependencies.resolveClaims));
   registerMessageRoutes(apiRoutes, engine, { limits: options.messages, publishDefault: options.publishDefault }, dependencies.publishAdmission);
   registerPollRoutes(apiRoutes, engine, options.poll);
   registerMailboxRoutes(apiRoutes, engine);
+  const presencePolicy = createPublishPolicy({ publishDefault: options.publishDefault });
+  registerPresenceRoutes(apiRoutes, dependencies.presence, { membersMax: options.presenceMembersMax ?? 100, mayPublishTo: presencePolicy.mayPublishTo });
   app.use(apiRoutes.routes());
   app.use(apiRoutes.allowedMethods());
   return app;

@@ -13,10 +13,15 @@ export interface AuthState {
  * The scope a /v1 request needs. Everything under /v1/messages publishes (or, later, asks about
  * what the caller published) and needs `publish`; everything else reads or acks the caller's own
  * mailbox and needs `poll`. Deny by default: a route added later needs `poll` unless it is a
- * publishing route, so a publish-only service token never reads a mailbox by accident.
+ * publishing route, so a publish-only service token never reads a mailbox by accident. Undefined:
+ * any scope (the route checks what it needs).
  */
-export function scopeForPath(path: string): TokenScope {
-  return path === '/v1/messages' || path.startsWith('/v1/messages/') ? 'publish' : 'poll';
+export function scopeForPath(path: string): TokenScope | undefined {
+  if (path === '/v1/messages' || path.startsWith('/v1/messages/')) return 'publish';
+  // Presence queries decide themselves: a customer's poll token asks about its agents, a
+  // publish-only or presence-only service token about its users.
+  if (path === '/v1/presence' || (path.startsWith('/v1/topics/') && path.endsWith('/presence'))) return undefined;
+  return 'poll';
 }
 
 /** Resolves who is calling, or throws a 401 GatewayError: the one thing authentication varies in. */
@@ -91,12 +96,12 @@ export function claimsFromHost(verifyToken: VerifyToken): ClaimsResolver {
  * whose `scope` lacks what the route needs (403 `forbidden_scope`) before the route reads a byte
  * of the body.
  */
-export function authenticate(resolveClaims: ClaimsResolver, options: { scopeFor?: (path: string) => TokenScope } = {}): Koa.Middleware {
+export function authenticate(resolveClaims: ClaimsResolver, options: { scopeFor?: (path: string) => TokenScope | undefined } = {}): Koa.Middleware {
   const scopeFor = options.scopeFor ?? scopeForPath;
   return async function authenticateMiddleware(ctx, next) {
     const claims = await resolveClaims(ctx);
     const scope = scopeFor(ctx.path);
-    if (!claims.scope.includes(scope)) {
+    if (scope !== undefined && !claims.scope.includes(scope)) {
       // RFC 6750 §3.1: the 403 for a token that is valid but not allowed to do this.
       ctx.set('WWW-Authenticate', `Bearer error="insufficient_scope", scope="${scope}"`);
       assertScope(claims, scope);

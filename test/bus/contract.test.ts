@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allShardChannels, DEFAULT_WAKE_SHARDS, shardOf } from '../../src/bus/channels.js';
+import { allShardChannels, DEFAULT_WAKE_SHARDS, shardOf, presenceChannel } from '../../src/bus/channels.js';
 import type { Bus, Unsubscribe } from '../../src/bus/types.js';
 import { backendCases, mysqlRedisCases, redisClusterCases, uniqueName, useBackend } from '../support/backends.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -47,6 +47,35 @@ describe.each([...backendCases('bus contract'), ...redisClusterCases('bus contra
 
   beforeAll(async () => {
     bus = await backend.createBus();
+  });
+
+  it('sends topic presence events to every listener of every process on its prefix, as they were given', async () => {
+    const prefix = `${uniqueName('pr')}:`;
+    const [one, other] = backend.real ? [await backend.createBus(prefix), await backend.createBus(prefix)] : [bus, bus];
+    const heard: Array<{ on: string; events: unknown }> = [];
+    const stops = [one.onPresence!((events) => heard.push({ on: 'one', events })), other.onPresence!((events) => heard.push({ on: 'other', events }))];
+    const events = [
+      { topic: 'room:1', user: 'alice', event: 'join' as const, at: 1_700_000_000_000 },
+      { topic: 'room:2', user: 'bob', event: 'leave' as const, at: 1_700_000_000_001 },
+    ];
+    await one.announcePresence!(events);
+    await waitFor(() => heard.length === 2);
+    await sleep(50);
+    expect([...heard].sort((a, b) => a.on.localeCompare(b.on))).toEqual([
+      { on: 'one', events },
+      { on: 'other', events },
+    ]);
+    // A listener removed hears nothing more; wakes are not presence events and vice versa.
+    stops[1]!();
+    let wakes = 0;
+    const stopWakes = other.onWake(() => (wakes += 1));
+    await one.announcePresence!(events.slice(0, 1));
+    await waitFor(() => heard.length === 3);
+    await sleep(50);
+    expect(heard.slice(2)).toEqual([{ on: 'one', events: events.slice(0, 1) }]);
+    expect(wakes).toBe(0);
+    stops[0]!();
+    stopWakes();
   });
 
   it('delivers a wake published after an observer was added', async () => {
@@ -218,7 +247,7 @@ describe.each(realBusCases)('wake shards on $name', ({ make, kind, commands }) =
     admins.forEach((admin) => admin.disconnect());
   });
 
-  it('has every shard channel subscribed exactly once from creation, and nothing else', async () => {
+  it('has every shard channel and the presence channel subscribed exactly once from creation, and nothing else', async () => {
     const subscribed: string[] = [];
     for (const admin of admins) {
       const [listCommand, countCommand] = kind === 'redis' ? ['CHANNELS', 'NUMSUB'] : ['SHARDCHANNELS', 'SHARDNUMSUB'];
@@ -228,7 +257,7 @@ describe.each(realBusCases)('wake shards on $name', ({ make, kind, commands }) =
       const counts = (await admin.call('PUBSUB', countCommand, ...channels)) as Array<string | number>;
       for (let i = 1; i < counts.length; i += 2) expect(Number(counts[i]), String(counts[i - 1])).toBe(1);
     }
-    expect(subscribed.sort()).toEqual([...shardChannels].sort());
+    expect(subscribed.sort()).toEqual([...shardChannels, presenceChannel(prefix)].sort());
   });
 
   it('sends no Redis command for 1,000 observe/remove cycles, and one publish per shard for a wake of 100 users', async () => {
@@ -332,7 +361,7 @@ describe.skipIf(clusterCases.length === 0)('Redis Cluster bus: sharded pub/sub',
       // No {hash tag} pins them to one slot: every master of the test cluster carries some.
       expect(channelsByNode[i]!.length, `shard channels on ${nodes[i]}`).toBeGreaterThan(0);
     }
-    expect(channelsByNode.flat().sort()).toEqual(allShardChannels(prefix, DEFAULT_WAKE_SHARDS).sort());
+    expect(channelsByNode.flat().sort()).toEqual([...allShardChannels(prefix, DEFAULT_WAKE_SHARDS), presenceChannel(prefix)].sort());
     for (const admin of admins) expect(await admin.call('PUBSUB', 'CHANNELS', `${prefix}*`)).toEqual([]);
   });
 
@@ -359,7 +388,7 @@ describe.skipIf(clusterCases.length === 0)('Redis Cluster bus: sharded pub/sub',
     await waitFor(() => woken >= users.length, 5_000);
     await sleep(50);
     expect(woken).toBe(users.length);
-    expect((await shardChannelsByNode()).flat().sort()).toEqual(allShardChannels(prefix, DEFAULT_WAKE_SHARDS).sort());
+    expect((await shardChannelsByNode()).flat().sort()).toEqual([...allShardChannels(prefix, DEFAULT_WAKE_SHARDS), presenceChannel(prefix)].sort());
     offs.forEach((off) => off());
     offResync();
   });

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenIssuer } from '../../src/auth/tokens.js';
-import { allShardChannels, DEFAULT_WAKE_SHARDS } from '../../src/bus/channels.js';
+import { allShardChannels, DEFAULT_WAKE_SHARDS, presenceChannel } from '../../src/bus/channels.js';
 import { redisClusterCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { spawnGateway, type GatewayProcess } from '../support/process.js';
 import { waitFor } from '../cluster/support.js';
@@ -48,7 +48,7 @@ describe.skipIf(clusterCases.length === 0)('two gateway processes on MariaDB + a
     const tokens = await Promise.all(users.map((user) => issuer.issue(user)));
     // Each gateway subscribed every wake shard channel once at startup, on the master owning its
     // slot; nothing uses classic (broadcast) pub/sub.
-    const everyShardTwice = new Map(allShardChannels(prefix, DEFAULT_WAKE_SHARDS).map((channel) => [channel, 2]));
+    const everyShardTwice = new Map([...allShardChannels(prefix, DEFAULT_WAKE_SHARDS), presenceChannel(prefix)].map((channel) => [channel, 2]));
     expect(await shardSubscribers()).toEqual(everyShardTwice);
     for (const admin of admins) expect(await admin.call('PUBSUB', 'CHANNELS', `${prefix}*`)).toEqual([]);
 
@@ -82,7 +82,7 @@ describe.skipIf(clusterCases.length === 0)('two gateway processes on MariaDB + a
     const topics = ['rc-room:a', 'rc-room:b', 'rc-room:c'].map((name) => `${name}-${Date.now().toString(36)}`);
     const writer = await issuer.issue('rc-writer', { topics: { 'rc-room:*': ['publish'] } });
     const readers = await Promise.all(topics.map((_, i) => issuer.issue(`rc-reader-${i}`, { topics: { 'rc-room:*': ['read'] } })));
-    const everyShardTwice = new Map(allShardChannels(prefix, DEFAULT_WAKE_SHARDS).map((channel) => [channel, 2]));
+    const everyShardTwice = new Map([...allShardChannels(prefix, DEFAULT_WAKE_SHARDS), presenceChannel(prefix)].map((channel) => [channel, 2]));
     type TopicAnswer = { messages: Array<{ from: string; topic?: string; seq?: number; body: unknown }>; positions?: Record<string, number> };
 
     const started = Date.now();

@@ -8,8 +8,8 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const openapi = readFileSync(join(ROOT, 'openapi.yaml'), 'utf8');
 
-/** Raised only by the token issuer for the CLI; no HTTP route passes it an unchecked user id. */
-const CLI_ONLY: readonly ErrorCode[] = ['invalid_user_id'];
+/** Codes no HTTP route answers (none since presence queries answer invalid_user_id too). */
+const CLI_ONLY: readonly ErrorCode[] = [];
 const httpCodes = (Object.keys(ERROR_STATUS) as ErrorCode[]).filter((code) => !CLI_ONLY.includes(code)).sort();
 
 /** The `enum` of the Error schema's `code` in openapi.yaml. */

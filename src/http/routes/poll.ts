@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { ServerResponse } from 'node:http';
 import type { CancelSignal, Engine, PollResult, TopicCursor, TopicDelivery } from '../../core/engine.js';
 import { isReceipt, type StoredMessage } from '../../core/model.js';
-import { assertMayUseTopics } from '../../auth/topic-policy.js';
+import { assertMayUseTopics, mayUseTopic } from '../../auth/topic-policy.js';
 import { GatewayError } from '../../errors.js';
 import { assertOwnMailbox } from '../auth.js';
 import { readJsonBody } from '../body.js';
@@ -92,7 +92,10 @@ function pollAnswerJson(result: PollResult): string {
     const resets = result.topics.filter((topic) => topic.earliest !== undefined).map((topic) => `{"topic":${JSON.stringify(topic.topic)},"earliest":${topic.earliest}}`);
     topicsPart = `,"positions":{${positions}}${resets.length > 0 ? `,"resets":[${resets.join(',')}]` : ''}`;
   }
-  return `{"messages":${messagesPart}${receipts.length > 0 ? `,"receipts":[${receipts.join(',')}]` : ''},"cursor":${result.cursor}${topicsPart}${result.superseded ? ',"superseded":true' : ''}}`;
+  const presencePart = result.presence
+    ? `,"presence":${JSON.stringify(result.presence.map((event) => ({ topic: event.topic, user: event.user, event: event.event, at: new Date(event.at).toISOString() })))}`
+    : '';
+  return `{"messages":${messagesPart}${receipts.length > 0 ? `,"receipts":[${receipts.join(',')}]` : ''},"cursor":${result.cursor}${topicsPart}${presencePart}${result.superseded ? ',"superseded":true' : ''}}`;
 }
 
 /**
@@ -132,7 +135,32 @@ class ClientGone implements CancelSignal {
 const ackSchema = z.strictObject({ cursor: cursorSchema, user: userIdSchema.optional() });
 
 /** POST /v1/poll's body: the query of GET /v1/poll as JSON, for many or long topic names. */
-const pollBodySchema = z.strictObject({ cursor: z.unknown().optional(), wait: z.unknown().optional(), limit: z.unknown().optional(), topics: z.unknown().optional() });
+const pollBodySchema = z.strictObject({
+  cursor: z.unknown().optional(),
+  wait: z.unknown().optional(),
+  limit: z.unknown().optional(),
+  topics: z.unknown().optional(),
+  client: z.unknown().optional(),
+  presence: z.unknown().optional(),
+});
+
+/** A poller instance's id (`client`): what presence counts as one client of its user. */
+const CLIENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+function clientIdOf(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || !CLIENT_ID_PATTERN.test(value)) {
+    throw new GatewayError('invalid_request', '`client` must be 1-64 characters of A-Z a-z 0-9 _ -.');
+  }
+  return value;
+}
+
+/** `presence=1` / `"presence": true`: answer with the joins and leaves of the poll's topics. */
+function presenceFlagOf(value: unknown): boolean {
+  if (value === undefined || value === null || value === false || value === '0' || value === 'false') return false;
+  if (value === true || value === '1' || value === 'true') return true;
+  throw new GatewayError('invalid_request', '`presence` must be 1 or 0 (true or false).');
+}
 
 /** A whole number in [min, max] from a POST poll's body, or the fallback when absent (the GET's codes and messages). */
 function integerField(value: unknown, name: string, { min, max, fallback, code }: { min: number; max: number; fallback: number; code: 'invalid_cursor' | 'invalid_wait' | 'invalid_limit' }): number {
@@ -145,12 +173,23 @@ function integerField(value: unknown, name: string, { min, max, fallback, code }
 
 export function registerPollRoutes(router: Router, engine: Engine, options: PollRouteOptions): void {
   /** Holds the poll and answers it: the one path of GET and POST /v1/poll. */
-  async function answer(ctx: Koa.Context, cursor: number, waitSeconds: number, limit: number, topics: TopicCursor[]): Promise<void> {
+  async function answer(ctx: Koa.Context, cursor: number, waitSeconds: number, limit: number, topics: TopicCursor[], client: string | undefined, withPresence: boolean): Promise<void> {
     // Every topic is checked before anything is read: a poll with one forbidden topic gets nothing.
-    if (topics.length > 0) assertMayUseTopics(ctx.state.claims, topics.map((topic) => topic.name), 'read');
+    const names = topics.map((topic) => topic.name);
+    if (topics.length > 0) assertMayUseTopics(ctx.state.claims, names, 'read');
+    // Only the topics whose presence the token may see; the others are read without it.
+    const presence = withPresence ? names.filter((name) => mayUseTopic(ctx.state.claims, name, 'presence')) : [];
     const clientGone = new ClientGone(ctx.res);
     try {
-      const result = await engine.holdPoll(ctx.state.userId, { cursor, waitMs: waitSeconds * 1000, limit, signal: clientGone, ...(topics.length > 0 ? { topics } : {}) });
+      const result = await engine.holdPoll(ctx.state.userId, {
+        cursor,
+        waitMs: waitSeconds * 1000,
+        limit,
+        signal: clientGone,
+        ...(topics.length > 0 ? { topics } : {}),
+        ...(client !== undefined ? { client } : {}),
+        ...(presence.length > 0 ? { presence } : {}),
+      });
       setNoCacheHeaders(ctx);
       ctx.type = 'application/json';
       ctx.body = pollAnswerJson(result);
@@ -171,7 +210,9 @@ export function registerPollRoutes(router: Router, engine: Engine, options: Poll
     const waitSeconds = integerQuery(ctx, 'wait', waitBounds());
     const limit = integerQuery(ctx, 'limit', limitBounds());
     const topics = topicCursorsFromQuery(ctx.query.topic, options.topicsMax);
-    await answer(ctx, cursor, waitSeconds, limit, topics);
+    const client = clientIdOf(optionalStringQuery(ctx, 'client', 'invalid_request'));
+    const withPresence = presenceFlagOf(optionalStringQuery(ctx, 'presence', 'invalid_request'));
+    await answer(ctx, cursor, waitSeconds, limit, topics, client, withPresence);
   });
 
   router.post('/v1/poll', async function holdPollPost(ctx) {
@@ -182,7 +223,7 @@ export function registerPollRoutes(router: Router, engine: Engine, options: Poll
     const waitSeconds = integerField(input.wait, 'wait', waitBounds());
     const limit = integerField(input.limit, 'limit', limitBounds());
     const topics = topicCursorsFromBody(input.topics, options.topicsMax);
-    await answer(ctx, cursor, waitSeconds, limit, topics);
+    await answer(ctx, cursor, waitSeconds, limit, topics, clientIdOf(input.client), presenceFlagOf(input.presence));
   });
 
   router.post('/v1/ack', async function acknowledge(ctx) {
