@@ -16,7 +16,7 @@ import type { TopicStart } from './core/topics.js';
 import type { CursorStore } from './cursor-store.js';
 import { ClientError, makeClientError, toClientError } from './errors.js';
 import { sendRequest } from './http.js';
-import type { DeliveryReceipt, FetchLike, PollMessage } from './types.js';
+import type { DeliveryReceipt, FetchLike, PollMessage, PresenceEvent } from './types.js';
 import { parseBaseUrl, requireAbortSignal, resolveFetch } from './validate.js';
 
 export type { MessageContext, PollSchedule };
@@ -85,6 +85,16 @@ export interface CommonPollerOptions<Body = unknown> {
    * like one from `onMessages` (so the reset is told again).
    */
   onReset?: (topic: string, earliest: number) => void | Promise<void>;
+  /**
+   * Receives the joins and leaves in the topics read (`PresenceEvent`s, as the answer gives them:
+   * `at` is an ISO string). Given, polls that read topics ask for them (`presence: true`; a poll
+   * that reads none asks for none). Called after `onMessages` and `onReceipts` for the same answer,
+   * before the checkpoint is saved, and waited for when it returns a promise. An answer with events
+   * only moves no cursor or position. A throw is retried like one from `onMessages`: the poll is
+   * sent again and no message is handed over twice, but events are kept nowhere, so those of that
+   * answer need not come again (`topicPresence` resyncs).
+   */
+  onPresence?: (events: PresenceEvent[]) => void | Promise<void>;
   /** Messages per response, 1..500. Default 100. */
   limit?: number;
   /** Where the cursor and recently seen ids live between runs. Default: memory. */
@@ -117,6 +127,11 @@ export interface Poller {
   stop(): Promise<void>;
   /** The cursor last received (and, once saved, sent back); undefined before the checkpoint is loaded. */
   readonly cursor: number | undefined;
+  /**
+   * The id this poller sends as `client` with every poll, for the gateway's presence: the
+   * checkpoint's, or made up when it had none (then saved in it); undefined before it is loaded.
+   */
+  readonly clientId: string | undefined;
   /**
    * Reads `topic` from the next poll on, after position `from` (0 = all it still holds) or from
    * `'now'`. A position the poller already holds wins over `from`: that of a topic it reads (a
@@ -337,6 +352,9 @@ export function createPollLoop<Body>(options: CommonPollerOptions<Body>, schedul
     stop,
     get cursor() {
       return session.cursor();
+    },
+    get clientId() {
+      return session.clientId();
     },
     // The topics are the session's (through the resolved options); the poll in flight is this shell's.
     subscribe: (topic, from) => changeTopics(() => shared.topics.subscribe(topic, from)),

@@ -1,4 +1,4 @@
-export type { PollMessage, PollResponse, DeliveryReceipt, TopicReset } from './core/types.js';
+export type { PollMessage, PollResponse, DeliveryReceipt, TopicReset, PresenceEvent } from './core/types.js';
 
 /**
  * The subset of `fetch` the client uses, so tests and other runtimes can inject their own.

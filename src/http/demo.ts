@@ -51,9 +51,11 @@ export function demoConversationTopic(customerId: string): string | undefined {
 /**
  * The claims of a demo user. The desk runs on topics, so no one may write to a mailbox (`pub: []`):
  * - a customer (`demo-customer…`) reads and writes its own conversation, reads the announcements
- *   and may say hello on the desk without reading it: one customer never learns of another;
+ *   and may say hello on the desk without reading it: one customer never learns of another; it
+ *   may see the desk's presence (its members are the agents reading it: "an agent is online");
  * - an agent (`demo-agent…`) reads and writes every conversation (`conv:*`, history included, so a
- *   second agent joining sees all that was said), reads the desk and reads and writes announcements;
+ *   second agent joining sees all that was said) and sees who reads it (the customer online or
+ *   not), reads the desk and reads and writes announcements;
  * - any other demo user may poll its (empty) mailbox and nothing more.
  *
  * @example
@@ -61,13 +63,15 @@ export function demoConversationTopic(customerId: string): string | undefined {
  */
 export function demoClaims(userId: string): DemoClaims {
   if (userId.startsWith('demo-customer')) {
-    const topics: Record<string, TopicRight[]> = { [DEMO_ANNOUNCE_TOPIC]: ['read'], [DEMO_DESK_TOPIC]: ['publish'] };
+    // `presence` on the desk: the agents are the ones reading it, so its members say whether one is online.
+    const topics: Record<string, TopicRight[]> = { [DEMO_ANNOUNCE_TOPIC]: ['read'], [DEMO_DESK_TOPIC]: ['publish', 'presence'] };
     const conversation = demoConversationTopic(userId);
     if (conversation !== undefined) topics[conversation] = ['read', 'publish'];
     return { pub: [], topics };
   }
   if (userId.startsWith('demo-agent')) {
-    return { pub: [], topics: { 'conv:*': ['read', 'publish'], [DEMO_ANNOUNCE_TOPIC]: ['read', 'publish'], [DEMO_DESK_TOPIC]: ['read'] } };
+    // `presence` on conversations: whether the customer is still there.
+    return { pub: [], topics: { 'conv:*': ['read', 'publish', 'presence'], [DEMO_ANNOUNCE_TOPIC]: ['read', 'publish'], [DEMO_DESK_TOPIC]: ['read'] } };
   }
   return { pub: [] };
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ClientHttpError, createLongPoller, type PollerStatus } from '../../src/client/index.js';
 import { createFakeGateway, errorResponse, FAST_BACKOFF } from './support/fake-gateway.js';
 import { pollerOptions } from './support/pollers.js';
+import { ANY_CLIENT_ID } from './support/client-id.js';
 
 async function runAgainst(response: Response) {
   const gateway = createFakeGateway();
@@ -34,7 +35,7 @@ describe('non-retryable answers stop the poller', () => {
     const [request] = gateway.polls();
     expect(request!.headers.get('authorization')).toBe('Bearer expired.jwt.token');
     expect(request!.url.pathname).toBe('/base/v1/poll');
-    expect(Object.fromEntries(request!.url.searchParams)).toEqual({ cursor: '0', wait: '25', limit: '100' });
+    expect(Object.fromEntries(request!.url.searchParams)).toEqual({ cursor: '0', wait: '25', limit: '100', client: ANY_CLIENT_ID });
   });
 
   it.each([

@@ -3,6 +3,7 @@ import { ERROR_STATUS } from '../../src/error-codes.js';
 import type { PollCheckpoint } from '../../src/client/index.js';
 import { createFakeGateway, errorResponse, jsonResponse, pollParams, waitFor } from './support/fake-gateway.js';
 import { SHELLS, type ObservedStatus, type PollerUnderTest } from './support/shells.js';
+import { ANY_CLIENT_ID } from './support/client-id.js';
 
 /**
  * One contract for both builds: the modern client (fetch, p-retry, promises) and the legacy
@@ -157,7 +158,7 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
     first.start();
     await waitFor(() => first.received.length === 2, 2000, 'two messages');
     await first.stop();
-    expect(JSON.parse(storage.get('inbox:alice')!)).toEqual({ cursor: 2, seen: { ids: [1, 2] } });
+    expect(JSON.parse(storage.get('inbox:alice')!)).toEqual({ cursor: 2, clientId: ANY_CLIENT_ID, seen: { ids: [1, 2] } });
 
     gateway.deliver('c');
     const reloaded = shell.load(gateway, storage);
@@ -229,7 +230,7 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
     await waitFor(() => poller.received.length === 1, 2000, 'the message');
     await poller.stop();
     expect(gateway.polls()[0]!.url.searchParams.get('cursor')).toBe('0');
-    expect(JSON.parse(storage.get('inbox:alice')!)).toEqual({ cursor: 1, seen: { ids: [1] } });
+    expect(JSON.parse(storage.get('inbox:alice')!)).toEqual({ cursor: 1, clientId: ANY_CLIENT_ID, seen: { ids: [1] } });
   });
 
   it('reports a failed checkpoint save as retryable and saves again after the next poll, without handing anything over twice', async () => {
@@ -253,7 +254,7 @@ describe.each(SHELLS)('client contract: $name', (shell) => {
     expect(retry).toMatchObject({ attempt: 1, error: { code: 'cursor_store_failed', retryable: true } });
     expect(retry!.error!.message).toContain('quota exceeded');
     // Nothing new arrived, yet the checkpoint that failed to save was saved on the next success.
-    expect(saved).toEqual([{ cursor: 1, seen: { ids: [1] } }]);
+    expect(saved).toEqual([{ cursor: 1, clientId: ANY_CLIENT_ID, seen: { ids: [1] } }]);
     expect(ids(poller)).toEqual([1]);
     expect(gateway.polls()[1]!.url.searchParams.get('cursor')).toBe('1');
   });
@@ -493,7 +494,7 @@ describe.each(SHELLS)('client contract, topics: $name', (shell) => {
     const [first] = gateway.polls();
     expect(first!.method).toBe('POST');
     expect(first!.url.pathname).toBe('/v1/poll');
-    expect(pollParams(first!)).toEqual({ cursor: 0, wait: 25, limit: 100, topics: { 'room:1': 0, news: null } });
+    expect(pollParams(first!)).toEqual({ cursor: 0, wait: 25, limit: 100, client: ANY_CLIENT_ID, topics: { 'room:1': 0, news: null } });
 
     const plainGateway = createFakeGateway({ holdMs: 20 });
     const mailboxOnly = shell.load(plainGateway).createPoller({ token: 't' });
@@ -539,7 +540,7 @@ describe.each(SHELLS)('client contract, topics: $name', (shell) => {
     gateway.publishToTopic('room:1', 'live');
     await waitFor(() => first.received.length === 1, 2000, 'the live message');
     await first.stop();
-    expect(JSON.parse(storage.get('inbox')!)).toEqual({ cursor: 0, seen: { ids: [] }, topics: { 'room:1': 2 } });
+    expect(JSON.parse(storage.get('inbox')!)).toEqual({ cursor: 0, clientId: ANY_CLIENT_ID, seen: { ids: [] }, topics: { 'room:1': 2 } });
 
     gateway.publishToTopic('room:1', 'while away');
     const reloaded = shell.load(gateway, storage);
@@ -606,7 +607,7 @@ describe.each(SHELLS)('client contract, topics: $name', (shell) => {
     gateway.deliver('direct');
     await waitFor(() => poller.received.length === 2, 2000, 'the mailbox message');
     await poller.stop();
-    expect(store.load()).toEqual({ cursor: 1, seen: { ids: [1] } });
+    expect(store.load()).toEqual({ cursor: 1, clientId: ANY_CLIENT_ID, seen: { ids: [1] } });
   });
 
   it('tells onReset before handing over what follows the gap, and reads on from the oldest message kept', async () => {
@@ -711,7 +712,7 @@ describe.each(SHELLS)('client contract, topics: $name', (shell) => {
     await poller.stop();
     expect(poller.received[0]).toMatchObject({ id: 2, topic: 'archive', seq: 1 });
     // Topic messages are recorded by position, not in the mailbox's seen window.
-    expect(store.load()).toEqual({ cursor: 5, seen: { lowWaterMark: 3, ids: [4, 5] }, topics: { archive: 1 } });
+    expect(store.load()).toEqual({ cursor: 5, clientId: ANY_CLIENT_ID, seen: { lowWaterMark: 3, ids: [4, 5] }, topics: { archive: 1 } });
   });
 
   it('retries an answer that lacks the position of a topic it read (invalid_response), handing nothing over from it', async () => {

@@ -3,6 +3,7 @@ import { createLongPoller, memoryCursorStore, type PollMessage } from '../../src
 import { createSeenIdWindow } from '../../src/client/core/seen-ids.js';
 import { createFakeGateway, FAST_BACKOFF, jsonResponse, waitFor } from './support/fake-gateway.js';
 import { pollerOptions, usePollers } from './support/pollers.js';
+import { ANY_CLIENT_ID } from './support/client-id.js';
 
 const pollers = usePollers();
 
@@ -59,7 +60,7 @@ describe('de-duplication by message id', () => {
     await waitFor(() => received.length >= 1 && gateway.acknowledged === 3, 2000, 'new message');
     expect(received.map((m) => m.body)).toEqual(['new']);
     const saved = await cursorStore.load();
-    expect(saved).toEqual({ cursor: 3, seen: { ids: [1, 2, 3] } });
+    expect(saved).toEqual({ cursor: 3, clientId: ANY_CLIENT_ID, seen: { ids: [1, 2, 3] } });
   });
 });
 

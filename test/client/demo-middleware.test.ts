@@ -179,13 +179,13 @@ describe('createDemoMiddleware', () => {
       expect((await get(`/demo/token?user=${encodeURIComponent(user)}`)).status).toBe(200);
     }
     expect(Object.fromEntries(users.map((user) => [user, issuedClaims.get(user)]))).toEqual({
-      [customer]: { pub: [], topics: { [`conv:${customer}`]: ['read', 'publish'], announce: ['read'], desk: ['publish'] } },
-      'demo-customer': { pub: [], topics: { 'conv:demo-customer': ['read', 'publish'], announce: ['read'], desk: ['publish'] } },
-      [agent]: { pub: [], topics: { 'conv:*': ['read', 'publish'], announce: ['read', 'publish'], desk: ['read'] } },
-      'demo-agent': { pub: [], topics: { 'conv:*': ['read', 'publish'], announce: ['read', 'publish'], desk: ['read'] } },
+      [customer]: { pub: [], topics: { [`conv:${customer}`]: ['read', 'publish'], announce: ['read'], desk: ['publish', 'presence'] } },
+      'demo-customer': { pub: [], topics: { 'conv:demo-customer': ['read', 'publish'], announce: ['read'], desk: ['publish', 'presence'] } },
+      [agent]: { pub: [], topics: { 'conv:*': ['read', 'publish', 'presence'], announce: ['read', 'publish'], desk: ['read'] } },
+      'demo-agent': { pub: [], topics: { 'conv:*': ['read', 'publish', 'presence'], announce: ['read', 'publish'], desk: ['read'] } },
       'demo-visitor': { pub: [] },
       // `conv:demo-customer@example` is no topic name: that customer has no conversation.
-      'demo-customer@example': { pub: [], topics: { announce: ['read'], desk: ['publish'] } },
+      'demo-customer@example': { pub: [], topics: { announce: ['read'], desk: ['publish', 'presence'] } },
     });
 
     // What the gateway makes of them: every claim is one it accepts, and grants exactly this.
@@ -199,10 +199,10 @@ describe('createDemoMiddleware', () => {
     const other = 'conv:demo-customer-2a3b4c5d6e7f';
     const rights = (user: string) =>
       Object.fromEntries(
-        [own, other, 'announce', 'desk'].map((topic) => [topic, (['read', 'publish'] as const).filter((right) => may(user, topic, right)).join('+')]),
+        [own, other, 'announce', 'desk'].map((topic) => [topic, (['read', 'publish', 'presence'] as const).filter((right) => may(user, topic, right)).join('+')]),
       );
-    expect(rights(customer)).toEqual({ [own]: 'read+publish', [other]: '', announce: 'read', desk: 'publish' });
-    expect(rights(agent)).toEqual({ [own]: 'read+publish', [other]: 'read+publish', announce: 'read+publish', desk: 'read' });
+    expect(rights(customer)).toEqual({ [own]: 'read+publish', [other]: '', announce: 'read', desk: 'publish+presence' });
+    expect(rights(agent)).toEqual({ [own]: 'read+publish+presence', [other]: 'read+publish+presence', announce: 'read+publish', desk: 'read' });
     expect(rights('demo-visitor')).toEqual({ [own]: '', [other]: '', announce: '', desk: '' });
 
     // And no demo token writes to a mailbox, even where tokens without `pub` may write anywhere.

@@ -18,6 +18,7 @@ import { waitFor } from './support/fake-gateway.js';
 import { loadLegacyClient, plain } from './support/legacy-vm.js';
 import { backendCases, uniqueName } from '../support/backends.js';
 import { useTestGateway } from '../support/gateway.js';
+import { ANY_CLIENT_ID } from './support/client-id.js';
 
 const FAST = { minDelayMs: 5, maxDelayMs: 50 };
 
@@ -240,7 +241,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
       await waitFor(() => first.received.length === 1, 5000, 'the live message');
       await first.poller.stop();
       expect(first.received[0]).toMatchObject({ id: live.id, from: 'announcer', body: 'live', topic: room, seq: 2 });
-      expect(first.polls[0]).toEqual({ method: 'POST', body: { cursor: 0, wait: 4, limit: 100, topics: { [room]: null } } });
+      expect(first.polls[0]).toEqual({ method: 'POST', body: { cursor: 0, wait: 4, limit: 100, client: ANY_CLIENT_ID, topics: { [room]: null } } });
       expect(cursorStore.load()).toMatchObject({ topics: { [room]: 2 } });
 
       await publishTo(room, 'while away');
@@ -302,7 +303,7 @@ describe.each(backendCases('client against the gateway'))('client against the re
       const polls = requests.filter((request) => request.url.includes('/v1/poll'));
       expect(polls[0]).toMatchObject({ method: 'POST', headers: { 'content-type': 'text/plain;charset=UTF-8' } });
       expect(polls[0]!.url).toContain('access_token=');
-      expect(JSON.parse(polls[0]!.body!)).toEqual({ cursor: 0, wait: 4, limit: 100, topics: { [room]: 0 } });
+      expect(JSON.parse(polls[0]!.body!)).toEqual({ cursor: 0, wait: 4, limit: 100, client: ANY_CLIENT_ID, topics: { [room]: 0 } });
     });
 
     it('a reader behind the trimmed history is told by onReset and reads on from the oldest message kept', async () => {

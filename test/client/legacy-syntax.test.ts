@@ -27,14 +27,15 @@ describe('legacy bundle syntax', () => {
   });
 
   // Old phones download and parse every byte of it: a feature of the legacy build pays for itself
-  // (benchmarks/RESULTS.md keeps the history). Raised from 16,635 bytes for topics.
-  const BUDGET_BYTES = 19_500;
+  // (benchmarks/RESULTS.md keeps the history). Raised from 16,635 bytes for topics. Raised from
+  // 19,500 for presence: 19,477 → 19,914 bytes, its 2,069 bytes mostly paid for by shared helpers.
+  const BUDGET_BYTES = 20_000;
   it(`stays within its size budget of ${BUDGET_BYTES} bytes raw`, () => {
     expect(Buffer.byteLength(bundle)).toBeLessThanOrEqual(BUDGET_BYTES);
   });
 
   it('exposes LongPoll as an AMD module, a CommonJS export, or a global', () => {
-    const api = ['backoffDelays', 'createLongPoller', 'createShortPoller', 'localStorageCursorStore', 'memoryCursorStore', 'newClientId', 'publish', 'publishBatch', 'version'];
+    const api = ['backoffDelays', 'createLongPoller', 'createShortPoller', 'localStorageCursorStore', 'memoryCursorStore', 'newClientId', 'presence', 'publish', 'publishBatch', 'topicPresence', 'version'];
     const keys = (value: unknown) => Object.keys(value as object).sort();
 
     const defined: unknown[] = [];

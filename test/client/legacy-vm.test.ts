@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createFakeGateway, errorResponse, jsonResponse, waitFor } from './support/fake-gateway.js';
 import { fakeJwt, loadLegacyClient, plain, type LegacyApi } from './support/legacy-vm.js';
+import { ANY_CLIENT_ID } from './support/client-id.js';
 
 const FAST = { minDelayMs: 1, maxDelayMs: 4, factor: 2, jitter: 0.5 };
 
@@ -56,7 +57,7 @@ describe('legacy client in an ES5-only VM context', () => {
     const poller = startPage(first.LongPoll);
     await waitFor(() => received.length === 2, 2000, 'two messages');
     poller.stop();
-    expect(plain(JSON.parse(first.storage.get('longpoll:alice@http://gateway.test/')!))).toEqual({ cursor: 2, seen: { ids: [1, 2] } });
+    expect(plain(JSON.parse(first.storage.get('longpoll:alice@http://gateway.test/')!))).toEqual({ cursor: 2, clientId: ANY_CLIENT_ID, seen: { ids: [1, 2] } });
 
     // A "page reload": a fresh context sharing only localStorage.
     gateway.deliver('c');
@@ -127,7 +128,7 @@ describe('legacy client in an ES5-only VM context', () => {
     poller.stop();
     expect(events).toEqual(['messages 5', 'receipts 5@bob,6@bob for 3, saved nothing', 'receipts 2@bob for 5, saved 3']);
     expect(new URL(gateway.polls()[2]!.url).searchParams.get('cursor')).toBe('5');
-    expect(JSON.parse(storage.get('longpoll:alice@http://gateway.test/')!)).toEqual({ cursor: 5, seen: { ids: [5] }, seenReceipts: { ids: [2, 5, 6] } });
+    expect(JSON.parse(storage.get('longpoll:alice@http://gateway.test/')!)).toEqual({ cursor: 5, clientId: ANY_CLIENT_ID, seen: { ids: [5] }, seenReceipts: { ids: [2, 5, 6] } });
   });
 
   it('skips receipts without onReceipts, retries on an invalid one, and redelivers when onReceipts throws', async () => {

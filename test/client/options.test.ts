@@ -9,6 +9,7 @@ describe('poller options are checked up front', () => {
     [{ url: 'not a url' }, 'Expected `url` to be an absolute http(s) URL, got "not a url"'],
     [{ token: '' }, 'Expected `token` to be a non-empty string or a function, got ""'],
     [{ onMessages: 'nope' }, 'Expected `onMessages` to be a function, got "nope"'],
+    [{ onPresence: 'nope' }, 'Expected `onPresence` to be a function, got "nope"'],
     [{ wait: 0 }, 'Expected `wait` to be a positive integer (seconds), got 0'],
     [{ wait: 2.5 }, 'Expected `wait` to be a positive integer (seconds), got 2.5'],
     [{ limit: 501 }, 'Expected `limit` to be an integer from 1 to 500, got 501'],
@@ -24,6 +25,8 @@ describe('poller options are checked up front', () => {
     let calls = 0;
     const poller = createLongPoller({ ...valid, fetch: (async () => (calls++, new Response('{}'))) as FetchLike });
     expect(poller.cursor).toBeUndefined();
+    // Made up (or read from the checkpoint) when the checkpoint is loaded, at the first start().
+    expect(poller.clientId).toBeUndefined();
     expect(calls).toBe(0);
   });
 });

@@ -12,6 +12,7 @@ import { parsePollResponse } from './support/parse-poll.js';
 import { createSeenIdWindow } from '../../src/client/core/seen-ids.js';
 import { createFakeGateway, FAST_BACKOFF, jsonResponse, waitFor } from './support/fake-gateway.js';
 import { pollerOptions, usePollers } from './support/pollers.js';
+import { ANY_CLIENT_ID } from './support/client-id.js';
 
 const pollers = usePollers();
 
@@ -94,7 +95,7 @@ describe('delivery receipts in the pollers', () => {
     await waitFor(() => gateway.acknowledged === 2, 2000, 'the ack of both');
     expect(messageIds).toEqual([2]);
     // Nothing is remembered for receipts nobody asked for: the checkpoint keeps its old shape.
-    expect(await cursorStore.load()).toEqual({ cursor: 2, seen: { ids: [2] } });
+    expect(await cursorStore.load()).toEqual({ cursor: 2, clientId: ANY_CLIENT_ID, seen: { ids: [2] } });
   });
 
   it('drops repeated receipts by message id, apart from message ids, also after a restart', async () => {
@@ -110,7 +111,7 @@ describe('delivery receipts in the pollers', () => {
     await waitFor(() => gateway.polls().length >= 3, 2000, 'both scripted answers');
     expect(messageIds).toEqual([5]);
     expect(receipts.map((r) => r.id)).toEqual([5, 6, 2]);
-    expect(await cursorStore.load()).toEqual({ cursor: 6, seen: { ids: [5] }, seenReceipts: { ids: [2, 5, 6, 9] } });
+    expect(await cursorStore.load()).toEqual({ cursor: 6, clientId: ANY_CLIENT_ID, seen: { ids: [5] }, seenReceipts: { ids: [2, 5, 6, 9] } });
   });
 
   it('redelivers receipts whose onReceipts threw, without repeating the messages already handed over', async () => {

@@ -8,6 +8,7 @@ import {
 } from '../../src/client/index.js';
 import { createFakeGateway, FAST_BACKOFF, waitFor } from './support/fake-gateway.js';
 import { pollerOptions, usePollers } from './support/pollers.js';
+import { ANY_CLIENT_ID } from './support/client-id.js';
 
 const pollers = usePollers();
 
@@ -69,7 +70,7 @@ describe('resuming from the cursor store', () => {
     );
     await waitFor(() => saves.length >= 1, 2000, 'a save');
     expect(calls).toBe(2);
-    expect(saves[0]).toEqual({ cursor: 1, seen: { ids: [1] } });
+    expect(saves[0]).toEqual({ cursor: 1, clientId: ANY_CLIENT_ID, seen: { ids: [1] } });
     const retrying = statuses.find((status) => status.type === 'retrying');
     expect(retrying).toMatchObject({ type: 'retrying', attempt: 1, error: { code: 'callback_failed' } });
     // The failed batch was not acknowledged: the retry poll still carried cursor 0.

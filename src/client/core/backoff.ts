@@ -1,4 +1,4 @@
-import { invalid, isObject, requireNumberInRange } from './validate.js';
+import { invalid, isObject, numberOption, requireNumberInRange } from './validate.js';
 
 /**
  * Exponential backoff with proportional jitter.
@@ -42,28 +42,23 @@ export function resolveBackoffOptions(options: BackoffOptions | undefined, path?
   }
   const given = options || {};
   const name = (key: string) => (path ? path + '.' + key : key);
-  const minDelayMs = requireNumberInRange(name('minDelayMs'), given.minDelayMs === undefined ? 500 : given.minDelayMs, { min: 0 });
-  const maxDelayMs = requireNumberInRange(name('maxDelayMs'), given.maxDelayMs === undefined ? Math.max(30000, minDelayMs) : given.maxDelayMs, { min: 0 });
+  const minDelayMs = numberOption(name('minDelayMs'), given.minDelayMs, 500, { min: 0 });
+  const maxDelayMs = numberOption(name('maxDelayMs'), given.maxDelayMs, Math.max(30000, minDelayMs), { min: 0 });
   if (maxDelayMs < minDelayMs) {
     throw new TypeError('Expected `' + name('maxDelayMs') + '` (' + maxDelayMs + ') to be >= `' + name('minDelayMs') + '` (' + minDelayMs + ')');
   }
   return {
     minDelayMs: minDelayMs,
     maxDelayMs: maxDelayMs,
-    factor: requireNumberInRange(name('factor'), given.factor === undefined ? 2 : given.factor, { min: 1, description: 'a number >= 1' }),
-    jitter: requireNumberInRange(name('jitter'), given.jitter === undefined ? 0.5 : given.jitter, { min: 0, max: 1 }),
+    factor: numberOption(name('factor'), given.factor, 2, { min: 1 }),
+    jitter: numberOption(name('jitter'), given.jitter, 0.5, { min: 0, max: 1 }),
   };
 }
 
-/** The largest delay attempt `attempt` can get (before jitter is applied). */
-export function backoffCeiling(options: ResolvedBackoffOptions, attempt: number): number {
-  if (options.minDelayMs === 0) return 0;
-  // factor^n overflows to Infinity for large n; Math.min then yields maxDelayMs, which is right.
-  return Math.min(options.maxDelayMs, options.minDelayMs * Math.pow(options.factor, attempt - 1));
-}
-
 export function jitteredDelay(options: ResolvedBackoffOptions, attempt: number, random?: () => number): number {
-  const ceiling = backoffCeiling(options, attempt);
+  // The largest delay attempt `attempt` can get: factor^n overflows to Infinity for large n, and
+  // Math.min then yields maxDelayMs, which is right (but 0 * Infinity is NaN, hence the first case).
+  const ceiling = options.minDelayMs === 0 ? 0 : Math.min(options.maxDelayMs, options.minDelayMs * Math.pow(options.factor, attempt - 1));
   const floor = ceiling * (1 - options.jitter);
   return floor + (random || Math.random)() * (ceiling - floor);
 }

@@ -1,17 +1,24 @@
+import { POLLER_CLIENT_ID_PATTERN } from './random-id.js';
 import type { SeenIdsSnapshot } from './seen-ids.js';
 import { eachTopic, isPosition, type TopicPositions } from './topics.js';
-import { invalid, isArray, isFiniteNumber, isObject, requireNonEmptyString } from './validate.js';
+import { invalid, isArrayOf, isFiniteNumber, isObject, requireMatch, requireNonEmptyString } from './validate.js';
 
 /**
  * Everything a poller needs to resume exactly where it stopped: the cursor to send back (which
  * acknowledges what was delivered), the recently delivered ids, so that a redelivery after a
- * restart is still recognised as a duplicate, and the position in each topic it reads.
+ * restart is still recognised as a duplicate, the position in each topic it reads, and the client
+ * id it polls under (so the gateway's presence counts a restarted poller as the same client).
  *
  * @example
- * const checkpoint: PollCheckpoint = { cursor: 120, seen: { lowWaterMark: 20, ids: [118, 119, 120] }, topics: { 'room:1': 42 } };
+ * const checkpoint: PollCheckpoint = { cursor: 120, clientId: 'q3Zx_7Lw0bTQ-9sVfKc2Ye', seen: { lowWaterMark: 20, ids: [118, 119, 120] }, topics: { 'room:1': 42 } };
  */
 export interface PollCheckpoint {
   cursor: number;
+  /**
+   * The `client` sent with every poll (`[A-Za-z0-9_-]{1,64}`). Absent in checkpoints from before
+   * presence: the poller then makes one up and saves it after its first poll.
+   */
+  clientId?: string;
   seen: SeenIdsSnapshot;
   /** Ids of the receipts handed to `onReceipts` lately; absent until the first one. */
   seenReceipts?: SeenIdsSnapshot;
@@ -38,21 +45,21 @@ export interface SyncCursorStore {
 }
 
 /**
- * Validates what a cursor store returned, strictly: a wrong cursor, seen-id list or topic position
- * throws a TypeError naming the field, because resuming from half a checkpoint would hide a broken
- * store. A bare number is a cursor (for stores that only ever kept the cursor); a checkpoint
- * without `topics` (written before topics existed) is one that reads none yet.
+ * Validates what a cursor store returned, strictly: a wrong cursor, client id, seen-id list or
+ * topic position throws a TypeError naming the field, because resuming from half a checkpoint would
+ * hide a broken store. A bare number is a cursor (for stores that only ever kept the cursor); a
+ * checkpoint without `topics` (written before topics existed) is one that reads none yet, one
+ * without `clientId` (written before presence) one whose poller has no id yet.
  */
 export function toCheckpoint(value: unknown): PollCheckpoint {
-  if (typeof value === 'number') return { cursor: requireCursor(value), seen: { ids: [] } };
-  if (!isObject(value)) {
-    throw invalid('checkpoint', 'an object or a number', value);
-  }
-  const stored = value as { cursor?: unknown; seen?: unknown; seenReceipts?: unknown; topics?: unknown };
+  if (typeof value === 'number') value = { cursor: value };
+  if (!isObject(value)) throw invalid('checkpoint', 'an object or a number', value);
+  const stored = value as { cursor?: unknown; clientId?: unknown; seen?: unknown; seenReceipts?: unknown; topics?: unknown };
   const checkpoint: PollCheckpoint = {
     cursor: requireCursor(stored.cursor),
     seen: stored.seen === undefined ? { ids: [] } : toSeenIds(stored.seen, 'seen'),
   };
+  if (stored.clientId !== undefined) checkpoint.clientId = requireMatch('clientId', stored.clientId, POLLER_CLIENT_ID_PATTERN, 'a client id');
   if (stored.seenReceipts !== undefined) checkpoint.seenReceipts = toSeenIds(stored.seenReceipts, 'seenReceipts');
   if (stored.topics !== undefined) checkpoint.topics = toTopicPositions(stored.topics);
   return checkpoint;
@@ -68,9 +75,7 @@ function toTopicPositions(value: unknown): TopicPositions {
 function toSeenIds(value: unknown, name: string): SeenIdsSnapshot {
   const seen = (value || {}) as { lowWaterMark?: unknown; ids?: unknown };
   const ids = seen.ids;
-  let valid = isArray(ids);
-  for (let index = 0; valid && index < (ids as unknown[]).length; index++) valid = isFiniteNumber((ids as unknown[])[index]);
-  if (!valid) throw invalid(name + '.ids', 'an array of numbers', ids);
+  if (!isArrayOf(ids, isFiniteNumber)) throw invalid(name + '.ids', 'an array of numbers', ids);
   const snapshot: SeenIdsSnapshot = { ids: (ids as number[]).slice() };
   if (seen.lowWaterMark !== undefined) {
     if (!isFiniteNumber(seen.lowWaterMark)) throw invalid(name + '.lowWaterMark', 'a number', seen.lowWaterMark);

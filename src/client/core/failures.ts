@@ -4,7 +4,7 @@
  * object (classes in the modern client, plain Error objects with fields in the legacy one).
  */
 import type { ErrorCode } from '../../error-codes.js';
-import { describeError, parseJsonLeniently } from './validate.js';
+import { describeError, isString, parseJsonLeniently } from './validate.js';
 
 export interface FailureSpec {
   /**
@@ -45,7 +45,7 @@ export interface ClientFailure {
 export type MakeFailure<Failure extends ClientFailure> = (spec: FailureSpec) => Failure;
 
 /** Which callback threw (and, so, which part of a response is delivered again). */
-export type CallbackName = 'onMessages' | 'onReceipts' | 'onReset';
+export type CallbackName = 'onMessages' | 'onReceipts' | 'onReset' | 'onPresence';
 
 /**
  * 408, 429 and 5xx are transient by definition; every other 4xx means the request itself is wrong
@@ -59,13 +59,13 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
 
-/** `Retry-After` is either delay-seconds or an HTTP date; returns milliseconds from `now`. */
-export function parseRetryAfter(value: string | null | undefined, now?: number): number | undefined {
+/** `Retry-After` is either delay-seconds or an HTTP date; returns milliseconds from now. */
+export function parseRetryAfter(value: string | null | undefined): number | undefined {
   if (!value) return undefined;
   const trimmed = value.replace(/^\s+|\s+$/g, '');
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(parseFloat(trimmed) * 1000);
   const date = Date.parse(trimmed);
-  return date !== date ? undefined : Math.max(0, date - (now === undefined ? new Date().getTime() : now));
+  return date !== date ? undefined : Math.max(0, date - new Date().getTime());
 }
 
 /** One HTTP answer, as both transports report it. */
@@ -85,8 +85,8 @@ export function httpFailure(answer: HttpAnswer): FailureSpec {
   const details = parsed && typeof parsed === 'object' ? parsed.error : undefined;
   const spec: FailureSpec = {
     // A non-JSON error page (from a proxy, say) still yields an error through its status.
-    code: details && typeof details.code === 'string' ? details.code : 'http_error',
-    message: details && typeof details.message === 'string' ? details.message : 'HTTP ' + answer.status,
+    code: details && isString(details.code) ? details.code : 'http_error',
+    message: details && isString(details.message) ? details.message : 'HTTP ' + answer.status,
     retryable: isRetryableStatus(answer.status),
     status: answer.status,
   };

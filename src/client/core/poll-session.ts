@@ -23,9 +23,9 @@ import {
 } from './failures.js';
 import type { ErrorCode } from '../../error-codes.js';
 import { parsePollResponse } from './poll-response.js';
+import { randomId } from './random-id.js';
 import { createSeenIdWindow, type SeenIdWindow } from './seen-ids.js';
 import type { TopicStarts } from './topics.js';
-import type { TopicReset } from './types.js';
 import { currentToken, type ResolvedPollerOptions } from './poller-options.js';
 import { queryString } from './validate.js';
 
@@ -119,7 +119,7 @@ export const REQUEST_TIMEOUT_GRACE_MS = 15000;
 /** One poll, relative to the gateway's base URL: a GET when `body` is absent, else a POST of it as JSON. */
 export interface PollRequest {
   path: string;
-  body?: { cursor: number; wait: number; limit: number; topics?: TopicStarts };
+  body?: { cursor: number; wait: number; limit: number; client: string; topics?: TopicStarts; presence?: true };
 }
 
 export interface PollSession<Failure> {
@@ -128,11 +128,14 @@ export interface PollSession<Failure> {
   /** Call at every start: the next success reports `connected` again. */
   begin(): void;
   cursor(): number | undefined;
+  /** The `client` every poll carries: the checkpoint's, or one made up at load; undefined before. */
+  clientId(): string | undefined;
   /** The current token, or a retryable `token_unavailable` failure when the token function throws. */
   token(done: (failure: Failure | undefined, token?: string) => void): void;
   /**
-   * The next poll: `GET v1/poll?cursor=…&wait=…&limit=…`, or a POST of the same as JSON with the
-   * topics when it reads any. Its answer must go to takeAnswer.
+   * The next poll: `GET v1/poll?cursor=…&wait=…&limit=…&client=…`, or a POST of the same as JSON
+   * with the topics when it reads any (and `presence: true` when there is an onPresence). Its
+   * answer must go to takeAnswer.
    */
   pollRequest(): PollRequest;
   timeoutMs(): number;
@@ -151,9 +154,14 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
   const invoke = config.invoke || invokeApplication;
   let waitSeconds = config.schedule.waitSeconds;
   let checkpoint: PollCheckpoint | undefined;
+  /** The `client` of every poll: set with the checkpoint, and saved in it. */
+  let clientId: string | undefined;
   let seen: SeenIdWindow;
   let seenReceipts: SeenIdWindow;
-  /** The last save failed: save again after the next poll even when nothing new arrived. */
+  /**
+   * What memory holds is not saved yet (the last save failed, or the client id is new): save
+   * after the next poll even when nothing new arrived.
+   */
   let unsaved = false;
   let saveFailures = 0;
   let connected = false;
@@ -180,10 +188,14 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
       function (failed, loaded) {
         try {
           if (failed) throw loaded;
-          checkpoint = loaded === undefined ? { cursor: 0, seen: { ids: [] } } : toCheckpoint(loaded);
+          checkpoint = toCheckpoint(loaded === undefined ? 0 : loaded);
         } catch (error) {
           return done(make(cursorStoreFailure('load', error)));
         }
+        // A new id (no checkpoint, or one from before presence) is saved after the first poll, so
+        // that a restart resumes under it even when nothing arrived meanwhile.
+        unsaved = !checkpoint.clientId;
+        clientId = checkpoint.clientId || randomId(22);
         subscriptions.restore(checkpoint.topics);
         savedPositionsJson = JSON.stringify(checkpoint.topics);
         seen = createSeenIdWindow(options.dedupWindow, checkpoint.seen);
@@ -214,8 +226,7 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
       return done({ failure: make(failure) });
     }
     const parsed = successBody(answer);
-    if ('failure' in parsed) return done({ failure: make(parsed.failure) });
-    const checked = parsePollResponse(parsed.body);
+    const checked = 'failure' in parsed ? parsed : parsePollResponse(parsed.body);
     if ('failure' in checked) return done({ failure: make(checked.failure) });
     const response = checked.response;
     const topics = subscriptions.answer(asked || {}, response);
@@ -228,26 +239,77 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     const context: MessageContext = { cursor: cursor };
     const fresh = unseen(topics.mailbox, seen).concat(topics.fresh);
     const freshReceipts = options.onReceipts ? unseen(response.receipts, seenReceipts) : [];
-    // Before the messages, which continue after the gap a reset reports.
-    reportResets(topics.resets, function (resetFailure) {
-      if (resetFailure) return done(resetFailure);
-      handOver(fresh, seen, options.onMessages, 'onMessages', context, function (messagesFailure) {
-        if (messagesFailure) return done(messagesFailure);
+    reportResets();
+
+    /**
+     * Tells onReset of each reset (taking them off the answer's), one after the other, before the
+     * messages, which continue after the gap a reset reports. A throw is retried like one from
+     * onMessages: the poll is sent again from the same positions, so the reset comes again too.
+     */
+    function reportResets(): void {
+      const reset = topics.resets.shift();
+      const onReset = options.onReset;
+      if (reset) {
+        return handOver(
+          [reset],
+          undefined,
+          onReset &&
+            function () {
+              return onReset(reset.topic, reset.earliest);
+            },
+          'onReset',
+          reportResets,
+        );
+      }
+      handOver(fresh, seen, options.onMessages, 'onMessages', function () {
         // Handed over: the topics move on with the mailbox's seen ids, whatever happens next.
         topics.take();
-        handOver(freshReceipts, seenReceipts, options.onReceipts, 'onReceipts', context, saveAndPollOn);
+        handOver(freshReceipts, seenReceipts, options.onReceipts, 'onReceipts', function () {
+          // Last: joins and leaves are kept nowhere, so a throw here costs no message a second hand-over.
+          handOver(response.presence, undefined, options.onPresence, 'onPresence', saveAndPollOn);
+        });
       });
-    });
+    }
+
+    /**
+     * Hands `items` to the application, then records their ids and goes on with `next`; a throw
+     * (or a stop) ends the answer instead. If the callback throws, the response is polled again
+     * and whatever was not recorded is handed over once more. Topic messages are recorded by their
+     * topic's position instead (`take`), not in the window; resets and presence events nowhere.
+     */
+    function handOver<Item>(
+      items: Item[],
+      window: SeenIdWindow | undefined,
+      callback: ((items: Item[], context: MessageContext) => unknown) | undefined,
+      name: CallbackName,
+      next: () => void,
+    ): void {
+      if (items.length === 0 || !callback) return next();
+      // Stopped meanwhile (from inside an earlier callback or a status handler): hand nothing more over.
+      if (!config.active()) return done({ halted: true });
+      invoke(
+        function () {
+          return callback(items, context);
+        },
+        function (failed, error) {
+          if (failed) return done({ failure: make(callbackFailure(error, name)) });
+          for (let index = 0; window && index < items.length; index++) {
+            const item = items[index] as { id: number; topic?: string };
+            if (item.topic === undefined) window.add(item.id);
+          }
+          next();
+        },
+      );
+    }
 
     /** Saves the checkpoint once everything was handed over, when anything in it changed. */
-    function saveAndPollOn(receiptsFailure?: { failure: Failure } | { halted: true }): void {
-      if (receiptsFailure) return done(receiptsFailure);
+    function saveAndPollOn(): void {
       const positions = subscriptions.positions();
       // Compared as JSON: only a change of what would be saved is one (a topic read 'now' is not, yet).
       const positionsJson = JSON.stringify(positions);
       const changed = positionsJson !== savedPositionsJson || unsaved || fresh.length > 0 || freshReceipts.length > 0 || cursor !== (checkpoint as PollCheckpoint).cursor;
       savedPositionsJson = positionsJson;
-      checkpoint = { cursor: cursor, seen: seen.snapshot() };
+      checkpoint = { cursor: cursor, clientId: clientId, seen: seen.snapshot() };
       // Left out while empty, so checkpoints of apps without receipts or topics keep their old shape.
       const receiptIds = seenReceipts.snapshot();
       if (receiptIds.ids.length > 0) checkpoint.seenReceipts = receiptIds;
@@ -283,57 +345,6 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     }
   }
 
-  /**
-   * Calls onReset for each reset (taking them off `resets`), one after the other, waiting for a
-   * returned promise. A throw is retried like one from onMessages: the poll is sent again from the
-   * same positions, so the reset comes again too.
-   */
-  function reportResets(resets: TopicReset[], done: (outcome?: { failure: Failure } | { halted: true }) => void): void {
-    const reset = resets.shift();
-    const onReset = options.onReset;
-    if (!reset || !onReset) return done();
-    if (!config.active()) return done({ halted: true });
-    invoke(
-      function () {
-        return onReset(reset.topic, reset.earliest);
-      },
-      function (failed, error) {
-        if (failed) return done({ failure: make(callbackFailure(error, 'onReset')) });
-        reportResets(resets, done);
-      },
-    );
-  }
-
-  /**
-   * Hands `items` to the application and only then records their ids: if the callback throws, the
-   * response is polled again and whatever was not recorded is handed over once more. Topic
-   * messages are recorded by their topic's position instead (`take`), not in the window.
-   */
-  function handOver<Item extends { id: number }>(
-    items: Item[],
-    window: SeenIdWindow,
-    callback: ((items: Item[], context: MessageContext) => unknown) | undefined,
-    name: CallbackName,
-    context: MessageContext,
-    done: (outcome?: { failure: Failure } | { halted: true }) => void,
-  ): void {
-    if (items.length === 0 || !callback) return done();
-    // Stopped meanwhile (from inside an earlier callback or a status handler): hand nothing more over.
-    if (!config.active()) return done({ halted: true });
-    invoke(
-      function () {
-        return callback(items, context);
-      },
-      function (failed, error) {
-        if (failed) return done({ failure: make(callbackFailure(error, name)) });
-        for (let index = 0; index < items.length; index++) {
-          if ((items[index] as { topic?: string }).topic === undefined) window.add((items[index] as Item).id);
-        }
-        done();
-      },
-    );
-  }
-
   return {
     load: load,
     begin: function () {
@@ -342,17 +353,21 @@ export function createPollSession<Failure extends ClientFailure>(config: PollSes
     cursor: function () {
       return checkpoint ? checkpoint.cursor : undefined;
     },
+    clientId: function () {
+      return clientId;
+    },
     token: token,
     pollRequest: function () {
-      const query = { cursor: (checkpoint as PollCheckpoint).cursor, wait: waitSeconds, limit: options.limit };
+      const query: NonNullable<PollRequest['body']> = { cursor: (checkpoint as PollCheckpoint).cursor, wait: waitSeconds, limit: options.limit, client: clientId as string };
       asked = subscriptions.reading();
       if (!asked) return { path: 'v1/poll?' + queryString(query) };
       // Topics always go in a body: 64 names of up to 128 characters (and a legacy client's token)
       // would not fit the URL length old browsers and proxies allow, and a body keeps them out of
       // access logs. text/plain keeps the legacy build's POST free of a CORS preflight.
-      const body: NonNullable<PollRequest['body']> = query;
-      body.topics = asked;
-      return { path: 'v1/poll', body: body };
+      query.topics = asked;
+      // Presence is of topics: a poll that reads none has none to ask for.
+      if (options.onPresence) query.presence = true;
+      return { path: 'v1/poll', body: query };
     },
     timeoutMs: function () {
       return waitSeconds * 1000 + REQUEST_TIMEOUT_GRACE_MS;

@@ -6,9 +6,9 @@ import { resolveBackoffOptions, type BackoffOptions, type ResolvedBackoffOptions
 import type { Invoke, MessageContext, PollSchedule } from './poll-session.js';
 import { DEFAULT_SEEN_ID_CAPACITY } from './seen-ids.js';
 import { createTopicSubscriptions, type TopicSubscriptions } from './topics.js';
-import type { DeliveryReceipt, PollMessage } from './types.js';
+import type { DeliveryReceipt, PollMessage, PresenceEvent } from './types.js';
 import { tokenFailure, type FailureSpec } from './failures.js';
-import { invalid, isObject, numberOption, optionalFunction, requireFunction, requireNonEmptyString } from './validate.js';
+import { invalid, isObject, isString, numberOption, optionalFunction, requireFunction, requireNonEmptyString } from './validate.js';
 
 export interface SharedPollerOptions {
   token: unknown;
@@ -16,6 +16,7 @@ export interface SharedPollerOptions {
   onReceipts?: (receipts: DeliveryReceipt[], context: MessageContext) => unknown;
   onStatus?: (status: never) => void;
   onReset?: (topic: string, earliest: number) => unknown;
+  onPresence?: (events: PresenceEvent[]) => unknown;
   topics?: unknown;
   limit?: number;
   backoff?: BackoffOptions;
@@ -28,6 +29,8 @@ export interface ResolvedPollerOptions {
   onReceipts: ((receipts: DeliveryReceipt[], context: MessageContext) => unknown) | undefined;
   onStatus: ((status: unknown) => void) | undefined;
   onReset: ((topic: string, earliest: number) => unknown) | undefined;
+  /** Given: polls that read topics ask for their joins and leaves. */
+  onPresence: ((events: PresenceEvent[]) => unknown) | undefined;
   topics: TopicSubscriptions;
   limit: number;
   backoff: ResolvedBackoffOptions;
@@ -42,6 +45,7 @@ export function resolvePollerOptions(options: SharedPollerOptions): ResolvedPoll
     onReceipts: optionalFunction('onReceipts', options.onReceipts),
     onStatus: optionalFunction('onStatus', options.onStatus) as ((status: unknown) => void) | undefined,
     onReset: optionalFunction('onReset', options.onReset),
+    onPresence: optionalFunction('onPresence', options.onPresence),
     topics: createTopicSubscriptions(options.topics),
     limit: numberOption('limit', options.limit, 100, { min: 1, max: 500, integer: true }),
     backoff: resolveBackoffOptions(options.backoff, 'backoff'),
@@ -70,9 +74,7 @@ export function currentToken(provider: () => unknown, invoke: Invoke, done: (fai
 /** A fixed token becomes a function; a function is called before every request. */
 export function tokenProvider(token: unknown): () => unknown {
   if (typeof token === 'function') return token as () => unknown;
-  if (typeof token !== 'string' || token.length === 0) {
-    throw invalid('token', 'a non-empty string or a function', token);
-  }
+  if (!isString(token) || !token) throw invalid('token', 'a non-empty string or a function', token);
   return function () {
     return token;
   };

@@ -3,10 +3,11 @@
  * before anything is sent), the wire shape and the reading of the gateway's answer. Retrying is
  * the shells' part (p-retry, or timers).
  */
-import { protocolFailure, successBody, type FailureSpec, type HttpAnswer } from './failures.js';
+import { randomId } from './random-id.js';
+import { readJson, type RequestPlan } from './request-plan.js';
 import { USER_ID_PATTERN } from '../../user-id.js';
 import { requireTopicName } from './topics.js';
-import { invalid, isArray, isFiniteNumber, isObject, isWholeNumber, numberOption, requireNonEmptyString } from './validate.js';
+import { invalid, isArray, isFiniteNumber, isObject, isWholeNumber, numberOption, requireMatch, requireNonEmptyString } from './validate.js';
 
 /**
  * One message to publish: to one user (`to`) or to a topic (`topic`), exactly one of the two.
@@ -68,7 +69,7 @@ function toWireItem(item: BatchItem, prefix: string, newClientId: () => string):
     throw new TypeError('Expected exactly one of `' + prefix + 'to` and `' + prefix + 'topic`');
   }
   if (item.topic !== undefined) requireTopicName(prefix + 'topic', item.topic);
-  else if (!USER_ID_PATTERN.test(requireNonEmptyString(prefix + 'to', item.to))) throw invalid(prefix + 'to', 'a user id matching ' + String(USER_ID_PATTERN), item.to);
+  else requireUserId(prefix + 'to', item.to);
   const clientId = item.id === undefined ? newClientId() : requireNonEmptyString(prefix + 'id', item.id);
   if (clientId.length > 128) throw invalid(prefix + 'id', 'at most 128 characters', clientId.length);
   if (item.body === undefined) throw invalid(prefix + 'body', 'a JSON value', item.body);
@@ -85,6 +86,11 @@ function toWireItem(item: BatchItem, prefix: string, newClientId: () => string):
   if (item.receipt) wire.receipt = true;
   if (item.ttl !== undefined) wire.ttl = item.ttl;
   return wire;
+}
+
+/** A user id, for a message's `to` and the users presence asks about. */
+export function requireUserId(name: string, value: unknown): string {
+  return requireMatch(name, value, USER_ID_PATTERN, 'a user id');
 }
 
 /** Checks a batch and gives each item its client id. */
@@ -107,64 +113,54 @@ export function publishRetryOptions(options: { retries?: number; timeoutMs?: num
   };
 }
 
-/** One publish request: where it goes, what it sends, and how its answer is read. */
-export interface PublishPlan<Result> {
-  path: string;
-  payload: unknown;
-  /** The result, or the failure (retryable or not) the answer stands for. */
-  read(answer: HttpAnswer): { result: Result } | { failure: FailureSpec };
-}
-
-/** `POST v1/messages` for one message, checked before anything is sent. */
-export function publishPlan(options: BatchItem, newClientId: () => string): PublishPlan<PublishResult> {
-  const item = toWireItem(options, '', newClientId);
+/**
+ * `POST v1/messages` for one message, checked before anything is sent. `newClientId` makes up the
+ * client message id when the item has none (default: newClientMessageId).
+ */
+export function publishPlan(options: BatchItem, newClientId?: () => string): RequestPlan<PublishResult> {
+  const item = toWireItem(options, '', newClientId || newClientMessageId);
   return {
     path: 'v1/messages',
     payload: item,
-    read: function (answer) {
-      const parsed = successBody(answer);
-      return 'failure' in parsed ? parsed : toResult(parsed.body, item.id, 'the publish response');
-    },
+    read: readJson(function (body) {
+      return toResult(body, item.id);
+    }, 'a numeric `id` in the publish response'),
   };
 }
 
 /** `POST v1/messages/batch`: one result per item, in order; every item checked before anything is sent. */
-export function batchPlan(messages: unknown, newClientId: () => string): PublishPlan<PublishResult[]> {
-  const items = toWireBatch(messages, newClientId);
+export function batchPlan(options: { messages: unknown }, newClientId?: () => string): RequestPlan<PublishResult[]> {
+  const items = toWireBatch(options.messages, newClientId || newClientMessageId);
   return {
     path: 'v1/messages/batch',
     payload: { messages: items },
-    read: function (answer) {
-      const parsed = successBody(answer);
-      if ('failure' in parsed) return parsed;
-      const results = ((parsed.body || {}) as { results?: unknown }).results as unknown[] | undefined;
-      if (!isArray(results) || results.length !== items.length) {
-        return { failure: protocolFailure('Expected `results` with ' + items.length + ' entries in the batch publish response') };
-      }
+    read: readJson(function (body) {
+      const results = body.results;
+      if (!isArray(results) || results.length !== items.length) return undefined;
       const read: PublishResult[] = [];
       for (let index = 0; index < items.length; index++) {
-        const outcome = toResult((results as unknown[])[index], (items[index] as WireItem).id, 'results[' + index + '] of the batch publish response');
-        if ('failure' in outcome) return outcome;
-        read.push(outcome.result);
+        const result = toResult(results[index], (items[index] as WireItem).id);
+        if (!result) return undefined;
+        read.push(result);
       }
-      return { result: read };
-    },
+      return read;
+    }, '`results` of ' + items.length + ', each with a numeric `id`, in the batch publish response'),
   };
 }
 
-function toResult(body: unknown, clientId: string, what: string): { result: PublishResult } | { failure: FailureSpec } {
+/** One message's result, or undefined when the answer has no numeric `id` for it. */
+function toResult(body: unknown, clientId: string): PublishResult | undefined {
   const fields = (body || {}) as { id?: unknown; duplicate?: unknown; seq?: unknown };
-  if (!isFiniteNumber(fields.id)) return { failure: protocolFailure('Expected a numeric `id` in ' + what) };
+  if (!isFiniteNumber(fields.id)) return undefined;
   const result: PublishResult = { id: fields.id, duplicate: fields.duplicate === true, clientId: clientId };
   if (isFiniteNumber(fields.seq)) result.seq = fields.seq;
-  return { result: result };
+  return result;
 }
 
-let clientIdCounter = 0;
-
-/** Random enough to never collide for one sender, where `crypto.randomUUID` is missing (old browsers, plain http pages). */
+/**
+ * A client message id where `crypto.randomUUID` is missing (old browsers, plain http pages): 22
+ * random characters, which do not collide for one sender. Not a poller's id (its `clientId`).
+ */
 export function newClientMessageId(): string {
-  clientIdCounter += 1;
-  const random = () => Math.random().toString(36).slice(2, 10);
-  return new Date().getTime().toString(36) + '-' + random() + random() + '-' + clientIdCounter;
+  return randomId(22);
 }

@@ -11,7 +11,7 @@
 import { TOPIC_NAME_PATTERN } from '../../topic-name.js';
 import { pollFieldFailure, type FailureSpec } from './failures.js';
 import type { PollMessage, PollResponse, TopicReset } from './types.js';
-import { hasOwn, invalid, isArray, isObject, isWholeNumber } from './validate.js';
+import { hasOwn, invalid, isArray, isObject, isWholeNumber, requireMatch } from './validate.js';
 
 /**
  * Where reading a topic begins: after this position (its messages with a greater `seq`; 0 = all it
@@ -43,8 +43,7 @@ export function isPosition(value: unknown): value is number {
 }
 
 export function requireTopicName(name: string, value: unknown): string {
-  if (typeof value !== 'string' || !TOPIC_NAME_PATTERN.test(value)) throw invalid(name, 'a topic name matching ' + String(TOPIC_NAME_PATTERN), value);
-  return value;
+  return requireMatch(name, value, TOPIC_NAME_PATTERN, 'a topic name');
 }
 
 /** A checked TopicStart (only a position unless `now`), as the wire says it: null is "from now". */

@@ -24,7 +24,7 @@ export interface PollMessage<Body = unknown> {
  * The parsed body of `GET /v1/poll` (pollers handle it for you; exported for custom loops).
  *
  * @example
- * const page: PollResponse = { messages: [], receipts: [], cursor: 42, positions: { 'room:1': 7 }, resets: [], superseded: false };
+ * const page: PollResponse = { messages: [], receipts: [], cursor: 42, positions: { 'room:1': 7 }, resets: [], presence: [], superseded: false };
  */
 export interface PollResponse<Body = unknown> {
   /** The mailbox's messages first, then each topic's (those carry `topic` and `seq`). */
@@ -36,7 +36,24 @@ export interface PollResponse<Body = unknown> {
   positions: { [topic: string]: number };
   /** Topics whose position fell below their retained history; `[]` when none did. */
   resets: TopicReset[];
+  /** Joins and leaves in the topics read, for a poll that asked for them; `[]` when the body had none. */
+  presence: PresenceEvent[];
   superseded: boolean;
+}
+
+/**
+ * A user joined a topic (its first poller reading it arrived) or left it (its last one went away),
+ * as polls that ask for presence receive it (not kept in the checkpoint).
+ *
+ * @example
+ * const onPresence = (events: PresenceEvent[]) => events.forEach((e) => roster(e.topic).mark(e.user, e.event === 'join', e.at));
+ */
+export interface PresenceEvent {
+  topic: string;
+  user: string;
+  event: 'join' | 'leave';
+  /** ISO timestamp of the join or leave. */
+  at: string;
 }
 
 /**

@@ -8,8 +8,12 @@
 export function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'number') return value !== value ? 'NaN' : String(value);
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value);
+  if (isString(value)) return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value);
   return typeof value;
+}
+
+export function isString(value: unknown): value is string {
+  return typeof value === 'string';
 }
 
 /** An object (arrays included), not null. */
@@ -20,6 +24,13 @@ export function isObject(value: unknown): value is object {
 export function isArray(value: unknown): value is unknown[] {
   // Array.isArray is missing before IE9.
   return Object.prototype.toString.call(value) === '[object Array]';
+}
+
+/** An array whose every item passes `test`. */
+export function isArrayOf(value: unknown, test: (item: unknown) => boolean): value is unknown[] {
+  if (!isArray(value)) return false;
+  for (let index = 0; index < value.length; index++) if (!test(value[index])) return false;
+  return true;
 }
 
 export function hasOwn(target: object, key: string): boolean {
@@ -50,9 +61,13 @@ export function optionalFunction<T>(name: string, value: T): T | undefined {
 }
 
 export function requireNonEmptyString(name: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw invalid(name, 'a non-empty string', value);
-  }
+  if (!isString(value) || !value) throw invalid(name, 'a non-empty string', value);
+  return value;
+}
+
+/** A string `pattern` matches (a topic name, a user id): "Expected `name` to be `what` matching /…/" otherwise. */
+export function requireMatch(name: string, value: unknown, pattern: RegExp, what: string): string {
+  if (!isString(value) || !pattern.test(value)) throw invalid(name, what + ' matching ' + String(pattern), value);
   return value;
 }
 
@@ -83,7 +98,7 @@ function describeRange(range: NumberRange): string {
 }
 
 /** `name=value` pairs joined with `&`, in the order given. */
-export function queryString(params: { [name: string]: string | number }): string {
+export function queryString(params: { [name: string]: unknown }): string {
   const parts: string[] = [];
   for (const name in params) {
     if (hasOwn(params, name)) parts.push(encodeURIComponent(name) + '=' + encodeURIComponent(String(params[name])));

@@ -6,7 +6,7 @@ import { backoffDelays } from '../core/backoff.js';
 import { memoryCursorStore } from '../core/checkpoint.js';
 import { newClientMessageId } from '../core/publish-request.js';
 import { createLongPoller, createShortPoller } from './poller.js';
-import { publish, publishBatch } from './publish.js';
+import { presence, publish, publishBatch, topicPresence } from './publish.js';
 import { globalObject, localStorageCursorStore } from './storage.js';
 
 declare const define: ((dependencies: string[], factory: () => unknown) => void) & { amd?: unknown };
@@ -20,7 +20,7 @@ const LongPoll = {
    * poller.subscribe('room:2', 0);
    */
   createLongPoller: createLongPoller,
-  /** Same options plus `intervalMs`; polls with wait=0. */
+  /** Same options plus `intervalMs`; polls with wait=0. Both send `poller.clientId` as `client` with every poll. */
   createShortPoller: createShortPoller,
   /**
    * LongPoll.publish({ url: '/', token: jwt, to: 'bob', id: 'm-1', body: {}, receipt: true }, function (error, result) {});
@@ -29,10 +29,15 @@ const LongPoll = {
   publish: publish,
   /** LongPoll.publishBatch({ url: '/', token: jwt, messages: [{ to: 'bob', body: 1 }] }, function (error, results) {}); */
   publishBatch: publishBatch,
+  /** LongPoll.presence({ url: '/', token: jwt, users: ['bob'] }, function (error, result) { result.users.bob.online; }); */
+  presence: presence,
+  /** LongPoll.topicPresence({ url: '/', token: jwt, topic: 'room:1' }, function (error, result) { result.count; }); */
+  topicPresence: topicPresence,
   /** var delayFor = LongPoll.backoffDelays({ minDelayMs: 500 }); delayFor(3); */
   backoffDelays: backoffDelays,
   localStorageCursorStore: localStorageCursorStore,
   memoryCursorStore: memoryCursorStore,
+  /** A client message id for publish (not a poller's clientId). */
   newClientId: newClientMessageId,
 };
 

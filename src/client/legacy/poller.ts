@@ -7,7 +7,7 @@ import { createPollSession, type PollSchedule } from '../core/poll-session.js';
 import { queryString } from '../core/validate.js';
 import { makeLegacyError } from './errors.js';
 import { chooseStore } from './storage.js';
-import { baseUrl, send } from './transport.js';
+import { baseUrl, send, withQuery } from './transport.js';
 import type { LpError, LpPoller, LpPollerOptions, LpRequestHandle, LpStatus } from './types.js';
 
 function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPoller {
@@ -80,6 +80,7 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     session.begin();
     session.load(function (failure) {
       poller.cursor = session.cursor();
+      poller.clientId = session.clientId();
       // Reported asynchronously so that start() never calls back before it returns.
       const runGeneration = generation;
       if (failure) later(function () {
@@ -121,8 +122,8 @@ function createPoller(options: LpPollerOptions, schedule: PollSchedule): LpPolle
     session.token(function (tokenFailure, token) {
       if (tokenFailure) return retryAfter(tokenFailure, runGeneration);
       const next = session.pollRequest();
-      const url = base + next.path + (next.body ? '?' : '&') + queryString({ access_token: token as string });
-      request = send(next.body ? 'POST' : 'GET', url, next.body && JSON.stringify(next.body), session.timeoutMs(), function (failure, answer) {
+      const url = withQuery(base + next.path, queryString({ access_token: token as string }));
+      request = send(next.body ? 'POST' : 'GET', url, JSON.stringify(next.body) as string | undefined, session.timeoutMs(), function (failure, answer) {
         request = null;
         if (runGeneration !== generation) return;
         if (failure) return retryAfter(failure, runGeneration);

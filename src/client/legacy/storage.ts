@@ -3,7 +3,8 @@
    every setItem throws; then the checkpoint lives in memory (the page works, without resume). */
 
 import { memoryCursorStore, storageCursorStore, type StorageLike } from '../core/checkpoint.js';
-import { invalid } from '../core/validate.js';
+import { ID_ALPHABET } from '../core/random-id.js';
+import { invalid, isString } from '../core/validate.js';
 import type { LpCursorStore, LpPollerOptions } from './types.js';
 
 /** The global object: `window`, a worker's `self`, or a VM context's global. */
@@ -46,7 +47,7 @@ export function chooseStore(options: LpPollerOptions, base: string, token: () =>
   }
   const key = options.storageKey;
   if (key === false) return memoryCursorStore();
-  if (key !== undefined && (typeof key !== 'string' || !key)) throw invalid('storageKey', 'a non-empty string or false', key);
+  if (key !== undefined && (!isString(key) || !key)) throw invalid('storageKey', 'a non-empty string or false', key);
   const resolved = key || defaultStorageKey(base, token);
   return resolved ? localStorageCursorStore(resolved) : memoryCursorStore();
 }
@@ -60,22 +61,22 @@ function defaultStorageKey(base: string, token: () => unknown): string | null {
   try {
     const parts = String(token()).split('.');
     const payload = parts.length === 3 ? (JSON.parse(base64UrlDecode(parts[1] as string)) as { sub?: unknown }) : null;
-    return payload && typeof payload.sub === 'string' ? 'longpoll:' + payload.sub + '@' + base : null;
+    return payload && isString(payload.sub) ? 'longpoll:' + payload.sub + '@' + base : null;
   } catch (ignored) {
     return null;
   }
 }
 
-const BASE64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-
-/** To a binary string (enough for the ASCII claims we read); atob is missing before IE10. */
-function base64UrlDecode(input: string): string {
-  const text = input.replace(/-/g, '+').replace(/_/g, '/');
+/**
+ * To a binary string (enough for the ASCII claims we read); atob is missing before IE10. Base64url
+ * only (ID_ALPHABET), as JWTs are: a token in plain base64 is refused by the gateway anyway.
+ */
+function base64UrlDecode(text: string): string {
   let output = '';
   let buffer = 0;
   let bits = 0;
   for (let index = 0; index < text.length; index++) {
-    const value = BASE64_ALPHABET.indexOf(text.charAt(index));
+    const value = ID_ALPHABET.indexOf(text.charAt(index));
     if (value < 0) {
       if (text.charAt(index) === '=') break;
       throw new Error('invalid base64');

@@ -2,23 +2,28 @@
    JSON: both keep cross-origin requests "simple", so old browsers send no preflight. */
 
 import { networkFailure, timeoutFailure, type HttpAnswer } from '../core/failures.js';
-import { invalid } from '../core/validate.js';
+import { invalid, isString } from '../core/validate.js';
 import { makeLegacyError } from './errors.js';
 import type { LpError, LpRequestHandle } from './types.js';
 
 let requestCounter = new Date().getTime();
 
+/** `url` with `query` (`name=value&…`) appended to its query. */
+export function withQuery(url: string, query: string): string {
+  return url + (url.indexOf('?') < 0 ? '?' : '&') + query;
+}
+
 /** Appends the cache buster: old IE serves repeated GETs from its cache otherwise. */
 function withCacheBuster(url: string): string {
   requestCounter += 1;
-  return url + (url.indexOf('?') < 0 ? '?' : '&') + '_=' + requestCounter;
+  return withQuery(url, '_=' + requestCounter);
 }
 
 function noop(): void {}
 
 /** `base` with a trailing slash, so that 'v1/poll' can be appended. '' means the page's origin root. */
 export function baseUrl(value: unknown): string {
-  if (typeof value !== 'string') throw invalid('url', 'a string', value);
+  if (!isString(value)) throw invalid('url', 'a string', value);
   if (value === '') return '/';
   return value.charAt(value.length - 1) === '/' ? value : value + '/';
 }

@@ -7,7 +7,7 @@ import type { ClientFailure } from '../core/failures.js';
 import type { MessageContext, PollProgress } from '../core/poll-session.js';
 import type { BatchItem } from '../core/publish-request.js';
 import type { TopicStart } from '../core/topics.js';
-import type { DeliveryReceipt, PollMessage } from '../core/types.js';
+import type { DeliveryReceipt, PollMessage, PresenceEvent } from '../core/types.js';
 
 /** Errors are plain Error objects with these fields, so old engines need no subclassing. */
 export interface LpError extends Error, ClientFailure {
@@ -33,6 +33,8 @@ export interface LpPollerOptions {
   topics?: { [topic: string]: TopicStart };
   /** A topic's position fell below its retained history: reading goes on from `earliest`. Called before onMessages. */
   onReset?: (topic: string, earliest: number) => void;
+  /** Joins and leaves in the topics read (polls then send `presence: true`). Called after onMessages and onReceipts. */
+  onPresence?: (events: PresenceEvent[]) => void;
   onStatus?: (status: LpStatus) => void;
   wait?: number;
   intervalMs?: number;
@@ -50,6 +52,8 @@ export interface LpPoller {
   getCursor(): number | undefined;
   /** Same as getCursor(), kept up to date for engines without property getters. */
   cursor: number | undefined;
+  /** The `client` every poll carries (kept in the checkpoint); set once the checkpoint is loaded. */
+  clientId?: string;
   /** Reads `topic` from the next poll on (a poll in flight is sent again at once); a held position wins over `from`. */
   subscribe(topic: string, from: TopicStart): void;
   /** Stops reading `topic` and forgets its position. */
@@ -60,7 +64,7 @@ export interface LpRequestHandle {
   abort(): void;
 }
 
-/** Where and how `publish` / `publishBatch` send: the gateway, the token, the retries. */
+/** Where and how `publish`, `publishBatch`, `presence` and `topicPresence` send: the gateway, the token, the retries. */
 export interface LpPublishTransport {
   url: string;
   token: string | (() => string);
@@ -73,4 +77,12 @@ export interface LpPublishOptions extends BatchItem, LpPublishTransport {}
 
 export interface LpPublishBatchOptions extends LpPublishTransport {
   messages: BatchItem[];
+}
+
+export interface LpPresenceOptions extends LpPublishTransport {
+  users: string[];
+}
+
+export interface LpTopicPresenceOptions extends LpPublishTransport {
+  topic: string;
 }

@@ -38,14 +38,22 @@ export interface PollParams {
   cursor: number;
   wait: number;
   limit: number;
+  /** The poller instance's id (`client`), when the poll named one. */
+  client?: string;
   /** The topics asked for, as POST /v1/poll names them; undefined for a poll that reads none. */
   topics?: Record<string, number | null>;
+  /** Joins and leaves asked for (`presence: true` in a POST, `presence=1` in a GET). */
+  presence?: true;
 }
 
 export function pollParams(request: RecordedRequest): PollParams {
   if (request.method === 'POST') return request.body as PollParams;
-  const number = (name: string) => Number(request.url.searchParams.get(name));
-  return { cursor: number('cursor'), wait: number('wait'), limit: number('limit') };
+  const query = request.url.searchParams;
+  const number = (name: string) => Number(query.get(name));
+  const params: PollParams = { cursor: number('cursor'), wait: number('wait'), limit: number('limit') };
+  if (query.has('client')) params.client = query.get('client')!;
+  if (query.get('presence') === '1') params.presence = true;
+  return params;
 }
 
 interface FakeTopic {

@@ -8,12 +8,13 @@ import { ensureLegacyBundle } from './legacy-bundle.js';
 const MODERN_GLOBALS = ['Promise', 'Map', 'Set', 'WeakMap', 'WeakSet', 'Symbol', 'Proxy', 'Reflect', 'fetch', 'WebSocket', 'EventSource', 'AbortController', 'queueMicrotask'];
 const MODERN_METHODS = ['Object.assign', 'Object.entries', 'Array.from', 'Array.of', 'Array.prototype.find', 'Array.prototype.includes', 'String.prototype.startsWith', 'String.prototype.includes', 'Number.isInteger'];
 
-export type Checkpoint = { cursor: number; seen: { ids: number[]; lowWaterMark?: number }; seenReceipts?: { ids: number[] }; topics?: Record<string, number> };
+export type Checkpoint = { cursor: number; clientId?: string; seen: { ids: number[]; lowWaterMark?: number }; seenReceipts?: { ids: number[] }; topics?: Record<string, number> };
 export interface LegacyPoller {
   start(): void;
   stop(): void;
   getCursor(): number | undefined;
   cursor: number | undefined;
+  clientId: string | undefined;
   subscribe(topic: string, from: number | 'now'): void;
   unsubscribe(topic: string): void;
 }
@@ -23,6 +24,8 @@ export interface LegacyApi {
   createShortPoller(options: object): LegacyPoller;
   publish(options: object, callback: Callback): { abort(): void };
   publishBatch(options: object, callback: Callback): { abort(): void };
+  presence(options: object, callback: Callback): { abort(): void };
+  topicPresence(options: object, callback: Callback): { abort(): void };
   backoffDelays(options: object, random?: () => number): (attempt: number) => number;
   memoryCursorStore(initial?: Checkpoint | number): { load(): Checkpoint | undefined; save(checkpoint: Checkpoint): void };
   localStorageCursorStore(key: string): { load(): Checkpoint | undefined; save(checkpoint: Checkpoint): void };

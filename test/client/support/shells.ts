@@ -3,12 +3,17 @@ import {
   createShortPoller,
   localStorageCursorStore,
   memoryCursorStore,
+  presence,
   publish,
   publishBatch,
+  topicPresence,
   type CursorStore,
   type PollCheckpoint,
   type DeliveryReceipt,
   type PollMessage,
+  type PresenceEvent,
+  type PresenceResult,
+  type TopicPresenceResult,
   type TopicReset,
   type TopicStart,
 } from '../../../src/client/index.js';
@@ -46,6 +51,8 @@ export interface PollerCase {
   topics?: Record<string, TopicStart>;
   /** Runs after each reset is recorded into `resets` (onReset is always passed); may throw. */
   onReset?: (reset: TopicReset, controls: PollerControls) => void;
+  /** Pass onPresence (recording into `presence`), which then runs this; may throw. */
+  onPresence?: (events: PresenceEvent[], controls: PollerControls) => void;
 }
 
 export interface PollerControls {
@@ -65,7 +72,11 @@ export interface PollerUnderTest {
   readonly receipts: DeliveryReceipt[];
   /** What onReset was told, in order. */
   readonly resets: TopicReset[];
+  /** What onPresence was handed, batch by batch. */
+  readonly presence: PresenceEvent[][];
   readonly statuses: ObservedStatus[];
+  /** The poller's `client` id as it exposes it (undefined before the checkpoint is loaded). */
+  readonly clientId: string | undefined;
 }
 
 /** What both builds' publish helpers take here: a user (`to`) or a topic, and the rest of an item. */
@@ -95,12 +106,17 @@ export interface ClientUnderTest {
   publishBatch(options: { messages: Array<Omit<PublishCase, 'token'>>; token: string }): Promise<PublishOutcome[]>;
   /** The token a recorded request carried (header or query, as this build sends it). */
   tokenOf(request: { url: URL; headers: Headers }): string | null;
+  presence(options: { users: string[]; token: string }): Promise<PresenceResult>;
+  topicPresence(options: { topic: string; token: string }): Promise<TopicPresenceResult>;
 }
 
 export interface Shell {
   name: 'modern' | 'legacy';
-  /** A client bound to `gateway`; sharing `storage` between two calls is a page reload. */
-  load(gateway: ReturnType<typeof createFakeGateway>, storage?: Map<string, string>): ClientUnderTest;
+  /**
+   * A client bound to `gateway` (the fake one, or `{ fetch }` for a real server at `url`); sharing
+   * `storage` between two calls is a page reload.
+   */
+  load(gateway: Pick<ReturnType<typeof createFakeGateway>, 'fetch'>, storage?: Map<string, string>, url?: string): ClientUnderTest;
 }
 
 const URL_BASE = 'http://gateway.test/';
@@ -126,6 +142,7 @@ interface TrackedOptions {
   onMessages: (messages: PollMessage[]) => void | Promise<void>;
   onReceipts?: (receipts: DeliveryReceipt[]) => void;
   onReset: (topic: string, earliest: number) => void;
+  onPresence?: (events: PresenceEvent[]) => void;
   onStatus: (status: unknown) => void;
 }
 
@@ -133,20 +150,22 @@ interface BuiltPoller {
   start(): void;
   stop(): Promise<void>;
   cursor(): number | undefined;
+  clientId(): string | undefined;
   subscribe(topic: string, from: TopicStart): void;
   unsubscribe(topic: string): void;
 }
 
 /** Builds a poller with the options every build shares, recording what it hands over and reports. */
-function track(options: PollerCase, build: (common: TrackedOptions) => BuiltPoller): PollerUnderTest {
+function track(options: PollerCase, build: (common: TrackedOptions) => BuiltPoller, url: string): PollerUnderTest {
   const received: PollMessage[] = [];
+  const presenceBatches: PresenceEvent[][] = [];
   const receipts: DeliveryReceipt[] = [];
   const resets: TopicReset[] = [];
   const statuses: ObservedStatus[] = [];
   const controls: PollerControls = { start: () => poller.start(), stop: () => void poller.stop(), stopAndWait: () => poller.stop() };
   let calls = 0;
   const poller = build({
-    url: URL_BASE,
+    url,
     token: options.token,
     backoff: options.backoff,
     limit: options.limit,
@@ -164,6 +183,13 @@ function track(options: PollerCase, build: (common: TrackedOptions) => BuiltPoll
       resets.push({ topic, earliest });
       options.onReset?.({ topic, earliest }, controls);
     },
+    onPresence: options.onPresence
+      ? (events) => {
+          const batch = plain(events);
+          presenceBatches.push(batch);
+          options.onPresence!(batch, controls);
+        }
+      : undefined,
     onStatus: (status) => {
       const observed = observe(status);
       statuses.push(observed);
@@ -178,16 +204,20 @@ function track(options: PollerCase, build: (common: TrackedOptions) => BuiltPoll
     get cursor() {
       return poller.cursor();
     },
+    get clientId() {
+      return poller.clientId();
+    },
     received,
     receipts,
     resets,
+    presence: presenceBatches,
     statuses,
   };
 }
 
 const modern: Shell = {
   name: 'modern',
-  load(gateway, storage = new Map()) {
+  load(gateway, storage = new Map(), url = URL_BASE) {
     const webStorage = { getItem: (key: string) => storage.get(key) ?? null, setItem: (key: string, value: string) => void storage.set(key, value) };
     return {
       createPoller(options) {
@@ -199,23 +229,26 @@ const modern: Shell = {
             start: () => void poller.start(),
             stop: () => poller.stop(),
             cursor: () => poller.cursor,
+            clientId: () => poller.clientId,
             subscribe: (topic, from) => poller.subscribe(topic, from),
             unsubscribe: (topic) => poller.unsubscribe(topic),
           };
-        });
+        }, url);
       },
       storageCursorStore: (key) => localStorageCursorStore(key, webStorage),
       memoryCursorStore: (initial) => memoryCursorStore(initial),
-      publish: (options) => publish({ url: URL_BASE, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
-      publishBatch: (options) => publishBatch({ url: URL_BASE, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
+      publish: (options) => publish({ url, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
+      publishBatch: (options) => publishBatch({ url, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
       tokenOf: (request) => request.headers.get('authorization')?.replace(/^Bearer /, '') ?? null,
+      presence: (options) => presence({ url, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
+      topicPresence: (options) => topicPresence({ url, fetch: gateway.fetch, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }),
     };
   },
 };
 
 const legacy: Shell = {
   name: 'legacy',
-  load(gateway, storage) {
+  load(gateway, storage, url = URL_BASE) {
     const { LongPoll } = loadLegacyClient(gateway, storage);
     return {
       createPoller(options) {
@@ -226,16 +259,19 @@ const legacy: Shell = {
             start: () => poller.start(),
             stop: async () => poller.stop(),
             cursor: () => poller.getCursor(),
+            clientId: () => poller.clientId,
             subscribe: (topic, from) => poller.subscribe(topic, from),
             unsubscribe: (topic) => poller.unsubscribe(topic),
           };
-        });
+        }, url);
       },
       storageCursorStore: (key) => LongPoll.localStorageCursorStore(key),
       memoryCursorStore: (initial) => LongPoll.memoryCursorStore(initial as never),
-      publish: (options) => settle((done) => LongPoll.publish({ url: URL_BASE, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
-      publishBatch: (options) => settle((done) => LongPoll.publishBatch({ url: URL_BASE, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
+      publish: (options) => settle((done) => LongPoll.publish({ url, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
+      publishBatch: (options) => settle((done) => LongPoll.publishBatch({ url, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
       tokenOf: (request) => request.url.searchParams.get('access_token'),
+      presence: (options) => settle((done) => LongPoll.presence({ url, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
+      topicPresence: (options) => settle((done) => LongPoll.topicPresence({ url, backoff: { minDelayMs: 1, maxDelayMs: 4 }, ...options }, done)),
     };
   },
 };
