@@ -95,6 +95,14 @@
   var poller = null;
   var publishing = false;
   var everConnected = false;
+  /**
+   * Presence, known from the polls. Agent: customer id → online (true/false; absent = not asked
+   * yet), from each conversation's members, then its joins and leaves. Customer: whether any agent
+   * reads the desk (its members are the agents), asked every DESK_PRESENCE_MS.
+   */
+  var customerOnline = {};
+  var agentOnline = null;
+  var DESK_PRESENCE_MS = 5000;
 
   function readRole() {
     var match = /[?&]role=([^&#]*)/.exec(window.location.search);
@@ -433,6 +441,12 @@
     button.setAttribute('aria-current', current ? 'true' : 'false');
     var top = span('line');
     top.appendChild(span('name', displayName(summary.customer)));
+    var online = customerOnline[summary.customer];
+    if (online !== undefined) {
+      var dot = span('presence ' + (online ? 'online' : 'offline'), online ? '● online' : '○ offline');
+      dot.setAttribute('data-presence', online ? 'online' : 'offline');
+      top.appendChild(dot);
+    }
     if (summary.activity > 0) top.appendChild(timeElement(summary.activity));
     button.appendChild(top);
     var bottom = span('line');
@@ -470,7 +484,8 @@
     announceButton.disabled = announceInput.disabled;
     if (role === 'agent') {
       textInput.setAttribute('placeholder', selected ? 'Reply to ' + displayName(selected) : 'Choose a conversation first');
-      setText(peerBar, selected ? 'Conversation with ' + displayName(selected) : '');
+      setText(peerBar, selected ? 'Conversation with ' + displayName(selected) + presenceText(customerOnline[selected]) : '');
+      peerBar.setAttribute('data-presence', selected && customerOnline[selected] !== undefined ? (customerOnline[selected] ? 'online' : 'offline') : '');
       peerBar.style.display = selected ? '' : 'none';
     }
   }
@@ -485,6 +500,7 @@
     if (isKnown(customer)) return;
     known.push({ customer: customer, at: at });
     poller.subscribe(topic, 0);
+    askConversationPresence(customer);
     while (known.length > MAX_FOLLOWED) forgetConversation(known[0].customer);
     saveJson('known', known);
     redraw();
@@ -609,6 +625,59 @@
       note: true,
       text: 'Earlier messages are no longer kept',
       pos: earliest - 0.5
+    });
+  }
+
+  // ----- presence -----
+
+  function presenceText(online) {
+    if (online === undefined) return '';
+    return online ? ' · online' : ' · offline';
+  }
+
+  /** Agent: whether the customer reads its conversation now (its members), before any join or leave comes. */
+  function askConversationPresence(customer) {
+    var topic = conversationTopic(customer);
+    if (!topic || !token) return;
+    LongPoll.topicPresence({ url: API_BASE, token: token, topic: topic }, function (error, result) {
+      if (error || !result || !result.members) return;
+      var online = false;
+      for (var index = 0; index < result.members.length; index++) {
+        if (result.members[index].user === customer) online = true;
+      }
+      // A join or leave that came meanwhile is newer than this answer.
+      if (customerOnline[customer] === undefined) setCustomerOnline(customer, online);
+    });
+  }
+
+  function setCustomerOnline(customer, online) {
+    if (customerOnline[customer] === online) return;
+    customerOnline[customer] = online;
+    redraw();
+    updateComposer();
+  }
+
+  /** Joins and leaves of the topics this page reads with the `presence` right (an agent's conversations). */
+  function onPresence(events) {
+    for (var index = 0; index < events.length; index++) {
+      var event = events[index];
+      if (startsWith(event.topic, CONVERSATION_PREFIX) && event.user === event.topic.slice(CONVERSATION_PREFIX.length)) {
+        setCustomerOnline(event.user, event.event === 'join');
+      }
+    }
+  }
+
+  /** Customer: is an agent online? The desk's members are the agents reading it. */
+  function askDeskPresence() {
+    if (!token) return;
+    LongPoll.topicPresence({ url: API_BASE, token: token, topic: DESK_TOPIC }, function (error, result) {
+      if (!error && result) {
+        agentOnline = result.count > 0;
+        setText(peerBar, agentOnline ? 'An agent is online' : 'No agent online right now: leave a message');
+        peerBar.setAttribute('data-presence', agentOnline ? 'online' : 'offline');
+        peerBar.style.display = '';
+      }
+      setTimeout(askDeskPresence, DESK_PRESENCE_MS);
     });
   }
 
@@ -782,9 +851,15 @@
       topics: topicsToRead(),
       onMessages: receive,
       onReset: onReset,
+      onPresence: onPresence,
       onStatus: onPollerStatus
     });
     poller.start();
+    if (role === 'agent') {
+      for (var index = 0; index < known.length; index++) askConversationPresence(known[index].customer);
+    } else {
+      askDeskPresence();
+    }
     // A long poll is only answered when a message arrives (or `wait` passes): the page is
     // connected from the start unless the poller reports otherwise.
     everConnected = true;

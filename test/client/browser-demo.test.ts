@@ -35,6 +35,7 @@ function removeModernGlobals(names: string[]): void {
 }
 
 type Gateway = Awaited<ReturnType<typeof startGateway>>;
+const PRESENCE_GRACE_S = 4;
 
 describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo desk in a browser without fetch/Promise/WebSocket/EventSource', () => {
   let gateway: Gateway;
@@ -51,6 +52,8 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo desk in a brow
       GATEWAY_JWT_SECRET: 'test-secret-0123456789abcdef0123456789',
       GATEWAY_DEMO: '1',
       LOG_LEVEL: 'silent',
+      // Short, so the presence test sees a closed page leave in seconds.
+      PRESENCE_GRACE_S: String(PRESENCE_GRACE_S),
     });
     ({ context, close: closeBrowser } = await launchChromium('demo-chromium-'));
     await context.addInitScript(removeModernGlobals, REMOVED_GLOBALS);
@@ -212,6 +215,36 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo desk in a brow
     expect(await sender(customer, 'Sent with my own token')).toBe('You');
     // And the page kept working through all of it.
     expect(await customer.locator('#status').getAttribute('data-state')).not.toBe('stopped');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('shows the agent whether the customer is online and the customer whether an agent is; a closed customer page leaves after the grace, not before', async () => {
+    await closeAllTabs();
+    const customer = await open('customer');
+    const id = await customerId(customer);
+    await say(customer, `Is anyone there? ${Date.now()}`);
+    await expect.poll(() => pending(customer), { timeout: 15_000 }).toBe(0);
+
+    const agent = await open('agent');
+    const item = agent.locator(`#conversations .conversation[data-customer="${id}"]`);
+    await expect.poll(() => item.locator('[data-presence]').getAttribute('data-presence'), { timeout: 15_000 }).toBe('online');
+    await openConversation(agent, id);
+    await expect.poll(() => agent.locator('#peer').getAttribute('data-presence')).toBe('online');
+    expect(await agent.locator('#peer').textContent()).toContain('online');
+    // The customer's page asks the desk's presence every few seconds: the agent reads the desk.
+    await expect.poll(() => customer.locator('#peer').getAttribute('data-presence'), { timeout: 15_000 }).toBe('online');
+    expect(await customer.locator('#peer').textContent()).toBe('An agent is online');
+
+    // The customer closes the page: online through the grace, offline soon after it.
+    await customer.close();
+    const closedAt = Date.now();
+    await agent.waitForTimeout(PRESENCE_GRACE_S * 1000 - 700);
+    expect(await item.locator('[data-presence]').getAttribute('data-presence')).toBe('online');
+    await expect.poll(() => item.locator('[data-presence]').getAttribute('data-presence'), { timeout: 8_000, intervals: [100] }).toBe('offline');
+    const leftAfter = Date.now() - closedAt;
+    expect(leftAfter).toBeGreaterThanOrEqual(PRESENCE_GRACE_S * 1000 - 700);
+    expect(leftAfter).toBeLessThan(PRESENCE_GRACE_S * 1000 + 4_000);
+    expect(await agent.locator('#peer').getAttribute('data-presence')).toBe('offline');
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
