@@ -141,8 +141,10 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
     // a host with two) must not share or double-register metrics.
     const metricsRegistry = new Registry();
     let engineRef: Engine | undefined;
+    let presenceRef: PresenceTracker | undefined;
     const metrics = createGatewayMetrics(metricsRegistry, {
       heldPolls: () => engineRef?.heldPolls ?? 0,
+      presenceEntries: () => presenceRef?.localEntries ?? 0,
       busHealthy: () => bus.healthy,
       pingStore: () => store.ping(),
       ...(clock ? { clock } : {}),
@@ -160,6 +162,7 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
         },
       );
       const tracker = presence;
+      presenceRef = tracker;
       opened.add(() => tracker.close());
     }
     const engine = createEngine(

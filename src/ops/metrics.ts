@@ -5,6 +5,8 @@ import { systemClock, type Clock } from '../core/model.js';
 /** What the gateway's metrics read when scraped: live values, not counters. */
 export interface MetricsSources {
   heldPolls(): number;
+  /** Clients present through this process (one per client and user or topic); absent when presence is off. */
+  presenceEntries?(): number;
   busHealthy(): boolean;
   /** Resolves when the store answers; rejects (or times out) when it does not. */
   pingStore(): Promise<void>;
@@ -62,6 +64,14 @@ export function createGatewayMetrics(registry: Registry, sources: MetricsSources
     registers: [registry],
     collect() {
       this.set(sources.heldPolls());
+    },
+  });
+  new Gauge({
+    name: 'lpg_presence_entries',
+    help: 'Presence entries this process keeps: one per client and user, and per client and topic it reads (0 when presence is off).',
+    registers: [registry],
+    collect() {
+      this.set(sources.presenceEntries?.() ?? 0);
     },
   });
   new Gauge({

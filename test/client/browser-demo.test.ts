@@ -240,7 +240,7 @@ describe.runIf(browserTestsEnabled('browser-demo.test.ts'))('demo desk in a brow
     const closedAt = Date.now();
     await agent.waitForTimeout(PRESENCE_GRACE_S * 1000 - 700);
     expect(await item.locator('[data-presence]').getAttribute('data-presence')).toBe('online');
-    await expect.poll(() => item.locator('[data-presence]').getAttribute('data-presence'), { timeout: 8_000, intervals: [100] }).toBe('offline');
+    await expect.poll(() => item.locator('[data-presence]').getAttribute('data-presence'), { timeout: 8_000, interval: 100 }).toBe('offline');
     const leftAfter = Date.now() - closedAt;
     expect(leftAfter).toBeGreaterThanOrEqual(PRESENCE_GRACE_S * 1000 - 700);
     expect(leftAfter).toBeLessThan(PRESENCE_GRACE_S * 1000 + 4_000);

@@ -20,7 +20,7 @@ function sample(text: string, series: string): number | undefined {
 const METRICS_TOKEN = 'metrics-token-0123456789';
 
 describe.each(backendCases('metrics'))('GET /metrics on $name', ({ make }) => {
-  const gw = useTestGateway(make, { POLL_WAIT_MAX_S: '5', POLL_MAX_PER_USER: '1', METRICS_TOKEN });
+  const gw = useTestGateway(make, { POLL_WAIT_MAX_S: '5', POLL_MAX_PER_USER: '1', METRICS_TOKEN, PRESENCE_GRACE_S: '3600' });
   const { nextUser, publish, poll } = gw;
 
   async function scrape(): Promise<string> {
@@ -56,6 +56,8 @@ describe.each(backendCases('metrics'))('GET /metrics on $name', ({ make }) => {
     const held = poll(bob, 'wait=5');
     await waitFor(() => gw.gateway.engine.heldPollsOf(bob) === 1);
     expect(sample(await scrape(), 'lpg_held_polls')).toBe((sample(before, 'lpg_held_polls') ?? 0) + 1);
+    // Bob's anonymous client is present for his user (a grace of an hour: nobody leaves meanwhile).
+    expect(sample(await scrape(), 'lpg_presence_entries')).toBe((sample(before, 'lpg_presence_entries') ?? 0) + 1);
 
     expect((await publish(alice, { to: bob, id: 'm1', body: 1 })).status).toBe(201);
     expect((await publish(alice, { to: bob, id: 'm1', body: 1 })).status).toBe(200);
