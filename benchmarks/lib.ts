@@ -109,7 +109,7 @@ async function spawnNodePeer(kind: 'bare' | 'koa' | 'socketio'): Promise<Peer> {
  * MYSQL_URL / REDIS_URL are set, else on the embedded defaults; `gatewayEnv` adds variables.
  */
 /** `nodeFlags` (e.g. `--cpu-prof`) apply to the gateway only; it is stopped with SIGTERM, so a profile is written. */
-export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Peer & { backend?: string; databaseUrl?: string }> {
+export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Peer & { backend?: string; databaseUrl?: string; redisPrefix?: string }> {
   if (kind === 'bare' || kind === 'koa' || kind === 'socketio') return spawnNodePeer(kind);
   if (kind === 'nchan') {
     const nchan = await startNchan();
@@ -133,7 +133,7 @@ export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Reco
     kind,
     name: PEER_NAMES.gateway,
     backend: database ? 'MariaDB + Redis' : 'embedded (SQLite + in-process bus)',
-    ...(database ? { databaseUrl: database.env.MYSQL_URL } : {}),
+    ...(database ? { databaseUrl: database.env.MYSQL_URL, redisPrefix: database.env.REDIS_PREFIX } : {}),
     url: gateway.url,
     pid: gateway.child.pid!,
     async stop() {

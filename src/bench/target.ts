@@ -67,6 +67,12 @@ export interface GatewayTargetOptions {
   receipts?: boolean;
   /** Matches the `run` field of published bodies; others are reported as unknown. */
   runTag: () => string;
+  /**
+   * Extra query parameters of each client's polls, already encoded and without a leading `&`
+   * (`client=c17&presence=1`), asked for once per client when the target is made; absent or `''`:
+   * the polls carry only `cursor` and `wait`.
+   */
+  pollQuery?: (client: number) => string;
 }
 
 function headerBytes(statusCode: number, headers: Record<string, string | string[] | undefined>): number {
@@ -105,6 +111,10 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
   const pollPool = new Pool(origin, { connections: options.clientTokens.length + 4, pipelining: 1, keepAliveTimeoutThreshold: 1_000 });
   const publishPool = new Pool(origin, { connections: options.publishConnections, pipelining: 1, keepAliveTimeoutThreshold: 1_000 });
   const pollHeaders = options.clientTokens.map((token) => ({ authorization: `Bearer ${token}` }));
+  const pollQueries = options.clientTokens.map((_, client) => {
+    const extra = options.pollQuery?.(client) ?? '';
+    return extra === '' ? '' : `&${extra}`;
+  });
   const publishHeaders = { authorization: `Bearer ${options.publisherToken}`, 'content-type': 'application/json' };
   let pollWaitMaxS: number | undefined;
   const receiptField = options.receipts ? { receipt: true } : {};
@@ -147,7 +157,7 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
     traffic,
     workerIdsSeen,
     async poll(client, cursor, waitS, signal) {
-      const path = `${base}/v1/poll?cursor=${cursor}&wait=${waitS}`;
+      const path = `${base}/v1/poll?cursor=${cursor}&wait=${waitS}${pollQueries[client]!}`;
       traffic.bytesSent += requestBytes('GET', path, host, pollHeaders[client]!);
       let response;
       try {

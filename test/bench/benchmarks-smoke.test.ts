@@ -43,6 +43,7 @@ describe('benchmarks still run (--smoke)', () => {
     ['heap-per-poll.ts', 'heap-per-poll', []],
     ['cpu-profile.ts', 'cpu-profile', []],
     ['broadcast.ts', 'broadcast', ['--pin']],
+    ['presence.ts', 'presence', ['--pin']],
   ])('%s', async (script, name, args) => {
     assertBuilt();
     const result = await runBenchmark(script, args);
