@@ -257,6 +257,23 @@ const CONFIG_GROUPS = {
     finish: asIs,
   }),
 
+  /** Server-Sent Events streams (GET /v1/stream). */
+  stream: group<{
+    /** Seconds between heartbeat comments on an idle stream. */
+    heartbeatSeconds: number;
+    /** Seconds a stream lasts before the server ends it (the client resumes from its last id). */
+    maxSeconds: number;
+    /** Bytes a stream may have unsent; a reader further behind is disconnected (it resumes from its position). */
+    bufferBytes: number;
+  }>({
+    settings: {
+      heartbeatSeconds: integer('STREAM_HEARTBEAT_S', 1, 3600, 15),
+      maxSeconds: integer('STREAM_MAX_S', 1, 86_400, 300),
+      bufferBytes: integer('STREAM_BUFFER_BYTES', 1024, 1024 * 1024 * 1024, 1024 * 1024),
+    },
+    finish: asIs,
+  }),
+
   /** The process: how many workers, how much logging. */
   runtime: group<{
     /** Worker processes for `start` (0 = one per core when the store and bus can be shared, else 1). */
@@ -283,6 +300,7 @@ export type StoreConfig = OutputOf<'store'>;
 export type RedisConfig = OutputOf<'redis'>;
 export type RetentionConfig = OutputOf<'retention'>;
 export type PresenceConfig = OutputOf<'presence'>;
+export type StreamConfig = OutputOf<'stream'>;
 export type RuntimeConfig = OutputOf<'runtime'>;
 export type GatewayConfig = { [Name in GroupName]: OutputOf<Name> };
 

@@ -5,7 +5,7 @@ import type { VerifyToken } from './auth/claims.js';
 import { createTokenVerifier } from './auth/tokens.js';
 import { createMemoryBus } from './bus/memory-bus.js';
 import type { Bus } from './bus/types.js';
-import { parseConfig, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type PresenceConfig, type RateLimitConfig, type RetentionConfig } from './config.js';
+import { parseConfig, type AuthConfig, type HttpConfig, type MessagesConfig, type PollConfig, type PresenceConfig, type RateLimitConfig, type RetentionConfig, type StreamConfig } from './config.js';
 import { createMemoryPresenceRegistry } from './presence/memory-registry.js';
 import { createPresenceTracker, type PresenceTracker } from './presence/tracker.js';
 import type { PresenceRegistry } from './presence/types.js';
@@ -60,6 +60,8 @@ export interface GatewayOptions {
   retention?: Partial<RetentionConfig>;
   /** `graceSeconds: 0` turns presence off. */
   presence?: Partial<PresenceConfig>;
+  /** GET /v1/stream (Server-Sent Events): heartbeat, lifetime and send buffer. */
+  stream?: Partial<StreamConfig>;
   /** Mounted before the API routes (the CLI mounts the demo pages here). */
   extraMiddleware?: Koa.Middleware[];
   /**
@@ -119,8 +121,17 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
   options: GatewayOptions = {},
 ): Promise<Gateway<Store>> {
   // The same schemas and checks as the environment's: an invalid option is a ConfigError naming it.
-  const { poll, messages, auth, retention: retentionSettings, http, rateLimit, presence: presenceSettings } = parseConfig(
-    { poll: options.poll, messages: options.messages, auth: options.auth, retention: options.retention, http: options.http, rateLimit: options.rateLimit, presence: options.presence },
+  const { poll, messages, auth, retention: retentionSettings, http, rateLimit, presence: presenceSettings, stream } = parseConfig(
+    {
+      poll: options.poll,
+      messages: options.messages,
+      auth: options.auth,
+      retention: options.retention,
+      http: options.http,
+      rateLimit: options.rateLimit,
+      presence: options.presence,
+      stream: options.stream,
+    },
     process.env.NODE_ENV,
   );
   if ((options.verifyToken === undefined) === (auth.jwtSecret === undefined)) {
@@ -207,6 +218,8 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
         poll,
         messages,
         presenceMembersMax: presenceSettings.membersMax,
+        stream,
+        maxHeldPolls: poll.maxHeld,
         publishDefault: auth.publishDefault,
         trustProxy: http.trustProxy,
         corsOrigins: http.corsOrigins,

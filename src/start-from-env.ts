@@ -312,6 +312,7 @@ export async function startGateway(
         rateLimit: config.rateLimit,
         retention: config.retention,
         presence: config.presence,
+        stream: config.stream,
         extraMiddleware,
       },
     );

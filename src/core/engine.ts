@@ -107,6 +107,11 @@ export interface PollRequest {
   topics?: readonly TopicCursor[];
   /** 0 = short poll: answer at once. */
   waitMs: number;
+  /**
+   * False: `cursor` is only where to read from, nothing is acked (a stream, whose client acks what
+   * it received with POST /v1/ack, so that a lost stream delivers it again). Default true.
+   */
+  acknowledge?: boolean;
   limit: number;
   /** Aborted when the client goes away: the waiter is released at once. */
   signal?: CancelSignal;
@@ -523,7 +528,7 @@ export function createEngine(
   async function answerPresentPoll(userId: string, request: PollRequest): Promise<PollResult> {
     const { cursor, limit, signal } = request;
     const readers = request.topics && request.topics.length > 0 ? request.topics.map((topic) => ({ name: topic.name, key: topicKey(topic.name), position: topic.position })) : undefined;
-    acknowledgeInBackground(userId, cursor);
+    if (request.acknowledge !== false) acknowledgeInBackground(userId, cursor);
     const presenceTopics = request.presence && request.presence.length > 0 ? new Set(request.presence) : undefined;
     // Only a named client can be told what it missed between its polls.
     const gapClient = presenceTopics && request.client !== undefined ? request.client : undefined;

@@ -15,6 +15,7 @@ import { registerMessageRoutes, type MessageLimits, type PublishAdmission } from
 import { registerMetricsRoute, type MetricsEndpoint } from './routes/metrics.js';
 import { registerPollRoutes, type PollRouteOptions } from './routes/poll.js';
 import { registerPresenceRoutes } from './routes/presence.js';
+import { registerStreamRoutes } from './routes/stream.js';
 import type { PresenceTracker } from '../presence/tracker.js';
 
 export interface AppLogger {
@@ -29,6 +30,10 @@ export interface AppOptions {
   messages: MessageLimits;
   /** PRESENCE_MEMBERS_MAX (default 100). */
   presenceMembersMax?: number;
+  /** STREAM_HEARTBEAT_S, STREAM_MAX_S, STREAM_BUFFER_BYTES (defaults 15, 300, 1 MiB). */
+  stream?: { heartbeatSeconds: number; maxSeconds: number; bufferBytes: number };
+  /** MAX_HELD_POLLS, which streams count against too (default 50,000). */
+  maxHeldPolls?: number;
   /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
   publishDefault: PublishDefault;
   /** Extra middleware mounted before the API (e.g. the demo pages). */
@@ -144,6 +149,15 @@ export function createApp(
   apiRoutes.use('/v1', authenticate(dependencies.resolveClaims));
   registerMessageRoutes(apiRoutes, engine, { limits: options.messages, publishDefault: options.publishDefault }, dependencies.publishAdmission);
   registerPollRoutes(apiRoutes, engine, options.poll);
+  registerStreamRoutes(apiRoutes, engine, {
+    ...(options.stream ?? { heartbeatSeconds: 15, maxSeconds: 300, bufferBytes: 1024 * 1024 }),
+    limitDefault: options.poll.limitDefault,
+    limitMax: options.poll.limitMax,
+    topicsMax: options.poll.topicsMax,
+    maxHeld: options.maxHeldPolls ?? 50_000,
+    isDraining: dependencies.isDraining,
+    onError: (error) => logger.error({ err: error }, 'stream failed'),
+  });
   registerMailboxRoutes(apiRoutes, engine);
   const presencePolicy = createPublishPolicy({ publishDefault: options.publishDefault });
   registerPresenceRoutes(apiRoutes, dependencies.presence, { membersMax: options.presenceMembersMax ?? 100, mayPublishTo: presencePolicy.mayPublishTo });

@@ -44,7 +44,7 @@ describe('configuration from the environment', () => {
   });
 
   it('groups the settings by concern, so each part can be handed only its own', () => {
-    expect(Object.keys(loadConfig({})).sort()).toEqual(['auth', 'http', 'messages', 'poll', 'presence', 'rateLimit', 'redis', 'retention', 'runtime', 'store']);
+    expect(Object.keys(loadConfig({})).sort()).toEqual(['auth', 'http', 'messages', 'poll', 'presence', 'rateLimit', 'redis', 'retention', 'runtime', 'store', 'stream']);
     const config = loadConfig({ GATEWAY_JWT_SECRET: 's'.repeat(32), MYSQL_URL: 'mysql://u:p@h/db', REDIS_URL: 'redis://h:6379' });
     expect(config.auth.jwtSecret).toBe('s'.repeat(32));
     expect(JSON.stringify(config.http)).not.toContain('s'.repeat(32));

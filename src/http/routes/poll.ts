@@ -76,7 +76,7 @@ function topicDeliveryJson(delivery: TopicDelivery): string {
  * receipts that share the mailbox sequence with them (their stored body is already the receipt
  * object), the cursor, and for polls that read topics every topic's position and any resets.
  */
-function pollAnswerJson(result: PollResult): string {
+export function pollAnswerJson(result: PollResult): string {
   const messages: StoredMessage[] = [];
   const receipts: string[] = [];
   for (const message of result.messages) {
@@ -104,7 +104,7 @@ function pollAnswerJson(result: PollResult): string {
  * instead of an AbortController per poll: those cost about 10 µs and a few hundred bytes of
  * EventTarget each (CPU profile and heap snapshot of 5,000 held polls).
  */
-class ClientGone implements CancelSignal {
+export class ClientGone implements CancelSignal {
   aborted = false;
   private listener: (() => void) | undefined;
 
@@ -147,7 +147,7 @@ const pollBodySchema = z.strictObject({
 /** A poller instance's id (`client`): what presence counts as one client of its user. */
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-function clientIdOf(value: unknown): string | undefined {
+export function clientIdOf(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string' || !CLIENT_ID_PATTERN.test(value)) {
     throw new GatewayError('invalid_request', '`client` must be 1-64 characters of A-Z a-z 0-9 _ -.');
@@ -156,7 +156,7 @@ function clientIdOf(value: unknown): string | undefined {
 }
 
 /** `presence=1` / `"presence": true`: answer with the joins and leaves of the poll's topics. */
-function presenceFlagOf(value: unknown): boolean {
+export function presenceFlagOf(value: unknown): boolean {
   if (value === undefined || value === null || value === false || value === '0' || value === 'false') return false;
   if (value === true || value === '1' || value === 'true') return true;
   throw new GatewayError('invalid_request', '`presence` must be 1 or 0 (true or false).');
