@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelays } from '../../src/client/index.js';
+import { seededRandom } from '../../src/bench/stats.js';
 
-/** Deterministic PRNG (mulberry32) so distribution checks cannot flake. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('backoffDelays', () => {
   const options = { minDelayMs: 100, maxDelayMs: 5000, factor: 2, jitter: 0.5 };

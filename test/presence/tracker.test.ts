@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryPresenceRegistry } from '../../src/presence/memory-registry.js';
 import { createPresenceTracker, type PresenceTracker, type PresenceTrackerOptions } from '../../src/presence/tracker.js';
 import type { PresenceEvent, PresenceRegistry } from '../../src/presence/types.js';
+import { seededRandom } from '../../src/bench/stats.js';
 
 /**
  * The tracker on fake timers: every interval, timeout and immediate fires only when a test moves
@@ -139,17 +140,6 @@ async function elapseToSweepPhase(startedAt: number, phaseMs: number): Promise<v
 // Re-poll churn: a seeded fleet of clients re-polling at a high rate, and the checker that says
 // whether the tracker flapped (a leave/join pair while a client kept polling).
 
-/** Deterministic [0, 1) from a seed (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface ChurnPlan {
   clients: number;
