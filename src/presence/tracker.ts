@@ -99,10 +99,10 @@ export function createPresenceTracker(
   }
 
   /**
-   * One batch, in order: liveness when due (it also sweeps dead processes); if the registry forgot this process (first start, declared dead, Redis
-   * restarted), liveness and every standing entry first (as no change); then the leaves; then the
-   * joins. What fails is kept for the next batch: a lost leave would leave a ghost for as long as
-   * this process lives.
+   * One batch, in order: liveness when due (it also sweeps dead processes); if the registry forgot
+   * this process (first start, declared dead, Redis restarted), every standing entry (as no
+   * change); then the leaves; then the joins. What fails is kept for the next batch: a lost leave
+   * would leave a ghost for as long as this process lives.
    */
   async function flushOnce(): Promise<void> {
     if (beatDue || reannounce) {
