@@ -257,7 +257,7 @@ const CONFIG_GROUPS = {
     finish: asIs,
   }),
 
-  /** Server-Sent Events streams (GET /v1/stream). */
+  /** Server-Sent Events streams (GET /v1/stream) and WebSockets (GET /v1/ws). */
   stream: group<{
     /** Seconds between heartbeat comments on an idle stream. */
     heartbeatSeconds: number;
@@ -265,11 +265,14 @@ const CONFIG_GROUPS = {
     maxSeconds: number;
     /** Bytes a stream may have unsent; a reader further behind is disconnected (it resumes from its position). */
     bufferBytes: number;
+    /** Seconds between WebSocket pings; a peer that misses two pongs is closed. */
+    wsPingSeconds: number;
   }>({
     settings: {
       heartbeatSeconds: integer('STREAM_HEARTBEAT_S', 1, 3600, 15),
       maxSeconds: integer('STREAM_MAX_S', 1, 86_400, 300),
       bufferBytes: integer('STREAM_BUFFER_BYTES', 1024, 1024 * 1024 * 1024, 1024 * 1024),
+      wsPingSeconds: integer('WS_PING_S', 1, 3600, 25),
     },
     finish: asIs,
   }),

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createUpgradeListener } from './http/websocket-upgrade.js';
 import type Koa from 'koa';
 import { Registry } from 'prom-client';
 import type { VerifyToken } from './auth/claims.js';
@@ -79,6 +81,8 @@ export interface Gateway<Store extends MessageStore & RetentionStore = MessageSt
   app: Koa;
   /** A node:http request listener for this gateway. */
   callback: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+  /** A node:http 'upgrade' listener: WebSockets at GET /v1/ws (`server.on('upgrade', gateway.upgrade)`). */
+  upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
   engine: Engine;
   store: Store;
   bus: Bus;
@@ -105,7 +109,8 @@ export interface Gateway<Store extends MessageStore & RetentionStore = MessageSt
  *
  * @example
  * const gateway = await createGateway({}, { auth: { jwtSecret: process.env.GATEWAY_JWT_SECRET } });
- * http.createServer(gateway.callback).listen(8080);
+ * const server = http.createServer(gateway.callback).listen(8080);
+ * server.on('upgrade', gateway.upgrade); // WebSockets at /v1/ws
  * // on shutdown: gateway.drain(); server.close(); await gateway.close();
  *
  * @example
@@ -248,9 +253,11 @@ export async function createGateway<Store extends MessageStore & RetentionStore 
     opened.add(() => retention.stop());
 
     let closing: Promise<void> | undefined;
+    const callback = app.callback() as Gateway['callback'];
     return {
       app,
-      callback: app.callback() as Gateway['callback'],
+      callback,
+      upgrade: createUpgradeListener(callback),
       engine,
       store,
       bus,

@@ -197,7 +197,7 @@ export function resolveJwtSecret(config: Pick<GatewayConfig, 'auth' | 'store'>, 
  * The server in front of a gateway's request listener, tuned for held polls: requests may take a
  * whole poll, headers may not dawdle, and CONNECT is refused like any other method.
  */
-function createPollServer(gateway: Pick<Gateway, 'callback'>, settings: { http: HttpConfig; pollWaitMaxSeconds: number; workerId?: number | undefined }): Server {
+function createPollServer(gateway: Pick<Gateway, 'callback' | 'upgrade'>, settings: { http: HttpConfig; pollWaitMaxSeconds: number; workerId?: number | undefined }): Server {
   const { http } = settings;
   // Under `start --workers N` every response names the worker that served it: behind one port a
   // poll may land on any worker, and this is how operators and tests can see which one did.
@@ -215,6 +215,8 @@ function createPollServer(gateway: Pick<Gateway, 'callback'>, settings: { http: 
   );
   // requestTimeout bounds receiving the request, not holding the response, so held polls are not
   // cut by it; headers must still arrive promptly so slow-loris clients cannot pin sockets.
+  // WebSockets (GET /v1/ws) arrive as upgrade requests, which the request listener never sees.
+  server.on('upgrade', gateway.upgrade);
   server.requestTimeout = (settings.pollWaitMaxSeconds + 30) * 1000;
   server.headersTimeout = http.headersTimeoutMs;
   server.keepAliveTimeout = 5_000;

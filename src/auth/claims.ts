@@ -26,6 +26,11 @@ export interface TokenClaims {
    * there is no `topics` claim, which grants no topic at all.
    */
   readonly topics: TopicGrants | undefined;
+  /**
+   * When the token stops being accepted (its `exp` plus the clock tolerance), epoch milliseconds;
+   * undefined when it never expires. A connection that outlives its token (a WebSocket) ends then.
+   */
+  readonly expiresAt?: number;
 }
 
 /** What a token may do with a topic: read it, publish to it, see who reads it (presence). */
@@ -81,6 +86,7 @@ export function checkClaims(raw: {
   pub: unknown;
   scope: readonly unknown[] | undefined;
   topics?: unknown;
+  expiresAt?: number | undefined;
 }): TokenClaims | { unusable: 'subject' | 'pub' | 'scope' | 'topics' } {
   const { subject, pub, scope } = raw;
   if (typeof subject !== 'string' || !USER_ID_PATTERN.test(subject)) return { unusable: 'subject' };
@@ -95,6 +101,7 @@ export function checkClaims(raw: {
     pub: pub === undefined ? undefined : Object.freeze([...(pub as string[])]),
     scope: scope === undefined ? DEFAULT_SCOPES : Object.freeze([...new Set(scope as TokenScope[])]),
     topics,
+    ...(raw.expiresAt !== undefined ? { expiresAt: raw.expiresAt } : {}),
   });
 }
 

@@ -38,8 +38,9 @@ function invalidClaim(message: string): GatewayError {
  * The claims a route relies on, checked once per token. A malformed `pub` or `scope` makes the
  * whole token invalid (401).
  */
-function claimsOf(payload: JWTPayload): TokenClaims {
+function claimsOf(payload: JWTPayload, clockToleranceSeconds: number): TokenClaims {
   const checked = checkClaims({
+    expiresAt: payload.exp === undefined ? undefined : (payload.exp + clockToleranceSeconds) * 1000,
     subject: payload.sub,
     pub: payload.pub,
     scope: payload.scope === undefined ? undefined : typeof payload.scope === 'string' ? payload.scope.split(' ') : [],
@@ -116,7 +117,7 @@ export function createTokenVerifier(options: {
         }
         throw new GatewayError('invalid_token', 'The access token is not valid.', { cause: error });
       }
-      const claims = claimsOf(payload);
+      const claims = claimsOf(payload, clockTolerance);
       remember(token, claims, payload.exp);
       return claims;
     },

@@ -16,6 +16,7 @@ import { registerMetricsRoute, type MetricsEndpoint } from './routes/metrics.js'
 import { registerPollRoutes, type PollRouteOptions } from './routes/poll.js';
 import { registerPresenceRoutes } from './routes/presence.js';
 import { registerStreamRoutes } from './routes/stream.js';
+import { registerWebSocketRoute } from './routes/websocket.js';
 import type { PresenceTracker } from '../presence/tracker.js';
 
 export interface AppLogger {
@@ -31,7 +32,7 @@ export interface AppOptions {
   /** PRESENCE_MEMBERS_MAX (default 100). */
   presenceMembersMax?: number;
   /** STREAM_HEARTBEAT_S, STREAM_MAX_S, STREAM_BUFFER_BYTES (defaults 15, 300, 1 MiB). */
-  stream?: { heartbeatSeconds: number; maxSeconds: number; bufferBytes: number };
+  stream?: { heartbeatSeconds: number; maxSeconds: number; bufferBytes: number; wsPingSeconds: number };
   /** MAX_HELD_POLLS, which streams count against too (default 50,000). */
   maxHeldPolls?: number;
   /** Recipients of a token without a `pub` claim (PUBLISH_DEFAULT). */
@@ -149,14 +150,26 @@ export function createApp(
   apiRoutes.use('/v1', authenticate(dependencies.resolveClaims));
   registerMessageRoutes(apiRoutes, engine, { limits: options.messages, publishDefault: options.publishDefault }, dependencies.publishAdmission);
   registerPollRoutes(apiRoutes, engine, options.poll);
+  const stream = options.stream ?? { heartbeatSeconds: 15, maxSeconds: 300, bufferBytes: 1024 * 1024, wsPingSeconds: 25 };
   registerStreamRoutes(apiRoutes, engine, {
-    ...(options.stream ?? { heartbeatSeconds: 15, maxSeconds: 300, bufferBytes: 1024 * 1024 }),
+    ...stream,
     limitDefault: options.poll.limitDefault,
     limitMax: options.poll.limitMax,
     topicsMax: options.poll.topicsMax,
     maxHeld: options.maxHeldPolls ?? 50_000,
     isDraining: dependencies.isDraining,
     onError: (error) => logger.error({ err: error }, 'stream failed'),
+  });
+  registerWebSocketRoute(apiRoutes, engine, {
+    limitDefault: options.poll.limitDefault,
+    limitMax: options.poll.limitMax,
+    topicsMax: options.poll.topicsMax,
+    maxHeld: options.maxHeldPolls ?? 50_000,
+    bufferBytes: stream.bufferBytes,
+    pingSeconds: stream.wsPingSeconds,
+    corsOrigins: options.corsOrigins ?? [],
+    isDraining: dependencies.isDraining,
+    onError: (error) => logger.error({ err: error }, 'websocket failed'),
   });
   registerMailboxRoutes(apiRoutes, engine);
   const presencePolicy = createPublishPolicy({ publishDefault: options.publishDefault });
