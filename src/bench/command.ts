@@ -271,6 +271,10 @@ export async function runBenchCommand(argv: string[], env: Record<string, string
     '\nlatency = publish request sent → poll response received; req/msg = poll requests per delivered message;\n' +
       'bytes/msg = poll response bytes (status, headers, body) per delivered message; req/s, sent/recv KiB/s = all requests\n' +
       'and their bytes per second of the mode; * = stopped early; ! = load generator bound\n' +
+      (options.modes.some((mode) => mode.kind === 'sse' || mode.kind === 'ws')
+        ? 'sse / websocket: one connection per client (req/msg counts the connections opened and, for sse, its POST /v1/ack;\n' +
+          'acks are coalesced to one per 100 ms per client); bytes/msg = event or frame bytes per delivered message\n'
+        : '') +
       (options.rampS > 0 ? `ramp: clients opened over ${options.rampS} s before the first publish\n` : '') +
       (options.publishBatch > 1 ? `publishes: ${options.publishBatch} messages per POST /v1/messages/batch; latency runs from that request\n` : ''),
   );

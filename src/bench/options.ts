@@ -3,7 +3,11 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 
 /** One way of polling, run against the same publish schedule as every other mode of the run. */
-export type ModeSpec = { kind: 'short'; intervalMs: number; label: string } | { kind: 'long'; waitS: number; label: string };
+export type ModeSpec =
+  | { kind: 'short'; intervalMs: number; label: string }
+  | { kind: 'long'; waitS: number; label: string }
+  /** One connection per client that stays open: Server-Sent Events or a WebSocket. */
+  | { kind: 'sse' | 'ws'; label: string };
 
 export interface BenchOptions {
   url: URL;
@@ -67,6 +71,8 @@ publisher at --rate messages/s against a gateway, once per mode, with the same p
   --duration <s>           seconds of publishing per mode (default 10)
   --short <ms,...>         short-polling intervals (default 500,1000,2000,5000; "none" to skip)
   --long <s,...>           long-polling wait values (default 5,25; "none" to skip)
+  --sse                    also run a mode on Server-Sent Events (GET /v1/stream, acks coalesced per 100 ms)
+  --ws                     also run a mode on WebSockets (GET /v1/ws, ack frames coalesced per 100 ms)
   --drain-timeout <s>      how long a mode waits for undelivered messages after publishing
                            (default: largest interval + 10 s)
   --max-requests <n>       requests per mode before it stops early (default 2000000)
@@ -150,6 +156,8 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
         duration: { type: 'string', default: '10' },
         short: { type: 'string', default: '500,1000,2000,5000' },
         long: { type: 'string', default: '5,25' },
+        sse: { type: 'boolean', default: false },
+        ws: { type: 'boolean', default: false },
         'drain-timeout': { type: 'string' },
         'max-requests': { type: 'string', default: '2000000' },
         secret: { type: 'string' },
@@ -189,8 +197,10 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   const modes: ModeSpec[] = [
     ...parseList('--short', values.short, 3_600_000).map((intervalMs): ModeSpec => ({ kind: 'short', intervalMs, label: `short ${formatMs(intervalMs)}` })),
     ...parseList('--long', values.long, 3_600).map((waitS): ModeSpec => ({ kind: 'long', waitS, label: `long wait=${waitS}s` })),
+    ...(values.sse ? [{ kind: 'sse', label: 'sse' } as const] : []),
+    ...(values.ws ? [{ kind: 'ws', label: 'websocket' } as const] : []),
   ];
-  if (modes.length === 0) throw new BenchUsageError('Nothing to run: both `--short` and `--long` are empty');
+  if (modes.length === 0) throw new BenchUsageError('Nothing to run: `--short` and `--long` are empty and neither `--sse` nor `--ws` is given');
   if (modes.length > BENCH_LIMITS.maxModes) throw new BenchUsageError(`At most ${BENCH_LIMITS.maxModes} modes per run, got ${modes.length}`);
 
   const largestIntervalS = Math.max(0, ...modes.map((mode) => (mode.kind === 'short' ? mode.intervalMs / 1000 : 0)));

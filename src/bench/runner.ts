@@ -149,6 +149,7 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   const { clients } = options;
   const batched = options.publishBatch > 1;
   if (batched && !target.publishBatch) throw new Error('publishBatch > 1, but the target has no batch publish');
+  if ((mode.kind === 'sse' || mode.kind === 'ws') && !target.stream) throw new Error(`${mode.label}: the target has no streams`);
   const ledger = new DeliveryLedger(clients);
   const schedule = publishSchedule({ rate: options.rate, durationS: options.durationS, clients, seed: options.seed });
   const stopController = new AbortController();
@@ -187,12 +188,45 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const cpuStart = process.cpuUsage();
+  const ackRequestsStart = target.ackRequests ?? 0;
   const trafficStart = target.traffic ? { bytesSent: target.traffic.bytesSent, bytesReceived: target.traffic.bytesReceived } : undefined;
   const started = performance.now();
   const rampMs = (options.rampS ?? 0) * 1000;
   if (rampMs > 0) phase = 'ramping';
 
+  /** A stream mode's client: one connection at a time, another from the last cursor when it ends. */
+  async function streamLoop(client: number, transport: 'sse' | 'ws'): Promise<void> {
+    const openAt = started + (client * rampMs) / clients;
+    if (openAt > performance.now()) await sleep(openAt - performance.now(), undefined, { signal: stopSignal }).catch(() => {});
+    let failures = 0;
+    while (!stopSignal.aborted) {
+      if (!takeRequest()) break;
+      pollRequests += 1;
+      try {
+        await target.stream!(
+          client,
+          cursors[client]!,
+          transport,
+          (batch) => {
+            const at = performance.now();
+            responseBytes += batch.bytes;
+            for (const message of batch.messages) if (ledger.receive(client, message.serverId, message.seq, at) === 'new') lastReceiptAt = at;
+            cursors[client] = batch.cursor;
+            failures = 0;
+          },
+          stopSignal,
+        );
+      } catch (error) {
+        if (stopSignal.aborted) break;
+        countError(error instanceof BenchRequestError ? error.label : (error as Error).name);
+        failures += 1;
+        await sleep(Math.min(2_000, 100 * 2 ** Math.min(failures, 5)), undefined, { signal: stopSignal }).catch(() => {});
+      }
+    }
+  }
+
   async function clientLoop(client: number): Promise<void> {
+    if (mode.kind === 'sse' || mode.kind === 'ws') return streamLoop(client, mode.kind);
     const waitS = mode.kind === 'long' ? mode.waitS : 0;
     const intervalMs = mode.kind === 'short' ? mode.intervalMs : 0;
     // --ramp: client i opens at i / clients of the ramp.
@@ -307,8 +341,8 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
     await sleep(Math.max(0, started + rampMs - performance.now()));
     phase = 'publishing';
   }
-  // Long pollers should be held before the first publish, as they would be in steady state.
-  if (mode.kind === 'long') {
+  // Long pollers (and streams) should be held before the first publish, as they would be in steady state.
+  if (mode.kind !== 'short') {
     await sleep(Math.min(2_000, 200 + clients / 10));
     // A server that verifies tokens and reads its store for each new poll is still admitting them
     // after that fixed pause; publishing into that queue would time the ramp-up, not delivery.
@@ -362,7 +396,8 @@ export async function runMode(target: BenchTarget, mode: ModeSpec, runTag: strin
     publishBatch: options.publishBatch,
     publishRequests,
     responseBytes,
-    requestsPerMessage: ratio(pollRequests, totals.delivered),
+    // A stream's requests: the connections it opened and the acks it sent as requests of their own.
+    requestsPerMessage: ratio(pollRequests + (target.ackRequests ?? 0) - ackRequestsStart, totals.delivered),
     bytesPerMessage: ratio(responseBytes, totals.delivered),
     rampS: rampMs / 1000,
     requestsPerSecond: (pollRequests + publishRequests) / wallSeconds,

@@ -1,4 +1,6 @@
+import http from 'node:http';
 import { Pool } from 'undici';
+import WebSocket from 'ws';
 
 /** One message as the load generator sees it in a poll response. */
 export interface ReceivedMessage {
@@ -33,6 +35,15 @@ export interface BenchTarget {
    * no batch publish; `--publish-batch` above 1 then refuses to run.
    */
   publishBatch?(items: readonly PublishItem[]): Promise<void>;
+  /**
+   * Opens one connection of `transport` for the client, reading from `cursor`, and hands every
+   * batch to `onBatch` until the connection ends (resolves) or fails (rejects); the load generator
+   * then opens another from the last cursor. What was received is acked by the target (coalesced),
+   * as a client of that transport would. Absent when the server has no streams.
+   */
+  stream?(client: number, cursor: number, transport: 'sse' | 'ws', onBatch: (batch: PollOutcome) => void, signal: AbortSignal): Promise<void>;
+  /** Acks sent as requests of their own (POST /v1/ack of SSE clients) so far. */
+  readonly ackRequests?: number;
   /** The server's largest accepted `wait`, when it says (gateway: `X-Poll-Wait-Max`). */
   readonly pollWaitMaxS: number | undefined;
   /**
@@ -127,6 +138,151 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
   };
 
   /** POSTs a publish (single or batch) and returns the answer's text; throws on transport errors and non-2xx. */
+  /** The run's messages in an answer (`run` tag and `seq` from the body). */
+  function received(messages: Array<{ id: number; body: unknown }>): ReceivedMessage[] {
+    const tag = options.runTag();
+    return messages.map((message) => {
+      const body = message.body as { run?: unknown; seq?: unknown } | null;
+      const ours = typeof body === 'object' && body !== null && body.run === tag && typeof body.seq === 'number';
+      return { serverId: message.id, seq: ours ? (body.seq as number) : undefined };
+    });
+  }
+
+  /** Acks at most once per 100 ms per client, the last cursor received: what the client library does. */
+  const ACK_COALESCE_MS = 100;
+  function coalescedAcks(send: (cursor: number) => void): { received(cursor: number): void; flush(): void } {
+    let pending: number | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      timer = undefined;
+      if (pending === undefined) return;
+      const cursor = pending;
+      pending = undefined;
+      send(cursor);
+    };
+    return {
+      received(cursor) {
+        pending = cursor;
+        timer ??= setTimeout(flush, ACK_COALESCE_MS);
+      },
+      flush() {
+        clearTimeout(timer);
+        flush();
+      },
+    };
+  }
+
+  const ackHeaders = options.clientTokens.map((token) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' }));
+  let ackRequests = 0;
+  function postAck(client: number, cursor: number): void {
+    ackRequests += 1;
+    const body = JSON.stringify({ cursor });
+    traffic.bytesSent += requestBytes('POST', `${base}/v1/ack`, host, ackHeaders[client]!, body);
+    publishPool
+      .request({ method: 'POST', path: `${base}/v1/ack`, headers: ackHeaders[client], body, headersTimeout: 30_000, bodyTimeout: 30_000 })
+      .then(async (response) => {
+        const text = await response.body.text();
+        traffic.bytesReceived += headerBytes(response.statusCode, response.headers) + Buffer.byteLength(text);
+      })
+      // An ack that fails is covered by the next one (acks go through a cursor).
+      .catch(() => {});
+  }
+
+  /** SSE: GET /v1/stream on a connection of its own; each `data:` line is a poll answer. */
+  function streamSse(client: number, cursor: number, onBatch: (batch: PollOutcome) => void, signal: AbortSignal): Promise<void> {
+    const path = `${base}/v1/stream?cursor=${cursor}${pollQueries[client]!}`;
+    const acks = coalescedAcks((acked) => postAck(client, acked));
+    return new Promise<void>((resolve, reject) => {
+      traffic.bytesSent += requestBytes('GET', path, host, pollHeaders[client]!);
+      const request = http.get(`${origin}${path}`, { headers: pollHeaders[client], agent: false });
+      const stop = () => request.destroy();
+      signal.addEventListener('abort', stop, { once: true });
+      const done = (error?: Error) => {
+        signal.removeEventListener('abort', stop);
+        acks.flush();
+        if (error && !signal.aborted) reject(error);
+        else resolve();
+      };
+      request.on('error', (error) => done(transportError(error)));
+      request.on('response', (response) => {
+        traffic.bytesReceived += headerBytes(response.statusCode ?? 0, response.headers);
+        noteWorker(response.headers);
+        if (response.statusCode !== 200) {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          response.on('end', () => done(statusError(response.statusCode ?? 0, text)));
+          return;
+        }
+        let buffered = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          traffic.bytesReceived += Buffer.byteLength(chunk);
+          buffered += chunk;
+          let boundary: number;
+          while ((boundary = buffered.indexOf('\n\n')) !== -1) {
+            const block = buffered.slice(0, boundary);
+            buffered = buffered.slice(boundary + 2);
+            const data = block.split('\n').find((line) => line.startsWith('data: '));
+            if (data === undefined) continue;
+            const answer = JSON.parse(data.slice(6)) as { messages: Array<{ id: number; body: unknown }>; cursor: number };
+            onBatch({ messages: received(answer.messages), cursor: answer.cursor, bytes: Buffer.byteLength(block) + 2, superseded: false });
+            acks.received(answer.cursor);
+          }
+        });
+        response.on('end', () => done());
+        response.on('error', (error) => done(transportError(error)));
+      });
+    });
+  }
+
+  /** WebSocket: GET /v1/ws; each `batch` frame is a poll answer; acks are frames. */
+  function streamWs(client: number, cursor: number, onBatch: (batch: PollOutcome) => void, signal: AbortSignal): Promise<void> {
+    const token = options.clientTokens[client]!;
+    const path = `${base}/v1/ws?access_token=${encodeURIComponent(token)}&cursor=${cursor}${pollQueries[client]!}`;
+    // The upgrade request and answer as they go on the wire (ws adds its key and version headers).
+    traffic.bytesSent += requestBytes('GET', path, host, { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'x'.repeat(24), 'sec-websocket-version': '13' });
+    return new Promise<void>((resolve, reject) => {
+      const socket = new WebSocket(`${origin.replace(/^http/, 'ws')}${path}`, { perMessageDeflate: false });
+      const acks = coalescedAcks((acked) => {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        const frame = `{"type":"ack","cursor":${acked}}`;
+        // A masked client frame: 2 header bytes + 4 of mask (payloads under 126 bytes).
+        traffic.bytesSent += frame.length + 6;
+        socket.send(frame);
+      });
+      const stop = () => socket.terminate();
+      signal.addEventListener('abort', stop, { once: true });
+      let failure: Error | undefined;
+      socket.on('upgrade', (response) => {
+        traffic.bytesReceived += headerBytes(101, response.headers);
+        noteWorker(response.headers);
+      });
+      socket.on('unexpected-response', (_request, response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => {
+          failure = statusError(response.statusCode ?? 0, text);
+          socket.terminate();
+        });
+      });
+      socket.on('message', (data: Buffer) => {
+        // A server frame: 2 header bytes, 4 for payloads of 126 bytes to 64 KiB, 10 above.
+        traffic.bytesReceived += data.length + (data.length < 126 ? 2 : data.length <= 65_535 ? 4 : 10);
+        const frame = JSON.parse(data.toString()) as { type: string; messages?: Array<{ id: number; body: unknown }>; cursor?: number };
+        if (frame.type !== 'batch') return;
+        onBatch({ messages: received(frame.messages ?? []), cursor: frame.cursor!, bytes: data.length, superseded: false });
+        acks.received(frame.cursor!);
+      });
+      socket.on('error', (error) => (failure ??= transportError(error)));
+      socket.on('close', () => {
+        signal.removeEventListener('abort', stop);
+        acks.flush();
+        if (failure && !signal.aborted) reject(failure);
+        else resolve();
+      });
+    });
+  }
+
   async function postPublish(path: string, payload: unknown): Promise<string> {
     const body = JSON.stringify(payload);
     traffic.bytesSent += requestBytes('POST', `${base}${path}`, host, publishHeaders, body);
@@ -154,6 +310,9 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
     get pollWaitMaxS() {
       return pollWaitMaxS;
     },
+    get ackRequests() {
+      return ackRequests;
+    },
     traffic,
     workerIdsSeen,
     async poll(client, cursor, waitS, signal) {
@@ -180,17 +339,15 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
       if (Number.isFinite(waitMax)) pollWaitMaxS = waitMax;
       if (response.statusCode !== 200) throw statusError(response.statusCode, text);
       const parsed = JSON.parse(text) as { messages: Array<{ id: number; body: unknown }>; cursor: number; superseded?: boolean };
-      const tag = options.runTag();
       return {
-        messages: parsed.messages.map((message) => {
-          const body = message.body as { run?: unknown; seq?: unknown } | null;
-          const ours = typeof body === 'object' && body !== null && body.run === tag && typeof body.seq === 'number';
-          return { serverId: message.id, seq: ours ? (body.seq as number) : undefined };
-        }),
+        messages: received(parsed.messages),
         cursor: parsed.cursor,
         bytes,
         superseded: parsed.superseded === true,
       };
+    },
+    stream(client, cursor, transport, onBatch, signal) {
+      return transport === 'sse' ? streamSse(client, cursor, onBatch, signal) : streamWs(client, cursor, onBatch, signal);
     },
     async publish(client, key, body) {
       await postPublish('/v1/messages', { to: options.clientUserIds[client], id: key, body, ...receiptField });

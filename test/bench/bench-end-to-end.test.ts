@@ -51,6 +51,32 @@ describe.each(backendCases('bench end to end'))('longpoll-gateway bench against 
     expect(readFileSync(`${out}.svg`, 'utf8')).toContain('long wait=2s');
   });
 
+  it('compares long polling, SSE and WebSocket on one schedule: nothing lost or duplicated, fewer requests per message on the streams', async () => {
+    const out = join(dir, 'streams');
+    const result = await runCli(
+      ['bench', '--url', gateway.url, '--secret', TEST_SECRET, '--clients', '20', '--rate', '20', '--duration', '2', '--short', 'none', '--long', '2', '--sse', '--ws', '--out', out, '--no-progress'],
+      {},
+    );
+    expect(result.stderr).not.toMatch(/LOST|DUPLICATED|wrong mailbox/);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as BenchReport;
+    expect(report.modes.map((mode) => [mode.mode, mode.kind])).toEqual([
+      ['long wait=2s', 'long'],
+      ['sse', 'sse'],
+      ['websocket', 'ws'],
+    ]);
+    for (const mode of report.modes) {
+      expect(mode).toMatchObject({ published: 40, delivered: 40, lost: 0, duplicated: 0, misrouted: 0, unknown: 0, truncated: null });
+      expect(mode.bytesSent).toBeGreaterThan(0);
+    }
+    const [long, sse, ws] = report.modes;
+    // A held poll costs a request per answer; a stream one connection (and, for SSE, its acks).
+    expect(ws!.requestsPerMessage!).toBeLessThan(long!.requestsPerMessage!);
+    expect(ws!.requestsPerMessage!).toBeLessThan(sse!.requestsPerMessage!);
+    // The acks were sent: nothing is left pending in the mailboxes after the streams.
+    expect(result.stdout).toMatch(/\nsse\s+40\s/);
+  });
+
   it('ramps up, reports rates, a latency series and the server it measured, and fails a threshold with exit code 3', async () => {
     const out = join(dir, 'habits');
     const result = await runCli(

@@ -53,6 +53,15 @@ describe('bench argument validation', () => {
     expect(() => parseBenchArgs([...argv, '--secret', SECRET])).toThrow(message);
   });
 
+  it('adds a stream mode per transport asked for, after the polling modes', () => {
+    expect(parseBenchArgs(['--secret', SECRET, '--short', 'none', '--long', '25', '--ws', '--sse']).modes).toEqual([
+      { kind: 'long', waitS: 25, label: 'long wait=25s' },
+      { kind: 'sse', label: 'sse' },
+      { kind: 'ws', label: 'websocket' },
+    ]);
+    expect(parseBenchArgs(['--secret', SECRET, '--short', 'none', '--long', 'none', '--ws']).modes).toEqual([{ kind: 'ws', label: 'websocket' }]);
+  });
+
   it('parses modes, pid and drain timeout', () => {
     const options = parseBenchArgs(['--secret', SECRET, '--short', '250,3000', '--long', 'none', '--server-pid', '1234', '--drain-timeout', '4']);
     expect(options.modes).toEqual([
