@@ -19,7 +19,7 @@ import { startNchan } from './peers/nchan.js';
 // Ctrl-C or a timeout's SIGTERM must still run the 'exit' handlers that kill the peers we spawned.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
-export type PeerKind = 'gateway' | 'bare' | 'koa' | 'nchan' | 'socketio';
+export type PeerKind = 'gateway' | 'bare' | 'koa' | 'nchan' | 'socketio' | 'ws';
 
 export interface Peer {
   kind: PeerKind;
@@ -35,6 +35,7 @@ export const PEER_NAMES: Record<PeerKind, string> = {
   koa: 'minimal Koa + @koa/router holder',
   nchan: 'Nchan (nginx)',
   socketio: 'Socket.IO (polling transport only)',
+  ws: 'minimal ws holder',
 };
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -91,7 +92,7 @@ export async function benchDatabase(): Promise<{ env: Record<string, string>; my
 
 const PEER_DIR = fileURLToPath(new URL('./peers/', import.meta.url));
 
-async function spawnNodePeer(kind: 'bare' | 'koa' | 'socketio'): Promise<Peer> {
+async function spawnNodePeer(kind: 'bare' | 'koa' | 'socketio' | 'ws'): Promise<Peer> {
   const peer = await spawnNodeUntilListening([`${PEER_DIR}${kind}-holder.mjs`, '0'], {}, { label: `${kind} holder` });
   return {
     kind,
@@ -110,7 +111,7 @@ async function spawnNodePeer(kind: 'bare' | 'koa' | 'socketio'): Promise<Peer> {
  */
 /** `nodeFlags` (e.g. `--cpu-prof`) apply to the gateway only; it is stopped with SIGTERM, so a profile is written. */
 export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Peer & { backend?: string; databaseUrl?: string; redisPrefix?: string }> {
-  if (kind === 'bare' || kind === 'koa' || kind === 'socketio') return spawnNodePeer(kind);
+  if (kind === 'bare' || kind === 'koa' || kind === 'socketio' || kind === 'ws') return spawnNodePeer(kind);
   if (kind === 'nchan') {
     const nchan = await startNchan();
     return { kind, name: PEER_NAMES.nchan, url: nchan.url, pid: nchan.pid, stop: () => nchan.stop() };

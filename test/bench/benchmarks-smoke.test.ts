@@ -44,6 +44,7 @@ describe('benchmarks still run (--smoke)', () => {
     ['cpu-profile.ts', 'cpu-profile', []],
     ['broadcast.ts', 'broadcast', ['--pin']],
     ['presence.ts', 'presence', ['--pin']],
+    ['transports.ts', 'transports', ['--pin']],
   ])('%s', async (script, name, args) => {
     assertBuilt();
     const result = await runBenchmark(script, args);
