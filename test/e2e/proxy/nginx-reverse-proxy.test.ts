@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLongPoller, publish, type PollerStatus } from '../../../src/client/index.js';
 import { backendCases } from '../../support/backends.js';
 import { useTestGateway } from '../../support/gateway.js';
+import { waitFor } from '../../support/wait.js';
 import { NGINX_BINARY, proxyAvailability, startNginx, type RunningProxy } from './support/proxies.js';
 
 /**
@@ -160,6 +163,45 @@ describe.skipIf(!nginx.run).each(backendCases('nginx reverse proxy'))('behind ng
       const idle = await fetch(`${documented.url}/v1/poll?wait=1&access_token=${token}`);
       expect(idle.status).toBe(200);
       expect(idle.headers.get('cache-control')).toBe('no-store, no-cache, must-revalidate');
+    } finally {
+      await documented.stop();
+    }
+  }, 30_000);
+
+  it('carries Server-Sent Events and WebSockets with the README\'s configuration', async () => {
+    const documented = await startNginx(readmeSnippet(Number(new URL(gw.url).port)));
+    try {
+      const token = await gw.token('grace');
+      // SSE: each event comes through as it is written (no buffering), with its id.
+      const events: string[] = [];
+      const request = http.get(`${documented.url}/v1/stream?access_token=${token}`, (response) => {
+        expect(response.statusCode).toBe(200);
+        expect(response.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => events.push(chunk));
+      });
+      request.on('error', () => {});
+      await waitFor(() => events.join('').includes('retry: 2000'), 5_000);
+      const sent = Date.now();
+      expect((await gw.publish('alice', { to: 'grace', body: 'through sse' })).status).toBe(201);
+      await waitFor(() => events.join('').includes('through sse'), PROMPT_DELIVERY_MS);
+      expect(Date.now() - sent).toBeLessThan(PROMPT_DELIVERY_MS);
+      expect(events.join('')).toMatch(/\nid: \d+\ndata: \{"messages":\[\{/);
+      request.destroy();
+
+      // WebSocket: the upgrade passes through, and so do the frames both ways.
+      const socket = new WebSocket(`${documented.url.replace(/^http/, 'ws')}/v1/ws?access_token=${token}`);
+      const frames: Array<{ type: string; cursor?: number; messages?: Array<{ body: unknown }> }> = [];
+      socket.on('message', (data) => frames.push(JSON.parse(data.toString())));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('open', () => resolve());
+        socket.once('error', reject);
+      });
+      expect((await gw.publish('alice', { to: 'grace', body: 'through ws' })).status).toBe(201);
+      await waitFor(() => frames.some((frame) => frame.messages?.some((message) => message.body === 'through ws')), PROMPT_DELIVERY_MS);
+      socket.send(JSON.stringify({ type: 'ack', cursor: frames[frames.length - 1]!.cursor }));
+      await waitFor(async () => ((await (await fetch(`${gw.url}/v1/mailbox?access_token=${token}`)).json()) as { pending: number }).pending === 0, 5_000);
+      socket.close();
     } finally {
       await documented.stop();
     }
