@@ -1,13 +1,15 @@
 /**
  * Client library for the long-polling gateway (`longpoll-gateway/client`): long and short pollers
  * with cursors, topics, presence, de-duplication, delivery receipts and backoff, plus `publish`, `publishBatch`, `presence`
- * and `topicPresence`. Runs wherever `fetch` and
+ * and `topicPresence`. The long poller receives over a WebSocket, Server-Sent Events or long polls,
+ * whichever works. Runs wherever `fetch` and
  * `AbortController` exist (Node 20+, current browsers); old browsers use the legacy bundle
- * (`dist/client/longpoll.legacy.js`, global `LongPoll`) instead.
+ * (`dist/client/longpoll.legacy.js`, global `LongPoll`, polling only) instead.
  */
 export { createLongPoller, type LongPollerOptions } from './long-poller.js';
 export { createShortPoller, type ShortPollerOptions } from './short-poller.js';
-export type { CommonPollerOptions, MessageContext, Poller, PollerStatus, PollerStopped } from './poll-loop.js';
+export type { CommonPollerOptions, MessageContext, Poller, PollerConnected, PollerStatus, PollerStopped } from './poll-loop.js';
+export type { PollerTransport, WebSocketConstructor, WebSocketLike } from './transports/options.js';
 export { publish, publishBatch, type PublishOptions, type PublishBatchOptions, type BatchItem, type PublishResult } from './publish.js';
 export {
   presence,

@@ -1,5 +1,6 @@
 import { shortPollSchedule } from './core/poller-options.js';
 import { createPollLoop, type CommonPollerOptions, type Poller } from './poll-loop.js';
+import { POLLING_ONLY } from './transports/options.js';
 
 /**
  * @example
@@ -20,5 +21,5 @@ export interface ShortPollerOptions<Body = unknown> extends CommonPollerOptions<
  * poller.start();
  */
 export function createShortPoller<Body = unknown>(options: ShortPollerOptions<Body>): Poller {
-  return createPollLoop(options, shortPollSchedule(options));
+  return createPollLoop(options, shortPollSchedule(options), POLLING_ONLY, 'short-poll');
 }

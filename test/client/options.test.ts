@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLongPoller, type FetchLike } from '../../src/client/index.js';
 
 const fetch = (async () => new Response('{}')) as FetchLike;
@@ -17,8 +17,28 @@ describe('poller options are checked up front', () => {
     [{ backoff: { jitter: 1.5 } }, 'Expected `backoff.jitter` to be a number from 0 to 1, got 1.5'],
     [{ cursorStore: {} }, 'Expected `cursorStore` to have `load()` and `save(checkpoint)` methods'],
     [{ signal: {} }, 'Expected `signal` to be an AbortSignal, got object'],
+    [{ transports: [] }, "Expected `transports` to be a non-empty array of 'websocket', 'sse' and 'long-poll' (each at most once), got object"],
+    [{ transports: ['sse', 'sse'] }, "Expected `transports` to be a non-empty array of 'websocket', 'sse' and 'long-poll' (each at most once), got object"],
+    [{ transports: ['polling'] }, "Expected `transports` to be a non-empty array of 'websocket', 'sse' and 'long-poll' (each at most once), got object"],
+    [{ transports: 'sse' }, "Expected `transports` to be a non-empty array of 'websocket', 'sse' and 'long-poll' (each at most once), got \"sse\""],
+    [{ WebSocket: 'ws' }, 'Expected `WebSocket` to be a function, got "ws"'],
+    [{ fallbackAfterMs: 0 }, 'Expected `fallbackAfterMs` to be a number >= 1, got 0'],
+    [{ probeIntervalMs: -5 }, 'Expected `probeIntervalMs` to be a number >= 1, got -5'],
   ])('%o', (override, message) => {
     expect(() => createLongPoller({ ...valid, ...(override as object) })).toThrow(message);
+  });
+
+  it('skips the WebSocket where there is none, and refuses a list of nothing else', () => {
+    // As in Node 20 (Node 22 and browsers have a global WebSocket).
+    vi.stubGlobal('WebSocket', undefined);
+    try {
+      expect(() => createLongPoller({ ...valid, transports: ['websocket', 'sse'] })).not.toThrow();
+      expect(() => createLongPoller({ ...valid, transports: ['websocket'] })).toThrow(
+        "Expected `WebSocket` to be a WebSocket constructor for the 'websocket' transport (no global WebSocket in this environment; pass one in, e.g. the `ws` package's)",
+      );
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it('accepts a valid configuration without sending anything yet', () => {

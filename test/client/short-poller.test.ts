@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createShortPoller, type PollMessage } from '../../src/client/index.js';
+import { createShortPoller, type PollerStatus, type PollMessage } from '../../src/client/index.js';
 import { createFakeGateway, FAST_BACKOFF, waitFor } from './support/fake-gateway.js';
 import { pollerOptions } from './support/pollers.js';
 
@@ -19,6 +19,19 @@ describe('createShortPoller', () => {
       expect(polls[index]!.at - polls[index - 1]!.at).toBeGreaterThanOrEqual(38);
     }
     expect(received.map((message) => message.body)).toEqual(['ping']);
+  });
+
+  it('short-polls whatever transports it is given, and says so when connected', async () => {
+    const gateway = createFakeGateway();
+    const statuses: PollerStatus[] = [];
+    // The long poller's option, given to the short one (a shared options object): ignored.
+    const options = { ...pollerOptions(gateway, { intervalMs: 20, onMessages: () => {}, onStatus: (status) => void statuses.push(status) }), transports: ['websocket', 'sse'] };
+    const poller = createShortPoller(options);
+    void poller.start();
+    await waitFor(() => statuses.length > 0, 2000, 'the first answer');
+    await poller.stop();
+    expect(statuses[0]).toEqual({ type: 'connected', cursor: 0, transport: 'short-poll' });
+    expect(gateway.requests.every((request) => request.url.pathname === '/v1/poll')).toBe(true);
   });
 
   it('drains a backlog without waiting when a page comes back full', async () => {

@@ -6,16 +6,17 @@ import type { createFakeGateway } from './fake-gateway.js';
 export type TestPollerOptions = LongPollerOptions & ShortPollerOptions;
 
 /**
- * The options every poller test against the fake gateway shares: its base URL, a fixed token and
- * the gateway's `fetch`, with `overrides` on top (any of them may be overridden too). Nothing else
- * is set, so the backoff, limit, cursor store and the rest stay at the client's defaults unless a
- * test asks for them (e.g. `backoff: FAST_BACKOFF`).
+ * The options every poller test against the fake gateway shares: its base URL, a fixed token, the
+ * gateway's `fetch` and long polls (the fake gateway serves polls only: these tests are about
+ * polling), with `overrides` on top (any of them may be overridden too). Nothing else is set, so
+ * the backoff, limit, cursor store and the rest stay at the client's defaults unless a test asks
+ * for them (e.g. `backoff: FAST_BACKOFF`).
  */
 export function pollerOptions(
   gateway: ReturnType<typeof createFakeGateway>,
   overrides: Partial<TestPollerOptions> & Pick<TestPollerOptions, 'onMessages'>,
 ): TestPollerOptions {
-  return { url: 'http://gateway.test/', token: 't', fetch: gateway.fetch, ...overrides };
+  return { url: 'http://gateway.test/', token: 't', fetch: gateway.fetch, transports: ['long-poll'], ...overrides };
 }
 
 /**

@@ -224,7 +224,8 @@ const modern: Shell = {
         return track(options, (common) => {
           const poller = options.short
             ? createShortPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, intervalMs: options.intervalMs })
-            : createLongPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, wait: options.wait });
+            : // The gateways these suites run against serve polls: the contract of polling, on both builds.
+              createLongPoller({ ...common, fetch: gateway.fetch, cursorStore: options.cursorStore as CursorStore | undefined, wait: options.wait, transports: ['long-poll'] });
           return {
             start: () => void poller.start(),
             stop: () => poller.stop(),
