@@ -31,9 +31,10 @@ export interface RawResponse {
 
 /**
  * One request on a fresh TCP connection (no keep-alive pool), so node:cluster hands each request
- * to the next worker instead of the one that owns a pooled socket.
+ * to the next worker instead of the one that owns a pooled socket. `timeoutMs` fails a request
+ * that is not answered in time (a connection the primary accepted while no worker was listening).
  */
-export function freshRequest(url: string, init: { method?: string; token?: string; json?: unknown; agent?: http.Agent } = {}): Promise<RawResponse> {
+export function freshRequest(url: string, init: { method?: string; token?: string; json?: unknown; agent?: http.Agent; timeoutMs?: number } = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const body = init.json === undefined ? undefined : JSON.stringify(init.json);
     const request = http.request(
@@ -52,9 +53,14 @@ export function freshRequest(url: string, init: { method?: string; token?: strin
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (text += chunk));
         response.on('end', () => resolve({ status: response.statusCode ?? 0, worker: response.headers['x-gateway-worker'] as string | undefined, body: text }));
+        // An answer cut short (its worker killed while sending it) fails rather than never settling.
+        response.on('close', () => {
+          if (!response.complete) reject(new Error('the answer was cut short'));
+        });
       },
     );
     request.on('error', reject);
+    if (init.timeoutMs !== undefined) request.setTimeout(init.timeoutMs, () => request.destroy(new Error(`no answer in ${init.timeoutMs} ms`)));
     request.end(body);
   });
 }

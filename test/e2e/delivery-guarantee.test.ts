@@ -16,10 +16,20 @@
  * publish phase one single-process gateway is SIGKILLed and restarted, and one worker of the
  * multi-worker gateway is SIGKILLed (its supervisor replaces it).
  *
+ * Two more mailboxes are read over the streaming transports, one over SSE (GET /v1/stream), one over
+ * a WebSocket (GET /v1/ws), whose answers ack nothing. Their readers hold one connection at a time
+ * to a random endpoint and cut it (destroy the socket) after a random 100-800 ms, or right after an
+ * event before acking it; they read some events and then lose them; each reconnect resumes from
+ * the last event id (sometimes from the query's cursor instead) or the last cursor. They ack what
+ * they received at once, late (maybe after the cut), or never (a later ack covers it), half of the
+ * time through another process than the stream's. The same verdict holds them: every acknowledged
+ * publish received, once after dedup, each sender in order.
+ *
  * Publishers slow down while their mailbox has a backlog (BACKLOG_CAP), so the drain after the
  * publish phase stays short on a slow or busy machine. A receiver stops when it has every
  * acknowledged message of its mailbox, when the server answers its polls empty several rounds in a
- * row (nothing unacked left: a missing message was acked unseen), or at the drain deadline.
+ * row (nothing unacked left: a missing message was acked unseen; for a stream reader, several
+ * connections in a row with no event for QUIET_STREAM_MS), or at the drain deadline.
  *
  * Topics, on the embedded defaults and on MariaDB + Redis, check the topic guarantee the same way:
  *
@@ -35,12 +45,16 @@
  * sometimes send the same positions to two gateways at once. In the middle, two gateways crash
  * (every connection cut, the engine with its held polls, tails and heads dropped) and start again;
  * on MariaDB + Redis a real `start --workers 2` gateway is a fourth endpoint, and one of its
- * workers is SIGKILLed.
+ * workers is SIGKILLed. Four more readers stream: over SSE and over a WebSocket, from 0 or from
+ * "now" (learnt with a short poll), one WebSocket subscribing to its second topic with a frame;
+ * their connections are cut as the mailbox stream readers' are and resumed from their event ids or
+ * positions, and every event is checked as a poll answer at the positions the reader held.
  * A second run trims the topics to TRIM_HISTORY_MAX messages every second and adds slow readers
  * that fall behind the history: they must be told of the reset, never skip silently. Every
  * answer, kept or thrown away, and every reader's whole history go through checkTopicGuarantee
  * (test/support/topic-guarantee.ts). JEPSEN_BREAK_TOPIC_READS runs these cases on a store whose
- * topic reads are wrong on purpose, to see them fail.
+ * topic reads are wrong on purpose, and JEPSEN_BREAK_STREAMS on gateways whose streams skip a page
+ * now and then, to see them fail.
  *
  * Randomness is seeded (printed in the summary; JEPSEN_SEED=<n> replays the same choices, the
  * timing of course differs). Each actor has its own PRNG stream, so its choices do not depend on
@@ -48,17 +62,21 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import knexFactory from 'knex';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
 import { createTokenIssuer } from '../../src/auth/tokens.js';
 import { seededRandom } from '../../src/bench/stats.js';
 import { createRedisBus } from '../../src/bus/redis-bus.js';
 import type { Bus } from '../../src/bus/types.js';
+import type { Engine } from '../../src/core/engine.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { createKnex, createKnexStore, type KnexStore } from '../../src/store/knex/index.js';
 import { backendCases, mysqlRedisCases, TEST_SECRET, useBackend } from '../support/backends.js';
 import { childPids, spawnGateway, type GatewayProcess } from '../support/process.js';
+import { holdThenCut, openEventStream, openGatewaySocket, sendFrame, type StreamConnection } from '../support/stream-clients.js';
 import { BROKEN_TOPIC_READS, checkTopicGuarantee, withBrokenTopicReads, type BrokenTopicReads, type TopicAck, type TopicRead, type TopicReaderHistory } from '../support/topic-guarantee.js';
 
 /** A random endpoint of the run, other than `avoid` when there is another. */
@@ -115,6 +133,60 @@ const PUBLISH_TIMEOUT_MS = 5_000;
  * acked unseen and will never come, so the receiver stops before the drain deadline.
  */
 const EMPTY_ROUNDS_TO_STOP = 3;
+
+// ---- Stream readers: the same guarantees over GET /v1/stream (SSE) and GET /v1/ws, connections cut at random.
+type StreamTransport = 'sse' | 'ws';
+const STREAM_TRANSPORTS: readonly StreamTransport[] = ['sse', 'ws'];
+/** While publishing goes on, a stream reader cuts its connection after a uniform [CUT_MIN_MS, CUT_MAX_MS). */
+const CUT_MIN_MS = 100;
+const CUT_MAX_MS = 800;
+/** Share of events after which the reader cuts at once: a mailbox reader before it acks what came. */
+const CUT_AFTER_EVENT = 0.15;
+/** Share of events the reader reads and then loses (cut at once, resumed from the id before it): they must come again. */
+const LOSE_EVENT = 0.05;
+/** A mailbox stream reader acks an event at once, or late (after up to LATE_ACK_MAX_MS, maybe after the cut), or never (a later ack covers it). */
+const ACK_NOW = 0.35;
+const ACK_LATE = 0.3;
+const LATE_ACK_MAX_MS = 1_500;
+/** Share of acks sent to another gateway process than the one the stream is on (a WebSocket's otherwise go as an ack frame). */
+const ACK_ELSEWHERE = 0.5;
+/** Share of SSE reconnects that resume from the query's cursor and positions instead of Last-Event-ID. */
+const RESUME_BY_QUERY = 0.3;
+/**
+ * After publishing, a stream connection held this long without an event is quiet: the server holds
+ * nothing unread after its cursor. EMPTY_ROUNDS_TO_STOP quiet connections in a row stop a reader
+ * early, as empty polls stop a polling one.
+ */
+const QUIET_STREAM_MS = 1_500;
+
+/** What a stream reader did, by transport: the faults it made happen and how the connections went. */
+interface StreamStats {
+  connections: number;
+  /** Connections refused, reset or timed out before they were open (a process down), or answered 5xx / 429. */
+  refused: number;
+  events: number;
+  /** Connections the reader cut, for any reason (after a random moment, after an event, losing an event). */
+  cuts: number;
+  cutsAfterEvent: number;
+  lostEvents: number;
+  /** Acks sent (mailbox readers), of which late and through another process than the stream's; failed POSTs. */
+  acks: number;
+  lateAcks: number;
+  acksElsewhere: number;
+  ackErrors: number;
+  /** SSE reconnects from the query's cursor and positions rather than Last-Event-ID. */
+  resumedByQuery: number;
+}
+
+const emptyStreamStats = (): StreamStats => ({ connections: 0, refused: 0, events: 0, cuts: 0, cutsAfterEvent: 0, lostEvents: 0, acks: 0, lateAcks: 0, acksElsewhere: 0, ackErrors: 0, resumedByQuery: 0 });
+
+const formatStreamStats = (stats: Record<StreamTransport, StreamStats>) =>
+  STREAM_TRANSPORTS.map((via) => `${via}={${Object.entries(stats[via]).map(([key, value]) => `${key}:${value}`).join(',')}}`).join(' ');
+
+/** How long a stream reader holds its next connection before cutting it. */
+function holdMsOf(rng: () => number, publishing: boolean): number {
+  return publishing ? CUT_MIN_MS + Math.floor(rng() * (CUT_MAX_MS - CUT_MIN_MS)) : QUIET_STREAM_MS;
+}
 
 const SEED = process.env.JEPSEN_SEED ? Number(process.env.JEPSEN_SEED) >>> 0 : Date.now() >>> 0;
 if (process.env.JEPSEN_SEED && !/^\d+$/.test(process.env.JEPSEN_SEED)) throw new Error(`JEPSEN_SEED must be a non-negative integer, got ${process.env.JEPSEN_SEED}`);
@@ -193,12 +265,18 @@ describe.skipIf(realCases.length === 0)('jepsen: delivery guarantee across proce
   it('delivers every acknowledged publish at least once and each sender in order', async () => {
     const t0 = Date.now();
     const tokens = new Map<string, string>();
-    const mailboxes = Array.from({ length: MAILBOXES }, (_, i) => `jr-${i}`);
+    const polledMailboxes = Array.from({ length: MAILBOXES }, (_, i) => `jr-${i}`);
+    /** One mailbox more per streaming transport, read by a stream reader instead of a polling one. */
+    const streamedMailboxes = new Map(STREAM_TRANSPORTS.map((via) => [`jr-${via}`, via]));
+    const mailboxes = [...polledMailboxes, ...streamedMailboxes.keys()];
     const sendersOf = new Map(mailboxes.map((m, i) => [m, Array.from({ length: PUBLISHERS_PER_MAILBOX }, (_, j) => `js-${i}-${j}`)]));
     for (const user of [...mailboxes, ...[...sendersOf.values()].flat()]) tokens.set(user, await issuer.issue(user));
 
     const stats = { publishRequests: 0, publishRetries: 0, polls: 0, pollRequests: 0, pollErrors: 0, dropped: 0, doubled: 0, backpressureWaits: 0, kills: 0, workerReplaced: false };
+    const streamStats: Record<StreamTransport, StreamStats> = { sse: emptyStreamStats(), ws: emptyStreamStats() };
     const fatal: string[] = [];
+    /** Stream events or frames that contradict what the reader asked for (an id that is not the answer's cursor, a cursor that goes back). */
+    const streamViolations: string[] = [];
     /** Every acknowledged (2xx-answered) publish, by client id. */
     const acknowledged = new Map<string, Published>();
     const acknowledgedTo = new Map<string, Published[]>(mailboxes.map((m) => [m, []]));
@@ -365,6 +443,116 @@ describe.skipIf(realCases.length === 0)('jepsen: delivery guarantee across proce
       }
     }
 
+    // ---- Stream receivers: a mailbox read over SSE or a WebSocket, the connection cut at random.
+    const outstandingAcks: Array<Promise<void>> = [];
+
+    async function postAck(url: string, token: string, cursor: number, counts: StreamStats): Promise<void> {
+      try {
+        const answer = await call('POST', `${url}/v1/ack`, token, PUBLISH_TIMEOUT_MS, { cursor });
+        if (answer.status >= 500 || answer.status === 429) counts.ackErrors++;
+        else if (answer.status !== 200) fatal.push(`ack ${url} cursor=${cursor} answered ${answer.status}: ${answer.text.slice(0, 200)}`);
+      } catch {
+        counts.ackErrors++; // lost with the connection or the process: a later ack covers it
+      }
+    }
+
+    /**
+     * Reads the mailbox over one transport, one connection at a time, each to a random endpoint and
+     * cut after a random moment; a reconnect resumes from the last event id (SSE; sometimes from the
+     * query's cursor instead) or cursor (WebSocket). It acks what it received at once, late (maybe
+     * after the cut), or never, sometimes through another process; it cuts right after some events,
+     * before acking them, and loses some events after reading them (resuming from the id before).
+     */
+    async function streamReceiver(mailbox: string, via: StreamTransport): Promise<void> {
+      const rng = rngFor(`${via}:${mailbox}`);
+      const token = tokens.get(mailbox)!;
+      const counts = streamStats[via];
+      let lastEventId: string | undefined;
+      let cursor = 0;
+      let quietInARow = 0;
+      for (;;) {
+        if (fatal.length > 0 || Date.now() > drainDeadline) return;
+        if (!publishing) {
+          if (!backlogAtPublishEnd.has(mailbox)) backlogAtPublishEnd.set(mailbox, missingFor(mailbox).length);
+          if (missingFor(mailbox).length === 0) return;
+          // Nothing unread is left after the cursor on the server: whatever is still missing was acked unseen.
+          if (quietInARow >= EMPTY_ROUNDS_TO_STOP) return;
+        }
+        const afterPublishing = !publishing;
+        const url = pickEndpoint(rng);
+        const limit = LIMIT_MIN + Math.floor(rng() * (LIMIT_MAX - LIMIT_MIN + 1));
+        const byQuery = via === 'sse' && lastEventId !== undefined && rng() < RESUME_BY_QUERY;
+        if (byQuery) counts.resumedByQuery++;
+        const holdMs = holdMsOf(rng, publishing);
+        /** The cursor this connection continues from: every event's must be past the one before. */
+        let continuesFrom = cursor;
+        let events = 0;
+
+        function ack(answered: number, socket: WebSocket | undefined): void {
+          const choice = rng();
+          // Never, otherwise: the next ack, of a higher cursor, covers it.
+          if (choice >= ACK_NOW + ACK_LATE) return;
+          const delay = choice < ACK_NOW ? 0 : Math.floor(rng() * LATE_ACK_MAX_MS);
+          const elsewhere = rng() < ACK_ELSEWHERE;
+          const target = elsewhere ? pickEndpoint(rng, url) : url;
+          counts.acks++;
+          if (delay > 0) counts.lateAcks++;
+          if (target !== url) counts.acksElsewhere++;
+          // A WebSocket acks with a frame on itself; a frame sent after the cut is lost, as on a real network.
+          const send = () => (socket && !elsewhere ? sendFrame(socket, { type: 'ack', cursor: answered }) : postAck(target, token, answered, counts));
+          outstandingAcks.push(delay > 0 ? sleep(delay).then(send) : Promise.resolve(send()));
+        }
+
+        function onAnswer(answer: PollAnswer, eventId: string | undefined, cut: () => void, socket: WebSocket | undefined): void {
+          counts.events++;
+          events++;
+          if (via === 'sse' && eventId !== String(answer.cursor)) streamViolations.push(`${mailbox} (${via}): event id ${eventId} for an answer with cursor ${answer.cursor}`);
+          if (!(answer.cursor > continuesFrom)) streamViolations.push(`${mailbox} (${via}): an answer with cursor ${answer.cursor} continuing from cursor ${continuesFrom}`);
+          if (rng() < LOSE_EVENT) {
+            counts.lostEvents++;
+            cut(); // read, then lost with the connection: resumed from the id before, it must come again
+            return;
+          }
+          record(mailbox, answer);
+          continuesFrom = cursor = answer.cursor;
+          if (via === 'sse') lastEventId = eventId;
+          if (rng() < CUT_AFTER_EVENT) {
+            counts.cutsAfterEvent++;
+            cut(); // before acking it: still unacked on the server
+            return;
+          }
+          ack(answer.cursor, socket);
+        }
+
+        counts.connections++;
+        let connection: StreamConnection;
+        try {
+          connection =
+            via === 'sse'
+              ? await openEventStream(url, `/v1/stream?cursor=${byQuery ? cursor : 0}&limit=${limit}`, { token, lastEventId: byQuery ? undefined : lastEventId }, (event, cut) =>
+                  onAnswer(JSON.parse(event.data) as PollAnswer, event.id, cut, undefined),
+                )
+              : await openGatewaySocket(url, token, `cursor=${cursor}&limit=${limit}`, (frame, socket, cut) => {
+                  if (frame.type === 'batch') onAnswer(frame as unknown as PollAnswer, undefined, cut, socket);
+                });
+        } catch {
+          counts.refused++; // refused, reset or timed out (a process killed or restarting): try elsewhere
+          await sleep(20 + Math.floor(rng() * 80));
+          continue;
+        }
+        if (connection.status !== 200 && connection.status !== 101) {
+          counts.refused++;
+          if (connection.status < 500 && connection.status !== 429) fatal.push(`${via} ${url} for ${mailbox} answered ${connection.status}: ${connection.refusal.slice(0, 200)}`);
+          await sleep(20 + Math.floor(rng() * 80));
+          continue;
+        }
+        const end = await holdThenCut(connection, holdMs);
+        if (end === 'cut') counts.cuts++;
+        else await sleep(20 + Math.floor(rng() * 80)); // ended by the server (draining, superseded) or the network
+        if (afterPublishing) quietInARow = events > 0 ? 0 : end === 'cut' ? quietInARow + 1 : quietInARow;
+      }
+    }
+
     // ---- Faults, in the middle of the publish phase.
     const faults = (async () => {
       await sleep(PUBLISH_MS * KILL_GATEWAY_AT);
@@ -399,9 +587,10 @@ describe.skipIf(realCases.length === 0)('jepsen: delivery guarantee across proce
       publishEndedAt = Date.now();
       drainDeadline = publishEndedAt + DRAIN_MS;
     });
-    const receivers = Promise.all(mailboxes.map((m) => receiver(m)));
+    const receivers = Promise.all(mailboxes.map((m) => (streamedMailboxes.has(m) ? streamReceiver(m, streamedMailboxes.get(m)!) : receiver(m))));
     await Promise.all([publishers, receivers, faults]);
     const tEnd = Date.now();
+    await Promise.all(outstandingAcks);
 
     // ---- Verdict.
     const lost = mailboxes.flatMap((m) => missingFor(m));
@@ -443,14 +632,19 @@ describe.skipIf(realCases.length === 0)('jepsen: delivery guarantee across proce
     const receivedCount = [...received.values()].reduce((sum, m) => sum + m.size, 0);
     const lostBySender = new Map<string, number>();
     for (const p of lost) lostBySender.set(p.sender, (lostBySender.get(p.sender) ?? 0) + 1);
+    const readerOf = (mailbox: string) => streamedMailboxes.get(mailbox) ?? 'poll';
+    const lostByReader = new Map<string, number>();
+    for (const p of lost) lostByReader.set(readerOf(p.mailbox), (lostByReader.get(readerOf(p.mailbox)) ?? 0) + 1);
+    const receivedByReader = mailboxes.map((m) => `${m}(${readerOf(m)}):${received.get(m)!.size}/${acknowledgedTo.get(m)!.length}`).join(' ');
     const summary =
       `[jepsen] seed=${SEED} published=${acknowledged.size} received=${receivedCount} duplicates=${duplicatesReceived} ` +
-      `lost=${lost.length} orderViolations=${orderViolations.length} phantoms=${phantoms.length} ` +
+      `lost=${lost.length}${lost.length > 0 ? ` ${JSON.stringify(Object.fromEntries(lostByReader))}` : ''} orderViolations=${orderViolations.length} phantoms=${phantoms.length} streamViolations=${streamViolations.length} ` +
       `polls=${stats.polls} pollRequests=${stats.pollRequests} pollErrors=${stats.pollErrors} dropped=${stats.dropped} doubled=${stats.doubled} backpressureWaits=${stats.backpressureWaits} ` +
       `publishRequests=${stats.publishRequests} publishRetries=${stats.publishRetries} kills=${stats.kills} workerReplaced=${stats.workerReplaced} ` +
       `backlogAtPublishEnd=${[...backlogAtPublishEnd.values()].reduce((a, b) => a + b, 0)} ` +
       `publish=${((publishEndedAt - t0) / 1000).toFixed(1)}s drain=${((tEnd - publishEndedAt) / 1000).toFixed(1)}s` +
-      (lost.length > 0 ? ` lostServerStatus=${JSON.stringify(Object.fromEntries(statusOfLost))}` : '');
+      (lost.length > 0 ? ` lostServerStatus=${JSON.stringify(Object.fromEntries(statusOfLost))}` : '') +
+      `\n  streams: ${formatStreamStats(streamStats)}\n  received/acknowledged: ${receivedByReader}`;
     console.log(summary);
 
     const details = [
@@ -460,6 +654,7 @@ describe.skipIf(realCases.length === 0)('jepsen: delivery guarantee across proce
       lost.length > 0 ? `lost by sender: ${JSON.stringify(Object.fromEntries(lostBySender))}` : '',
       ...orderViolations.slice(0, 5).map((v) => `order: ${v}`),
       ...phantoms.slice(0, 5).map((p) => `phantom: ${p}`),
+      ...streamViolations.slice(0, 5).map((v) => `stream: ${v}`),
       `replay with JEPSEN_SEED=${SEED}`,
     ]
       .filter(Boolean)
@@ -471,6 +666,14 @@ describe.skipIf(realCases.length === 0)('jepsen: delivery guarantee across proce
     expect(lost.length, details).toBe(0);
     expect(orderViolations, details).toEqual([]);
     expect(phantoms, details).toEqual([]);
+    expect(streamViolations, details).toEqual([]);
+    // The stream readers' faults happened, on both transports: cuts at random and right after an
+    // event, events lost after reading, acks late and through another process.
+    for (const via of STREAM_TRANSPORTS) {
+      const counts = streamStats[via];
+      expect(Math.min(counts.events, counts.cuts, counts.cutsAfterEvent, counts.lostEvents, counts.lateAcks, counts.acksElsewhere), `${via}: ${details}`).toBeGreaterThan(0);
+    }
+    expect(streamStats.sse.resumedByQuery, details).toBeGreaterThan(0);
   }, 50_000);
 });
 
@@ -504,6 +707,29 @@ if (BREAK_TOPIC_READS !== undefined && !BROKEN_TOPIC_READS.includes(BREAK_TOPIC_
   throw new Error(`JEPSEN_BREAK_TOPIC_READS must be one of ${BROKEN_TOPIC_READS.map((b) => `"${b}"`).join(', ')}, got "${BREAK_TOPIC_READS}"`);
 }
 
+/**
+ * JEPSEN_BREAK_STREAMS=skip-a-page runs the topic cases with gateways (those in this process) whose
+ * streams and WebSockets skip one answer in STREAM_SKIP_EVERY: the route moves on to its positions
+ * without sending it, as a stream that advanced before writing would. The stream readers must then
+ * fail the check; polls are not touched.
+ */
+const BREAK_STREAMS = process.env.JEPSEN_BREAK_STREAMS;
+if (BREAK_STREAMS !== undefined && BREAK_STREAMS !== 'skip-a-page') throw new Error(`JEPSEN_BREAK_STREAMS must be "skip-a-page", got "${BREAK_STREAMS}"`);
+const STREAM_SKIP_EVERY = 20;
+
+/** Makes the engine's stream answers (the ones that ack nothing) skip a page now and then; see BREAK_STREAMS. */
+function skipStreamPages(engine: Engine): void {
+  const holdPoll = engine.holdPoll;
+  let answers = 0;
+  engine.holdPoll = async (userId, request) => {
+    const result = await holdPoll(userId, request);
+    const news = result.messages.length > 0 || (result.topics ?? []).some((topic) => topic.messages.length > 0);
+    if (request.acknowledge !== false || !news || ++answers % STREAM_SKIP_EVERY !== 0) return result;
+    const topics = result.topics ? result.topics.map((topic) => ({ name: topic.topic, position: topic.position })) : request.topics;
+    return holdPoll(userId, { ...request, cursor: result.cursor, ...(topics ? { topics } : {}) });
+  };
+}
+
 interface TopicReaderSpec {
   name: string;
   /** Indices into the run's topics. */
@@ -511,9 +737,12 @@ interface TopicReaderSpec {
   /** `0` reads the whole history; `now` joins at the head (a short poll) at `startAt` of the publish phase. */
   start: '0' | 'now';
   startAt: number;
-  via: 'GET' | 'POST';
+  /** Polls by GET or POST, or a stream over SSE or a WebSocket (which learns "from now" with a short poll first). */
+  via: 'GET' | 'POST' | StreamTransport;
   /** Pauses between polls while publishing goes on (and so falls behind a trimmed history); never slows publishers down. */
   slow: boolean;
+  /** A WebSocket reader asks for its first topic in the query and subscribes to the others with a frame once open. */
+  subscribeByFrame?: boolean;
 }
 
 interface TopicPollAnswer {
@@ -529,6 +758,8 @@ interface TopicNode {
   url: string;
   server: Server;
   gateway: Gateway<KnexStore>;
+  /** The sockets of its WebSockets: taken over from the server, which no longer closes them. */
+  upgraded: Set<Duplex>;
   closeParts(): Promise<void>;
 }
 
@@ -594,12 +825,20 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
           retention: trim ? { ackedHours: 0, topicHistoryMax: TRIM_HISTORY_MAX, intervalSeconds: 1 } : { ackedHours: 0 },
         },
       );
+      if (BREAK_STREAMS) skipStreamPages(gateway.engine);
       const server = createServer(gateway.callback);
       server.keepAliveTimeout = 5_000;
+      const upgraded = new Set<Duplex>();
+      server.on('upgrade', (request, socket: Duplex, head: Buffer) => {
+        upgraded.add(socket);
+        socket.once('close', () => upgraded.delete(socket));
+        gateway.upgrade(request, socket, head);
+      });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, gateway, closeParts: made.close };
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, gateway, upgraded, closeParts: made.close };
     }
     async function crash(node: TopicNode): Promise<void> {
+      for (const socket of node.upgraded) socket.destroy();
       node.server.closeAllConnections();
       node.server.close();
       await node.gateway.close();
@@ -656,6 +895,10 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
       { name: `jtr-${tag}-both`, topics: [0, 1], start: '0', startAt: 0, via: 'POST', slow: false },
       { name: `jtr-${tag}-now0`, topics: [0], start: 'now', startAt: 0.2, via: 'GET', slow: false },
       { name: `jtr-${tag}-now-both`, topics: [0, 1], start: 'now', startAt: 0.5, via: 'POST', slow: false },
+      { name: `jtr-${tag}-sse-both`, topics: [0, 1], start: '0', startAt: 0, via: 'sse', slow: false },
+      { name: `jtr-${tag}-ws-both`, topics: [0, 1], start: '0', startAt: 0, via: 'ws', slow: false, subscribeByFrame: true },
+      { name: `jtr-${tag}-sse-now1`, topics: [1], start: 'now', startAt: 0.3, via: 'sse', slow: false },
+      { name: `jtr-${tag}-ws-now0`, topics: [0], start: 'now', startAt: 0.4, via: 'ws', slow: false },
       ...(trim
         ? ([
             { name: `jtr-${tag}-slow0`, topics: [0], start: '0', startAt: 0, via: 'GET', slow: true },
@@ -669,6 +912,9 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
     }
 
     const stats = { publishRequests: 0, publishRetries: 0, publishDropped: 0, polls: 0, pollRequests: 0, pollErrors: 0, dropped: 0, doubled: 0, backpressureWaits: 0, crashes: 0, workerKilled: false };
+    const streamStats: Record<StreamTransport, StreamStats> = { sse: emptyStreamStats(), ws: emptyStreamStats() };
+    /** Stream events whose id is not the answer's cursor and positions. */
+    const streamViolations: string[] = [];
     const fatal: string[] = [];
     const acks: TopicAck[] = [];
     const attempted = new Map<string, { topic: string; sender: string }>();
@@ -786,13 +1032,15 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
       const prompt = spec.slow ? undefined : new Map<string, number>();
       if (prompt) promptPositions.set(spec.name, prompt);
 
-      function record(answer: TopicPollAnswer, sent: ReadonlyMap<string, number | null>, kept: boolean): void {
+      /** `unasked`: topics the answer may leave out (subscribed by a frame the server may not have read yet). */
+      function record(answer: TopicPollAnswer, sent: ReadonlyMap<string, number | null>, kept: boolean, unasked: ReadonlySet<string> = new Set()): void {
         for (const message of answer.messages) {
           if (message.topic === undefined || !names.includes(message.topic)) fatal.push(`${spec.name} got a message of ${message.topic ?? 'its mailbox'}: ${JSON.stringify(message).slice(0, 200)}`);
         }
         for (const name of names) {
           const position = answer.positions?.[name];
           if (position === undefined) {
+            if (unasked.has(name) && !answer.messages.some((m) => m.topic === name)) continue;
             fatal.push(`${spec.name}: an answer without a position for ${name}: ${JSON.stringify(answer).slice(0, 200)}`);
             continue;
           }
@@ -817,6 +1065,8 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
         }
       }
 
+      if (spec.via === 'sse' || spec.via === 'ws') return streamTopics(spec, spec.via, { rng, token, names, positions, record });
+      const via = spec.via;
       for (;;) {
         if (fatal.length > 0 || Date.now() > drainDeadline) return;
         if (!publishing && names.every((name) => (positions.get(name) ?? -1) >= headOf.get(name)!)) return;
@@ -833,10 +1083,10 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
           const first = pickEndpoint(rng);
           const second = pickEndpoint(rng, first);
           keptIndex = rng() < 0.5 ? 0 : 1;
-          answers = await Promise.all([pollTopics(first, token, spec.via, sent, wait, limitOf()), pollTopics(second, token, spec.via, sent, wait, limitOf())]);
+          answers = await Promise.all([pollTopics(first, token, via, sent, wait, limitOf()), pollTopics(second, token, via, sent, wait, limitOf())]);
           if (answers[1 - keptIndex]) stats.dropped++;
         } else {
-          answers = [await pollTopics(pickEndpoint(rng), token, spec.via, sent, wait, limitOf())];
+          answers = [await pollTopics(pickEndpoint(rng), token, via, sent, wait, limitOf())];
         }
         if (answers[keptIndex] && rng() < DROP_RESPONSE) {
           stats.dropped++;
@@ -847,6 +1097,105 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
         });
         if (!answers.some(Boolean)) await sleep(20 + Math.floor(rng() * 80));
         if (spec.slow && publishing) await sleep(Math.floor(rng() * SLOW_READER_PAUSE_MS));
+      }
+    }
+
+    /**
+     * A topic reader over SSE or a WebSocket: one connection at a time, each to a random gateway,
+     * cut after a random moment or right after an event, resumed from its last event id (sometimes
+     * from the query's positions instead) or from its positions. Some events are read and then
+     * lost: thrown away, and resumed from the positions before them. Each event or frame is a page
+     * after the positions the reader held, recorded and checked like a poll answer.
+     */
+    async function streamTopics(
+      spec: TopicReaderSpec,
+      via: StreamTransport,
+      reader: {
+        rng: () => number;
+        token: string;
+        names: readonly string[];
+        positions: Map<string, number | null>;
+        record(answer: TopicPollAnswer, sent: ReadonlyMap<string, number | null>, kept: boolean, unasked?: ReadonlySet<string>): void;
+      },
+    ): Promise<void> {
+      const { rng, token, names, positions, record } = reader;
+      const counts = streamStats[via];
+      // A stream tells nothing until its first event: "from now" is learned with a short poll.
+      while ([...positions.values()].includes(null)) {
+        if (fatal.length > 0 || Date.now() > drainDeadline) return;
+        const sent = new Map(positions);
+        const answer = await pollTopics(pickEndpoint(rng), token, 'GET', sent, 0, 1);
+        if (answer) record(answer, sent, true);
+        else await sleep(20 + Math.floor(rng() * 80));
+      }
+      /** The positions of the URL first opened: what a browser's EventSource reconnects with, beside Last-Event-ID. */
+      const firstOpened = new Map(positions);
+      let lastEventId: string | undefined;
+      const topicQuery = (from: ReadonlyMap<string, number | null>, except: ReadonlySet<string>) =>
+        names
+          .filter((name) => !except.has(name))
+          .map((name) => `topic=${name}@${from.get(name)}`)
+          .join('&');
+      for (;;) {
+        if (fatal.length > 0 || Date.now() > drainDeadline) return;
+        if (!publishing && names.every((name) => (positions.get(name) ?? -1) >= headOf.get(name)!)) return;
+        const url = pickEndpoint(rng);
+        const limit = LIMIT_MIN + Math.floor(rng() * (LIMIT_MAX - LIMIT_MIN + 1));
+        const byQuery = via === 'sse' && lastEventId !== undefined && rng() < RESUME_BY_QUERY;
+        if (byQuery) counts.resumedByQuery++;
+        const holdMs = holdMsOf(rng, publishing);
+        const framed = new Set(via === 'ws' && spec.subscribeByFrame ? names.slice(1) : []);
+
+        const onAnswer = (answer: TopicPollAnswer, eventId: string | undefined, cut: () => void) => {
+          counts.events++;
+          const sent = new Map(positions);
+          if (via === 'sse') {
+            const expected = [String(answer.cursor), ...names.map((name) => `${name}@${answer.positions?.[name]}`)].join(';');
+            if (eventId !== expected) streamViolations.push(`${spec.name} (sse): event id ${eventId} for an answer whose id is ${expected}`);
+          }
+          if (rng() < LOSE_EVENT) {
+            counts.lostEvents++;
+            record(answer, sent, false, framed);
+            cut(); // read, then lost with the connection: resumed from the positions before it
+            return;
+          }
+          record(answer, sent, true, framed);
+          if (via === 'sse') lastEventId = eventId;
+          if (rng() < CUT_AFTER_EVENT) {
+            counts.cutsAfterEvent++;
+            cut();
+          }
+        };
+
+        counts.connections++;
+        let connection: StreamConnection;
+        try {
+          if (via === 'sse') {
+            const resumeFrom = lastEventId === undefined || byQuery ? positions : firstOpened;
+            connection = await openEventStream(url, `/v1/stream?cursor=0&limit=${limit}&${topicQuery(resumeFrom, new Set())}`, { token, lastEventId: byQuery ? undefined : lastEventId }, (event, cut) =>
+              onAnswer(JSON.parse(event.data) as TopicPollAnswer, event.id, cut),
+            );
+          } else {
+            const socketed = await openGatewaySocket(url, token, `limit=${limit}&${topicQuery(positions, framed)}`, (frame, _socket, cut) => {
+              if (frame.type === 'batch') onAnswer(frame as unknown as TopicPollAnswer, undefined, cut);
+            });
+            for (const name of framed) sendFrame(socketed.socket, { type: 'subscribe', topic: name, position: positions.get(name) });
+            connection = socketed;
+          }
+        } catch {
+          counts.refused++; // refused, reset or timed out (a gateway crashed or restarting): try elsewhere
+          await sleep(20 + Math.floor(rng() * 80));
+          continue;
+        }
+        if (connection.status !== 200 && connection.status !== 101) {
+          counts.refused++;
+          if (connection.status < 500 && connection.status !== 429) fatal.push(`${via} ${url} for ${spec.name} answered ${connection.status}: ${connection.refusal.slice(0, 200)}`);
+          await sleep(20 + Math.floor(rng() * 80));
+          continue;
+        }
+        const end = await holdThenCut(connection, holdMs);
+        if (end === 'cut') counts.cuts++;
+        else await sleep(20 + Math.floor(rng() * 80)); // ended by the gateway (crashed, draining, superseded)
       }
     }
 
@@ -900,16 +1249,35 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
       `polls=${stats.polls} pollRequests=${stats.pollRequests} pollErrors=${stats.pollErrors} dropped=${stats.dropped} doubled=${stats.doubled} ` +
       `publishRequests=${stats.publishRequests} publishRetries=${stats.publishRetries} publishDropped=${stats.publishDropped} backpressureWaits=${stats.backpressureWaits} ` +
       `crashes=${stats.crashes} workerKilled=${stats.workerKilled} publish=${((publishEndedAt - t0) / 1000).toFixed(1)}s drain=${((tEnd - publishEndedAt) / 1000).toFixed(1)}s` +
-      (BREAK_TOPIC_READS ? ` BROKEN STORE: ${BREAK_TOPIC_READS}` : '');
+      (BREAK_TOPIC_READS ? ` BROKEN STORE: ${BREAK_TOPIC_READS}` : '') +
+      (BREAK_STREAMS ? ` BROKEN STREAMS: ${BREAK_STREAMS}` : '') +
+      ` streamViolations=${streamViolations.length}\n  streams: ${formatStreamStats(streamStats)}`;
     console.log(summary);
-    const details = [summary, ...fatal.slice(0, 5).map((f) => `fatal: ${f}`), ...verdict.violations.slice(0, 10), `replay with JEPSEN_SEED=${SEED}`].join('\n');
-    return { verdict, stats, fatal, details, trimmedTo: topicNames.map((name) => trimmedTo.get(name) ?? 0), acked: new Set(acks.map((a) => a.clientId)).size };
+    const details = [
+      summary,
+      ...fatal.slice(0, 5).map((f) => `fatal: ${f}`),
+      ...verdict.violations.slice(0, 10),
+      ...streamViolations.slice(0, 5).map((v) => `stream: ${v}`),
+      `replay with JEPSEN_SEED=${SEED}`,
+    ].join('\n');
+    return { verdict, stats, streamStats, streamViolations, fatal, details, trimmedTo: topicNames.map((name) => trimmedTo.get(name) ?? 0), acked: new Set(acks.map((a) => a.clientId)).size };
+  }
+
+  /** The stream readers' faults happened, on both transports: cuts at random and right after an event, events lost after reading. */
+  function expectStreamFaults(streamStats: Record<StreamTransport, StreamStats>, details: string): void {
+    for (const via of STREAM_TRANSPORTS) {
+      const counts = streamStats[via];
+      expect(Math.min(counts.events, counts.cuts, counts.cutsAfterEvent, counts.lostEvents), `${via}: ${details}`).toBeGreaterThan(0);
+    }
+    expect(streamStats.sse.resumedByQuery, details).toBeGreaterThan(0);
   }
 
   it('delivers every acknowledged topic publish to every reader once, in topic order', async () => {
-    const { verdict, stats, fatal, details, acked } = await runTopicScenario(false);
+    const { verdict, stats, streamStats, streamViolations, fatal, details, acked } = await runTopicScenario(false);
     expect(fatal, details).toEqual([]);
     expect(verdict.violations, details).toEqual([]);
+    expect(streamViolations, details).toEqual([]);
+    expectStreamFaults(streamStats, details);
     expect(stats.crashes, details).toBe(2);
     expect(stats.workerKilled, details).toBe(backend.real);
     expect(acked, details).toBeGreaterThan(MIN_TOPIC_ACKS);
@@ -918,9 +1286,11 @@ describe.each(backendCases('jepsen topic delivery guarantee'))('jepsen: topic gu
   }, 30_000);
 
   it('tells readers behind a trimmed history of the reset and never lets them skip silently', async () => {
-    const { verdict, stats, fatal, details, acked, trimmedTo } = await runTopicScenario(true);
+    const { verdict, stats, streamStats, streamViolations, fatal, details, acked, trimmedTo } = await runTopicScenario(true);
     expect(fatal, details).toEqual([]);
     expect(verdict.violations, details).toEqual([]);
+    expect(streamViolations, details).toEqual([]);
+    expectStreamFaults(streamStats, details);
     expect(stats.crashes, details).toBe(2);
     expect(stats.workerKilled, details).toBe(backend.real);
     expect(acked, details).toBeGreaterThan(MIN_TOPIC_ACKS);
