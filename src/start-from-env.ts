@@ -14,6 +14,7 @@ import { createRedisBus } from './bus/redis-bus.js';
 import { createRedisClusterBus } from './bus/redis-cluster-bus.js';
 import type { Bus } from './bus/types.js';
 import { createRedisPresenceRegistry } from './presence/redis-registry.js';
+import { createUpgradeListener } from './http/websocket-upgrade.js';
 import type { PresenceRegistry } from './presence/types.js';
 import { loadConfig, type GatewayConfig, type HttpConfig, type RedisConfig, type StoreConfig } from './config.js';
 import type { Engine } from './core/engine.js';
@@ -202,21 +203,24 @@ function createPollServer(gateway: Pick<Gateway, 'callback' | 'upgrade'>, settin
   // Under `start --workers N` every response names the worker that served it: behind one port a
   // poll may land on any worker, and this is how operators and tests can see which one did.
   const workerHeader = settings.workerId === undefined ? undefined : String(settings.workerId);
-  const server = createServer(
-    // Node enforces headersTimeout only when it sweeps its connections; its 30 s default sweep
-    // would let a slow-loris socket live up to 30 s past the limit.
-    { connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(http.headersTimeoutMs / 2))) },
+  const listener: Gateway['callback'] =
     workerHeader === undefined
       ? gateway.callback
       : (request, response) => {
           response.setHeader('X-Gateway-Worker', workerHeader);
           return gateway.callback(request, response);
-        },
+        };
+  const server = createServer(
+    // Node enforces headersTimeout only when it sweeps its connections; its 30 s default sweep
+    // would let a slow-loris socket live up to 30 s past the limit.
+    { connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(http.headersTimeoutMs / 2))) },
+    listener,
   );
   // requestTimeout bounds receiving the request, not holding the response, so held polls are not
   // cut by it; headers must still arrive promptly so slow-loris clients cannot pin sockets.
-  // WebSockets (GET /v1/ws) arrive as upgrade requests, which the request listener never sees.
-  server.on('upgrade', gateway.upgrade);
+  // WebSockets (GET /v1/ws) arrive as upgrade requests, which the request listener never sees;
+  // they go through the same listener, so their answers name the worker too.
+  server.on('upgrade', workerHeader === undefined ? gateway.upgrade : createUpgradeListener(listener));
   server.requestTimeout = (settings.pollWaitMaxSeconds + 30) * 1000;
   server.headersTimeout = http.headersTimeoutMs;
   server.keepAliveTimeout = 5_000;

@@ -35,7 +35,7 @@ function startResumingReader(via: 'sse' | 'ws', url: string, token: string, topi
     ids: new Set<number>(),
     duplicates: 0,
     connections: 0,
-    /** X-Gateway-Worker of each SSE connection (a WebSocket's 101 does not name it). */
+    /** X-Gateway-Worker of each connection (the SSE answer's, the WebSocket's 101's). */
     workers: [] as string[],
     ackFailures: 0,
   };
@@ -193,6 +193,9 @@ describe.skipIf(realCases.length === 0)('SSE streams and WebSockets on start --w
       // Each was held on one connection all along (the stream on one worker, as its header says).
       expect(readers.sse.state.workers).toHaveLength(1);
       expect(readers.ws.state.connections).toBe(1);
+      // The WebSocket's 101 names its worker as any answer does.
+      expect(readers.ws.state.workers).toHaveLength(1);
+      expect(['1', '2']).toContain(readers.ws.state.workers[0]);
 
       // Publishing goes on while each original worker in turn is SIGKILLed and replaced: every
       // connection opened before is cut by one of the kills, its client reconnects and resumes.
@@ -230,6 +233,7 @@ describe.skipIf(realCases.length === 0)('SSE streams and WebSockets on start --w
       expect(readers.ws.state.connections).toBeGreaterThan(1);
       // The stream ended on a replacement worker: both original ones (1 and 2) are gone.
       expect(['1', '2']).not.toContain(readers.sse.state.workers.at(-1));
+      expect(['1', '2']).not.toContain(readers.ws.state.workers.at(-1));
       expect(gateway.output()).toContain('worker exited unexpectedly');
       // Every ack landed, through whichever worker: nothing is left pending.
       for (const via of ['sse', 'ws'] as const) {

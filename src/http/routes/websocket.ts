@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { IncomingMessage } from 'node:http';
 import type Koa from 'koa';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { assertMayUseTopics, mayUseTopic } from '../../auth/topic-policy.js';
@@ -106,6 +107,12 @@ function parseFrame(text: string): ClientFrame {
  */
 export function registerWebSocketRoute(router: Router, engine: Engine, options: WebSocketRouteOptions): void {
   const server = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_FRAME_BYTES, perMessageDeflate: false });
+  // The 101 carries what the app set on the response it did not send (the request id, a worker's
+  // X-Gateway-Worker): ws writes that answer itself.
+  server.on('headers', (headers: string[], request: IncomingMessage) => {
+    for (const [name, value] of acceptedHeaders.get(request) ?? []) headers.push(`${name}: ${value}`);
+  });
+  const acceptedHeaders = new WeakMap<IncomingMessage, Array<[string, string]>>();
 
   router.get('/v1/ws', async function openWebSocket(ctx: Koa.Context) {
     if (!pendingUpgradeOf(ctx.req) || ctx.get('Upgrade').toLowerCase() !== 'websocket') {
@@ -125,6 +132,13 @@ export function registerWebSocketRoute(router: Router, engine: Engine, options: 
       throw new GatewayError('too_many_polls', 'This gateway holds as many polls and connections as it may, or is shutting down; retry shortly.', { retryAfterSeconds: 1 });
     }
     ctx.respond = false;
+    acceptedHeaders.set(
+      ctx.req,
+      ['X-Request-Id', 'X-Gateway-Worker'].flatMap((name): Array<[string, string]> => {
+        const value = ctx.res.getHeader(name);
+        return typeof value === 'string' ? [[name, value]] : [];
+      }),
+    );
     const upgrade = takeUpgrade(ctx.req, ctx.res)!;
     const claims: TokenClaims = ctx.state.claims;
     const userId: string = ctx.state.userId;
