@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { backendCases } from '../support/backends.js';
+import { backendCases, redisClusterCases } from '../support/backends.js';
 import { useTestGateway } from '../support/gateway.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -49,7 +49,7 @@ function openStream(url: string, token: string, headers: Record<string, string> 
 
 const batches = (events: StreamEvent[]) => events.filter((event) => event.data !== undefined).map((event) => ({ id: event.id, answer: JSON.parse(event.data!) as { messages: Array<{ id: number; body: unknown; topic?: string; seq?: number }>; cursor: number; positions?: Record<string, number>; presence?: unknown[] } }));
 
-describe.each(backendCases('SSE streams'))('GET /v1/stream on $name', ({ make }) => {
+describe.each([...backendCases('SSE streams'), ...redisClusterCases('SSE streams')])('GET /v1/stream on $name', ({ make }) => {
   const gw = useTestGateway(make, { STREAM_HEARTBEAT_S: '1', STREAM_MAX_S: '4', PRESENCE_GRACE_S: '2' });
 
   it('streams each answer as an event whose id holds every position, acking nothing until the client acks', async () => {

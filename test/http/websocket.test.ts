@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { backendCases } from '../support/backends.js';
+import { backendCases, redisClusterCases } from '../support/backends.js';
 import { startTestGateway } from '../support/gateway.js';
 import { useTestGateway } from '../support/gateway.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -42,7 +42,7 @@ function refusal(url: string, path: string, headers: Record<string, string> = {}
 
 const messagesOf = (frames: Frame[]) => frames.filter((frame) => frame.type === 'batch').flatMap((frame) => frame.messages ?? []);
 
-describe.each(backendCases('WebSocket'))('GET /v1/ws on $name', ({ make }) => {
+describe.each([...backendCases('WebSocket'), ...redisClusterCases('WebSocket')])('GET /v1/ws on $name', ({ make }) => {
   const gw = useTestGateway(make, { PRESENCE_GRACE_S: '2', WS_PING_S: '1', CORS_ORIGINS: 'https://app.example.com' });
 
   it('sends each answer as a batch frame, acks only on an ack frame, and follows subscribe / unsubscribe', async () => {
@@ -132,6 +132,33 @@ describe.each(backendCases('WebSocket'))('GET /v1/ws on $name', ({ make }) => {
     await waitFor(() => frames.some((frame) => frame.type === 'presence' && frame.events!.some((event) => event.user === visitor && event.event === 'join')), 5_000);
     socket.close();
   });
+
+  it('cuts a reader that falls further behind than STREAM_BUFFER_BYTES; it resumes from its cursor with everything', async () => {
+    const small = await startTestGateway(gw.backend, { STREAM_BUFFER_BYTES: '1024', PUBLISH_RATE_PER_USER: '0', PUBLISH_RATE_PER_IP: '0' });
+    try {
+      const reader = `ws-slow-${Date.now().toString(36)}`;
+      const readerToken = await small.issueToken(reader);
+      const senderToken = await small.issueToken('ws-slow-sender');
+      const { socket, closed } = await connect(small.url, readerToken);
+      // Reads nothing more: the kernel's buffers fill, then the gateway's.
+      (socket as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      await waitFor(() => small.engine.heldPollsOf(reader) === 1, 5_000);
+      const body = 'x'.repeat(60_000);
+      for (let index = 0; index < 200 && small.engine.heldPollsOf(reader) > 0; index++) {
+        expect((await small.request('/v1/messages', { method: 'POST', token: senderToken, json: { to: reader, body } })).status).toBe(201);
+      }
+      await waitFor(() => small.engine.heldPollsOf(reader) === 0, 5_000);
+      (socket as unknown as { _socket: import('node:net').Socket })._socket.resume();
+      expect((await closed).code).toBe(1006);
+      const pending = ((await (await small.request('/v1/mailbox', { token: readerToken })).json()) as { pending: number }).pending;
+      expect(pending).toBeGreaterThan(10);
+      const resumed = await connect(small.url, readerToken, 'limit=500');
+      await waitFor(() => messagesOf(resumed.frames).length >= pending, 10_000);
+      resumed.socket.close();
+    } finally {
+      await small.close();
+    }
+  }, 30_000);
 
   it('closes with 4401 token_expired when the token expires, and with 1001 when the gateway drains', async () => {
     const gateway = await startTestGateway(gw.backend, { JWT_CLOCK_TOLERANCE_S: '0' });
