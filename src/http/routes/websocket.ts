@@ -23,7 +23,7 @@ export interface WebSocketRouteOptions {
   bufferBytes: number;
   /** WS_PING_S: a ping this often; a peer that misses two pongs is closed. */
   pingSeconds: number;
-  /** STREAM_MAX_S is not applied: a WebSocket lasts until either side closes it or the token expires. */
+  /** CORS_ORIGINS: the browser origins (besides the gateway's own) that may open one. */
   corsOrigins: readonly string[];
   isDraining: () => boolean;
   onError: (error: unknown) => void;
@@ -98,7 +98,9 @@ function parseFrame(text: string): ClientFrame {
 }
 
 /**
- * GET /v1/ws: the poll over a WebSocket (the `ws` package does the framing). The upgrade request
+ * GET /v1/ws: the poll over a WebSocket (the `ws` package does the framing). Unlike an SSE stream
+ * it has no STREAM_MAX_S: it lasts until either side closes it, the token expires or the gateway
+ * drains. The upgrade request
  * takes the poll's query (`cursor`, `topic`, `client`, `presence`, `limit`) and the token as
  * `access_token`. Server frames: `{"type":"batch", …a poll answer…}` and
  * `{"type":"presence","events":[…]}`; client frames: `{"type":"ack","cursor"}`,
