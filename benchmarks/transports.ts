@@ -12,13 +12,14 @@
  *
  *   npm run build && eval "$(bash scripts/services.sh env)"
  *   npx tsx benchmarks/transports.ts [--clients 5000] [--rate 500] [--duration 20] [--pin] [--smoke]
+ *     [--ways long,sse,ws,holder] [--cpu-prof <folder>]
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { runBench } from '../src/bench/command.js';
 import { parseBenchArgs } from '../src/bench/options.js';
 import type { ModeResult } from '../src/bench/runner.js';
-import { cpuPinning, fmt, formatTable, PEER_NAMES, realServers, report, settledRssKiB, startPeer, type PeerKind } from './lib.js';
+import { cpuPinning, fmt, formatBackendCostTable, formatTable, meterDeliveries, openBackendCounters, PEER_NAMES, realServers, report, settledRssKiB, startPeer, type BackendCost, type PeerKind } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +28,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '20' },
     pin: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    ways: { type: 'string', default: 'long,sse,ws,holder' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const clients = values.smoke ? '40' : values.clients;
@@ -44,12 +47,18 @@ const pinning = cpuPinning(values.pin);
 const quiet = { stdout: process.stdout, stderr: process.stderr };
 
 type Way = 'long' | 'sse' | 'ws';
-const RUNS: Array<{ kind: PeerKind; way: Way }> = [
-  { kind: 'gateway', way: 'long' },
-  { kind: 'gateway', way: 'sse' },
-  { kind: 'gateway', way: 'ws' },
-  { kind: 'ws', way: 'ws' },
-];
+const ALL_RUNS: Record<string, { kind: PeerKind; way: Way }> = {
+  long: { kind: 'gateway', way: 'long' },
+  sse: { kind: 'gateway', way: 'sse' },
+  ws: { kind: 'gateway', way: 'ws' },
+  holder: { kind: 'ws', way: 'ws' },
+};
+const RUNS = values.ways.split(',').map((name) => {
+  const run = ALL_RUNS[name.trim()];
+  if (!run) throw new Error(`Expected \`--ways\` to list some of ${Object.keys(ALL_RUNS).join(', ')}, got ${JSON.stringify(values.ways)}`);
+  return run;
+});
+const counters = await openBackendCounters();
 const MODE_ARGS: Record<Way, string[]> = { long: ['--long', '25'], sse: ['--long', 'none', '--sse'], ws: ['--long', 'none', '--ws'] };
 
 interface Row {
@@ -58,11 +67,14 @@ interface Row {
   result: ModeResult;
   /** RSS growth from the idle process to the run's peak, per connected client. */
   rssKiBPerClient: number;
+  /** MariaDB / Redis per delivered message (the holder: the servers' background only). */
+  counters: BackendCost | null;
 }
 
 const rows: Row[] = [];
 for (const { kind, way } of RUNS) {
-  const peer = await startPeer(kind, secret);
+  const profile = values['cpu-prof'] && kind === 'gateway' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`, `--cpu-prof-name=transports-${way}.cpuprofile`] : [];
+  const peer = await startPeer(kind, secret, {}, profile);
   try {
     pinning.server(peer.pid);
     const idleKiB = await settledRssKiB(peer.pid, 5_000);
@@ -71,10 +83,11 @@ for (const { kind, way } of RUNS) {
       {},
     );
     options.progress = process.stderr.isTTY === true;
-    const bench = await runBench(options, quiet);
+    const meter = meterDeliveries(counters);
+    const bench = await runBench(options, quiet, undefined, meter.hooks);
     const result = bench.modes[0]!;
     const peakKiB = (result.server?.peakRssMiB ?? NaN) * 1024;
-    rows.push({ kind, way, result, rssKiBPerClient: (peakKiB - idleKiB) / Number(clients) });
+    rows.push({ kind, way, result, rssKiBPerClient: (peakKiB - idleKiB) / Number(clients), counters: meter.cost(result.delivered) });
     for (const warning of bench.warnings) process.stderr.write(`${peer.name} ${way}: warning: ${warning}\n`);
   } finally {
     await peer.stop();
@@ -135,8 +148,10 @@ report(
       ]),
       [`3. websocket: RSS per connection ÷ ws holder (≤ ${TARGET_RSS_VS_WS_HOLDER})`, fmt(rssVsHolder, 2), verdict(rssVsHolder <= TARGET_RSS_VS_WS_HOLDER)],
     ]),
+    formatBackendCostTable(rows.map((row) => ({ what: `${PEER_NAMES[row.kind]} ${row.way}`, cost: row.counters }))),
     'bytes/msg (wire) = every request and answer of the mode (polls or the upgrade and frames, acks, publishes) per delivered message;\n' +
       'RSS KiB/client = (peak RSS during the run - RSS of the idle process) / clients.',
   ],
 );
+await counters?.close();
 process.exit(rows.every((row) => !faulty(row)) ? 0 : 1);

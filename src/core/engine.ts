@@ -132,6 +132,11 @@ export interface Engine {
   /** Acks through `cursor`, then answers with pending messages, holding while there are none. */
   holdPoll(userId: string, request: PollRequest): Promise<PollResult>;
   ackThrough(userId: string, cursor: number): Promise<number>;
+  /**
+   * Acks through `cursor` in the background, folded with the other acks of the moment into one
+   * statement (as a poll's cursor is): for a stream's acks, which nobody waits on.
+   */
+  acknowledge(userId: string, cursor: number): void;
   /** A message's delivery state (for its sender); undefined when there is none. */
   messageStatus(id: number): Promise<MessageStatus | undefined>;
   /** Unacked, unexpired messages waiting for the user and the oldest one's time. */
@@ -587,6 +592,7 @@ export function createEngine(
       if (acked > 0) pumpReceipts();
       return acked;
     },
+    acknowledge: acknowledgeInBackground,
     messageStatus: (id) => store.messageStatus(id),
     mailboxSummary: (userId) => store.mailboxSummary(userId),
     drain() {
