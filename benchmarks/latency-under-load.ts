@@ -13,7 +13,11 @@
  *
  *   npm run build && eval "$(bash scripts/services.sh env)"
  *   npx tsx benchmarks/latency-under-load.ts [--clients 5000] [--rate 500 | --rates 500,1000,1500] [--duration 20]
- *     [--peers gateway,bare,koa] [--pin] [--smoke]
+ *     [--peers gateway,bare,koa,durable] [--pin] [--smoke]
+ *
+ * `durable` adds the durable floor (benchmarks/peers/durable-holder.mjs: node:http writing each
+ * publish with one single-row mysql2 INSERT, autocommit, then waking the poll in process) and the
+ * gateway's CPU and p99 ÷ that floor; it needs MYSQL_URL.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -54,7 +58,8 @@ if (rates.some((rate) => !(Number(rate) > 0)) || new Set(rates.map(Number)).size
 }
 rates.sort((a, b) => Number(a) - Number(b));
 const duration = values.smoke ? '1' : values.duration;
-const kinds = parseKinds(values.peers, ['gateway', 'bare', 'koa']) as PeerKind[];
+// `durable`: the durable floor (node:http + one mysql2 INSERT per publish), on MariaDB only.
+const kinds = parseKinds(values.peers, ['gateway', 'bare', 'koa', 'durable']) as PeerKind[];
 
 /** Target 1 of the performance issue, both measured against peers in this run. */
 const TARGET_P99_VS_BARE = 3;
@@ -134,7 +139,13 @@ const peerRatio = (row: Row) => {
   const same = (kind: PeerKind) => rows.find((other) => other.rate === row.rate && other.kind === kind)?.result;
   const bare = same('bare');
   const koa = same('koa');
-  return { p99: bare ? row.result.latencyMs.p99 / bare.latencyMs.p99 : NaN, cpu: koa ? cpuPer1000(row.result) / cpuPer1000(koa) : NaN };
+  const durable = same('durable');
+  return {
+    p99: bare ? row.result.latencyMs.p99 / bare.latencyMs.p99 : NaN,
+    cpu: koa ? cpuPer1000(row.result) / cpuPer1000(koa) : NaN,
+    cpuVsDurable: durable ? cpuPer1000(row.result) / cpuPer1000(durable) : NaN,
+    p99VsDurable: durable ? row.result.latencyMs.p99 / durable.latencyMs.p99 : NaN,
+  };
 };
 const verdict = (met: boolean | null | undefined) => (met === null || met === undefined ? '-' : met ? 'yes' : 'NO');
 const notes = [
@@ -156,7 +167,7 @@ const notes = [
 
 report(
   'latency-under-load',
-  ['peer', 'msg/s', 'delivered', 'lost+dup', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'srv CPU s/1000 msg', '(whole run)', 'srv peak RSS MiB', 'gen CPU', 'p99 / bare', 'CPU / Koa', 'SQL/msg', 'Redis/msg'],
+  ['peer', 'msg/s', 'delivered', 'lost+dup', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'srv CPU s/1000 msg', '(whole run)', 'srv peak RSS MiB', 'gen CPU', 'p99 / bare', 'CPU / Koa', 'CPU / durable', 'p99 / durable', 'SQL/msg', 'Redis/msg'],
   rows.map((row) => {
     const { result } = row;
     const ratios = peerRatio(row);
@@ -175,7 +186,9 @@ report(
       `${Math.round(result.loadGenerator.cpuShareOfOneCore * 100)}%${result.loadGeneratorBound ? '!' : ''}`,
       fmt(ratios.p99, 2),
       fmt(ratios.cpu, 2),
-      row.kind === 'gateway' ? fmt(row.counters?.sqlStatementsPerMessage, 2) : '-',
+      fmt(ratios.cpuVsDurable, 2),
+      fmt(ratios.p99VsDurable, 2),
+      row.kind === 'gateway' || row.kind === 'durable' ? fmt(row.counters?.sqlStatementsPerMessage, 2) : '-',
       row.kind === 'gateway' ? fmt(row.counters?.redisCommandsPerMessage, 2) : '-',
     ];
   }),

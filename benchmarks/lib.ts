@@ -19,7 +19,7 @@ import { startNchan } from './peers/nchan.js';
 // Ctrl-C or a timeout's SIGTERM must still run the 'exit' handlers that kill the peers we spawned.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
-export type PeerKind = 'gateway' | 'bare' | 'koa' | 'nchan' | 'socketio' | 'ws';
+export type PeerKind = 'gateway' | 'bare' | 'koa' | 'nchan' | 'socketio' | 'ws' | 'durable';
 
 export interface Peer {
   kind: PeerKind;
@@ -36,6 +36,7 @@ export const PEER_NAMES: Record<PeerKind, string> = {
   nchan: 'Nchan (nginx)',
   socketio: 'Socket.IO (polling transport only)',
   ws: 'minimal ws holder',
+  durable: 'durable floor (node:http + one mysql2 INSERT per publish)',
 };
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -112,6 +113,22 @@ async function spawnNodePeer(kind: 'bare' | 'koa' | 'socketio' | 'ws'): Promise<
 /** `nodeFlags` (e.g. `--cpu-prof`) apply to the gateway only; it is stopped with SIGTERM, so a profile is written. */
 export async function startPeer(kind: PeerKind, secret: string, gatewayEnv: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Peer & { backend?: string; databaseUrl?: string; redisPrefix?: string }> {
   if (kind === 'bare' || kind === 'koa' || kind === 'socketio' || kind === 'ws') return spawnNodePeer(kind);
+  if (kind === 'durable') {
+    // Its own database, like the gateway's: one INSERT per publish, nothing else.
+    const database = await benchDatabase();
+    const peer = await spawnNodeUntilListening([`${PEER_DIR}durable-holder.mjs`, '0'], { MYSQL_URL: database.mysqlUrl }, { label: 'durable floor' });
+    return {
+      kind,
+      name: PEER_NAMES.durable,
+      url: peer.url,
+      pid: peer.child.pid!,
+      databaseUrl: database.mysqlUrl,
+      async stop() {
+        await peer.stop('SIGTERM');
+        await database.drop();
+      },
+    };
+  }
   if (kind === 'nchan') {
     const nchan = await startNchan();
     return { kind, name: PEER_NAMES.nchan, url: nchan.url, pid: nchan.pid, stop: () => nchan.stop() };
