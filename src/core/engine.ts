@@ -151,8 +151,8 @@ export interface Engine {
   announcePresence(events: readonly PresenceEvent[]): void;
 }
 
-/** Whether an answer brings anything: mailbox messages, topic messages, or a topic's reset. */
-function hasNews(result: PollResult): boolean {
+/** Whether an answer brings anything: mailbox messages, topic messages, a topic's reset, or presence events. */
+export function hasNews(result: PollResult): boolean {
   if (result.messages.length > 0 || result.presence) return true;
   if (result.topics) for (const topic of result.topics) if (topic.messages.length > 0 || topic.earliest !== undefined) return true;
   return false;

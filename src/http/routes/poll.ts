@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { ServerResponse } from 'node:http';
 import type { CancelSignal, Engine, PollResult, TopicCursor, TopicDelivery } from '../../core/engine.js';
 import { isReceipt, type StoredMessage } from '../../core/model.js';
+import type { PresenceEvent } from '../../presence/types.js';
 import { assertMayUseTopics, mayUseTopic } from '../../auth/topic-policy.js';
 import { GatewayError } from '../../errors.js';
 import { assertOwnMailbox } from '../auth.js';
@@ -92,10 +93,13 @@ export function pollAnswerJson(result: PollResult): string {
     const resets = result.topics.filter((topic) => topic.earliest !== undefined).map((topic) => `{"topic":${JSON.stringify(topic.topic)},"earliest":${topic.earliest}}`);
     topicsPart = `,"positions":{${positions}}${resets.length > 0 ? `,"resets":[${resets.join(',')}]` : ''}`;
   }
-  const presencePart = result.presence
-    ? `,"presence":${JSON.stringify(result.presence.map((event) => ({ topic: event.topic, user: event.user, event: event.event, at: new Date(event.at).toISOString() })))}`
-    : '';
+  const presencePart = result.presence ? `,"presence":${presenceEventsJson(result.presence)}` : '';
   return `{"messages":${messagesPart}${receipts.length > 0 ? `,"receipts":[${receipts.join(',')}]` : ''},"cursor":${result.cursor}${topicsPart}${presencePart}${result.superseded ? ',"superseded":true' : ''}}`;
+}
+
+/** Presence events as the API writes them (polls, streams, WebSocket frames): `at` as ISO time. */
+export function presenceEventsJson(events: readonly PresenceEvent[]): string {
+  return JSON.stringify(events.map((event) => ({ topic: event.topic, user: event.user, event: event.event, at: new Date(event.at).toISOString() })));
 }
 
 /**

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
-import type { Engine, PollResult, TopicCursor } from '../../core/engine.js';
+import { hasNews, type Engine, type TopicCursor } from '../../core/engine.js';
 import { assertMayUseTopics, mayUseTopic } from '../../auth/topic-policy.js';
 import { GatewayError } from '../../errors.js';
 import { assertOwnMailbox } from '../auth.js';
@@ -57,10 +57,6 @@ export function resumeFromEventId(eventId: string, topics: readonly TopicCursor[
     cursor: Number(cursorPart),
     topics: topics.map((topic) => (resumed.has(topic.name) ? { name: topic.name, position: resumed.get(topic.name)! } : topic)),
   };
-}
-
-function hasNews(result: PollResult): boolean {
-  return result.messages.length > 0 || result.presence !== undefined || (result.topics ?? []).some((topic) => topic.messages.length > 0 || topic.earliest !== undefined);
 }
 
 /**

@@ -4,14 +4,14 @@ import type Koa from 'koa';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { assertMayUseTopics, mayUseTopic } from '../../auth/topic-policy.js';
 import type { TokenClaims } from '../../auth/claims.js';
-import type { CancelSignal, Engine, PollResult, TopicCursor } from '../../core/engine.js';
+import { hasNews, type CancelSignal, type Engine, type PollResult, type TopicCursor } from '../../core/engine.js';
 import { TOPIC_NAME_PATTERN } from '../../core/model.js';
 import { GatewayError, isGatewayError } from '../../errors.js';
 import { assertOwnMailbox } from '../auth.js';
 import { topicCursorsFromQuery } from '../topic-cursors.js';
 import { integerQuery, optionalStringQuery } from '../validation.js';
 import { takeUpgrade, pendingUpgradeOf } from '../websocket-upgrade.js';
-import { clientIdOf, pollAnswerJson, presenceFlagOf } from './poll.js';
+import { clientIdOf, pollAnswerJson, presenceEventsJson, presenceFlagOf } from './poll.js';
 
 export interface WebSocketRouteOptions {
   limitDefault: number;
@@ -65,10 +65,6 @@ class Interrupt implements CancelSignal {
     this.listener = undefined;
     listener?.();
   }
-}
-
-function hasNews(result: PollResult): boolean {
-  return result.messages.length > 0 || (result.topics ?? []).some((topic) => topic.messages.length > 0 || topic.earliest !== undefined);
 }
 
 /** A client frame, checked; a GatewayError names what is wrong with it. */
@@ -243,20 +239,21 @@ export function registerWebSocketRoute(router: Router, engine: Engine, options: 
         }
         // A reader that did not take what was sent before is cut rather than sent more: it
         // resumes from its position, and memory stays bounded.
-        if ((hasNews(result) || result.presence) && socket.bufferedAmount > options.bufferBytes) {
+        if (hasNews(result) && socket.bufferedAmount > options.bufferBytes) {
           socket.terminate();
           break;
         }
-        if (result.presence) socket.send(`{"type":"presence","events":${JSON.stringify(result.presence.map((event) => ({ topic: event.topic, user: event.user, event: event.event, at: new Date(event.at).toISOString() })))}}`);
+        // Presence events go in frames of their own; the batch frame is the rest of the answer.
+        const { presence: events, ...batch } = result;
+        if (events) socket.send(`{"type":"presence","events":${presenceEventsJson(events)}}`);
         // Each topic asked moves to its answered position (also "from now" ones that learnt theirs
         // without news); one re-subscribed meanwhile (a new object) keeps the position it was given.
         if (result.topics) {
           const answered = new Map(asked.map((topic, index) => [topic, result.topics![index]!.position]));
           topics = topics.map((topic) => (answered.has(topic) ? { name: topic.name, position: answered.get(topic)! } : topic));
         }
-        if (!hasNews(result)) continue;
+        if (!hasNews(batch)) continue;
         cursor = result.cursor;
-        const { presence: _events, ...batch } = result;
         socket.send(`{"type":"batch",${pollAnswerJson(batch).slice(1)}`);
       }
     } finally {
