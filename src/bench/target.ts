@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
+import { createEventStreamParser } from '../client/transports/event-stream.js';
 
 /** One message as the load generator sees it in a poll response. */
 export interface ReceivedMessage {
@@ -213,19 +214,19 @@ export function createGatewayTarget(options: GatewayTargetOptions): BenchTarget 
           response.on('end', () => done(statusError(response.statusCode ?? 0, text)));
           return;
         }
-        let buffered = '';
+        // The client library's parser: one reading of the event stream format.
+        const parser = createEventStreamParser();
+        // Bytes received since the last event (its id and data lines, heartbeats before it).
+        let unassigned = 0;
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => {
-          traffic.bytesReceived += Buffer.byteLength(chunk);
-          buffered += chunk;
-          let boundary: number;
-          while ((boundary = buffered.indexOf('\n\n')) !== -1) {
-            const block = buffered.slice(0, boundary);
-            buffered = buffered.slice(boundary + 2);
-            const data = block.split('\n').find((line) => line.startsWith('data: '));
-            if (data === undefined) continue;
-            const answer = JSON.parse(data.slice(6)) as { messages: Array<{ id: number; body: unknown }>; cursor: number };
-            onBatch({ messages: received(answer.messages), cursor: answer.cursor, bytes: Buffer.byteLength(block) + 2, superseded: false });
+          const bytes = Buffer.byteLength(chunk);
+          traffic.bytesReceived += bytes;
+          unassigned += bytes;
+          for (const data of parser.push(chunk)) {
+            const answer = JSON.parse(data) as { messages: Array<{ id: number; body: unknown }>; cursor: number };
+            onBatch({ messages: received(answer.messages), cursor: answer.cursor, bytes: unassigned, superseded: false });
+            unassigned = 0;
             acks.received(answer.cursor);
           }
         });
