@@ -3,15 +3,10 @@
  * database, no bus). `node benchmarks/peers/bare-holder.mjs [port]` prints its URL.
  */
 import http from 'node:http';
-import { createMailboxes, createTopics, empty, emptyTopic, topicParam, userOf } from './mailbox.mjs';
+import { answerMailboxPoll, createMailboxes, createTopics, emptyTopic, sendJson as send, topicParam, userOf } from './mailbox.mjs';
 
 const mailboxes = createMailboxes();
 const topics = createTopics();
-
-function send(res, status, body) {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(body);
-}
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
@@ -23,19 +18,7 @@ const server = http.createServer((req, res) => {
     const wait = Number(url.searchParams.get('wait') ?? 25);
     const topic = topicParam(url.searchParams.get('topic'), topics);
     if (topic) return holdTopicPoll(res, topic, cursor, wait);
-    const ready = mailboxes.read(user, cursor);
-    if (ready || wait === 0) return send(res, 200, ready ?? empty(cursor));
-    let timer;
-    const finish = () => {
-      clearTimeout(timer);
-      unsubscribe();
-      res.off('close', finish);
-      if (!res.writableEnded && !res.destroyed) send(res, 200, mailboxes.read(user, cursor) ?? empty(cursor));
-    };
-    const unsubscribe = mailboxes.wait(user, finish);
-    timer = setTimeout(finish, wait * 1000);
-    res.on('close', finish);
-    return;
+    return answerMailboxPoll(res, mailboxes, user, cursor, wait);
   }
   if (req.method === 'POST' && url.pathname === '/v1/messages') {
     let text = '';

@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import mysql from 'mysql2/promise';
-import { createMailboxes, empty, userOf } from './mailbox.mjs';
+import { answerMailboxPoll, createMailboxes, sendJson as send, userOf } from './mailbox.mjs';
 
 const pool = mysql.createPool({ uri: process.env.MYSQL_URL, connectionLimit: 16, supportBigNumbers: true });
 await pool.query(`CREATE TABLE IF NOT EXISTS floor_messages (
@@ -23,11 +23,6 @@ await pool.query(`CREATE TABLE IF NOT EXISTS floor_messages (
 
 const mailboxes = createMailboxes();
 
-function send(res, status, body) {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(body);
-}
-
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/healthz') return send(res, 200, '{"status":"ok"}');
@@ -36,19 +31,7 @@ const server = http.createServer((req, res) => {
   if (req.method === 'GET' && url.pathname === '/v1/poll') {
     const cursor = Number(url.searchParams.get('cursor') ?? 0);
     const wait = Number(url.searchParams.get('wait') ?? 25);
-    const ready = mailboxes.read(user, cursor);
-    if (ready || wait === 0) return send(res, 200, ready ?? empty(cursor));
-    let timer;
-    const finish = () => {
-      clearTimeout(timer);
-      unsubscribe();
-      res.off('close', finish);
-      if (!res.writableEnded && !res.destroyed) send(res, 200, mailboxes.read(user, cursor) ?? empty(cursor));
-    };
-    const unsubscribe = mailboxes.wait(user, finish);
-    timer = setTimeout(finish, wait * 1000);
-    res.on('close', finish);
-    return;
+    return answerMailboxPoll(res, mailboxes, user, cursor, wait);
   }
   if (req.method === 'POST' && url.pathname === '/v1/messages') {
     let text = '';

@@ -120,3 +120,28 @@ export function topicParam(value, topics) {
 }
 
 export const emptyTopic = (name, position, cursor) => `{"messages":[],"cursor":${cursor},"positions":{${JSON.stringify(name)}:${position}}}`;
+
+/** A JSON answer of the node:http holders, never cached. */
+export function sendJson(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+/**
+ * GET /v1/poll of a mailbox on bare node:http: answered at once when something is there (or
+ * `wait=0`), else held until a publish wakes it, `wait` runs out or the client goes away.
+ */
+export function answerMailboxPoll(res, mailboxes, user, cursor, wait) {
+  const ready = mailboxes.read(user, cursor);
+  if (ready || wait === 0) return sendJson(res, 200, ready ?? empty(cursor));
+  let timer;
+  const finish = () => {
+    clearTimeout(timer);
+    unsubscribe();
+    res.off('close', finish);
+    if (!res.writableEnded && !res.destroyed) sendJson(res, 200, mailboxes.read(user, cursor) ?? empty(cursor));
+  };
+  const unsubscribe = mailboxes.wait(user, finish);
+  timer = setTimeout(finish, wait * 1000);
+  res.on('close', finish);
+}
